@@ -1,0 +1,83 @@
+"""The ``artforge`` command group. Heavy imports (numpy, torch, h5py) happen inside commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from artforge import __version__
+from artforge.errors import ArtforgeError
+
+
+class ArtforgeGroup(click.Group):
+    """A click group that adds plugin commands on first use and turns errors into one line."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not self._plugins_added:
+            self._plugins_added = True
+            from artforge.plugins import get_plugin_manager
+
+            get_plugin_manager().add_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ArtforgeError as exc:
+            raise click.ClickException(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except MemoryError:
+            raise click.ClickException("out of memory; try a smaller --batch-size or fewer inputs") from None
+        except Exception as exc:  # a bug, not bad input: one line unless asked for the traceback
+            if os.environ.get("ARTFORGE_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} (set ARTFORGE_DEBUG=1 for the traceback)"
+            ) from None
+
+
+class SubGroup(ArtforgeGroup):
+    """Nested groups (``artforge data ...``) share the error handling but not plugin loading."""
+
+    _plugins_added = True
+
+
+@click.group(cls=ArtforgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="artforge")
+def cli() -> None:
+    """artforge: make, learn and export discrete art forms.
+
+    Codecs turn images into tokens and back, models learn the tokens, and plugins bring new art
+    forms. Start with `artforge codecs`, `artforge plugins` and `artforge models`.
+    """
+
+
+def _register_core_commands() -> None:
+    from artforge.cli import codec_cmds, plugin_cmds
+
+    for module in (plugin_cmds, codec_cmds):
+        module.register(cli)
+
+
+_register_core_commands()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="artforge")
+    except ArtforgeError as exc:  # raised outside a command (e.g. strict plugin loading)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

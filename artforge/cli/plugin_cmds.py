@@ -1,0 +1,115 @@
+"""`artforge plugins | codecs | install | uninstall`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import click
+
+from artforge.errors import ArtforgeError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins: version, hooks, what each provides, load errors."""
+    from artforge.cli import cli
+    from artforge.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    cli._add_plugin_commands()
+    infos = pm.describe()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("plugin", "version", "hooks", "provides", "errors")
+    for info in infos:
+        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items() if v)
+        table.add_row(
+            info.name,
+            info.version or "",
+            ", ".join(h.removeprefix("register_") for h in info.hooks),
+            provides,
+            "[red]" + "\n".join(info.errors) + "[/red]" if info.errors else "",
+        )
+    _console().print(table)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def codecs(as_json: bool) -> None:
+    """List codec families, their spec syntax and the plugin that provides each."""
+    from artforge.plugins import registry
+
+    reg = registry("codecs")
+    rows = [
+        {
+            "name": name,
+            "plugin": reg.get(name).plugin,
+            "spec": reg.get(name).obj.spec_help,
+            "input": reg.get(name).obj.input_kind,
+            "description": reg.get(name).obj.description,
+        }
+        for name in reg.names()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("codec", "spec", "input", "plugin", "description")
+    for r in rows:
+        table.add_row(r["name"], r["spec"], r["input"], r["plugin"], r["description"])
+    _console().print(table)
+
+
+def _pip(args: list[str]) -> None:
+    cmd = [sys.executable, "-m", "pip", *args]
+    click.echo("$ " + " ".join(cmd), err=True)
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        raise ArtforgeError(f"pip {args[0]} failed with exit code {rc}")
+    from artforge.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+
+
+@click.command()
+@click.argument("packages", nargs=-1)
+@click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages to their newest versions.")
+@click.option("-e", "--editable", "editables", multiple=True, metavar="PATH",
+              help="Install a local plugin project in editable mode.")
+def install(packages: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]) -> None:
+    """Install plugin packages with pip, into the Python that runs artforge."""
+    if not packages and not editables:
+        raise ArtforgeError("name at least one package, or -e PATH")
+    args = ["install"]
+    if upgrade:
+        args.append("--upgrade")
+    for path in editables:
+        args += ["-e", path]
+    _pip(args + list(packages))
+
+
+@click.command()
+@click.argument("packages", nargs=-1, required=True)
+@click.option("-y", "--yes", is_flag=True, help="Don't ask for confirmation.")
+def uninstall(packages: tuple[str, ...], yes: bool) -> None:
+    """Uninstall plugin packages with pip."""
+    _pip(["uninstall", *(["-y"] if yes else []), *packages])
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (plugins, codecs, install, uninstall):
+        cli.add_command(cmd)

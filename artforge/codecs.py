@@ -1,0 +1,172 @@
+"""The codec contract: image (or text) <-> integer tokens, exact and vectorised.
+
+A spec string names a codec: ``FAMILY`` followed by optional arguments, either glued on
+(``hsv544``) or after a colon (``palette:auto/32``, ``ascii:64x64``). The registered family with
+the longest matching prefix gets the rest of the string.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from artforge.errors import ArtforgeError
+
+
+class Codec:
+    """Base class for codecs. Subclasses set ``name`` and implement the methods below.
+
+    Images travel as ``(N, H, W, 4)`` uint8 straight RGBA arrays; tokens as ``(N, *shape)``
+    integer arrays with values in ``[0, vocab_size)``.
+    """
+
+    name: ClassVar[str] = ""
+    #: one line for ``artforge codecs``
+    description: ClassVar[str] = ""
+    #: how specs of this family look, e.g. "hsvHSV (bit widths 1-8), e.g. hsv544"
+    spec_help: ClassVar[str] = ""
+    #: "image" codecs encode RGBA arrays; "text" codecs encode lists of strings
+    input_kind: ClassVar[str] = "image"
+
+    #: file suffixes read from folders (None: the image suffixes)
+    input_suffixes: ClassVar[set[str] | None] = None
+
+    spec: str
+    vocab_size: int
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_spec(cls, args: str) -> Codec:
+        """Build from the part of the spec after the family name (may be "")."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict) -> Codec:
+        """Rebuild from :meth:`config` (stored in caches, checkpoints and token files)."""
+        return cls.from_spec(config.get("args", ""))
+
+    def config(self) -> dict:
+        """Plain JSON that rebuilds this codec exactly."""
+        return {"codec": self.name, "spec": self.spec, "args": self.spec[len(self.name) :].lstrip(":")}
+
+    # -- fitting (codecs whose vocabulary comes from data, e.g. palette:auto) -------------------
+    @property
+    def needs_fit(self) -> bool:
+        return False
+
+    def fit(self, batches: Iterable[Any]) -> None:
+        """Learn from a stream of input batches (only called when ``needs_fit``)."""
+
+    # -- reading inputs -------------------------------------------------------------------------
+    def read(self, path: str | os.PathLike, size: int | None = None, resample: str = "lanczos") -> Any:
+        """Read one input file (raising :class:`BadInput`), fitted to ``size`` when given."""
+        from artforge.imageio import fit_square, load_image
+
+        img = load_image(path)
+        return fit_square(img, size, resample) if size else img
+
+    def stack(self, items: list[Any]) -> Any:
+        """Make one encodable batch of items returned by :meth:`read`."""
+        shapes = sorted({tuple(x.shape) for x in items})
+        if len(shapes) > 1:
+            sizes = ", ".join(f"{s[1]}x{s[0]}" for s in shapes[:4])
+            raise ArtforgeError(f"inputs have different sizes ({sizes}); pass --size N to fit them")
+        return np.stack(items)
+
+    # -- the work -------------------------------------------------------------------------------
+    def encode(self, batch: Any) -> np.ndarray:
+        """Inputs (RGBA uint8 array, or list of str for text codecs) -> integer tokens."""
+        raise NotImplementedError
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens -> ``(N, H, W, 4)`` uint8 RGBA pictures (for previews, grids, PNG files)."""
+        raise NotImplementedError
+
+    @property
+    def token_dtype(self) -> np.dtype:
+        return smallest_uint(self.vocab_size)
+
+    def check_tokens(self, tokens: np.ndarray, source: str = "tokens") -> np.ndarray:
+        tokens = np.asarray(tokens)
+        if tokens.dtype.kind not in "iu":
+            raise ArtforgeError(f"{source}: tokens must be integers, got {tokens.dtype}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            raise ArtforgeError(
+                f"{source}: token values {tokens.min()}..{tokens.max()} fall outside codec "
+                f"{self.spec}'s vocabulary of {self.vocab_size}"
+            )
+        return tokens
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec} vocab={self.vocab_size}>"
+
+
+def smallest_uint(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype that holds token values ``0 .. vocab_size-1``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if vocab_size - 1 <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
+
+
+def _codec_classes() -> dict[str, type[Codec]]:
+    from artforge.plugins import registry
+
+    reg = registry("codecs")
+    return {name: reg.get(name).obj for name in reg.names()} | {
+        name: None for name in reg.conflicts  # conflicting names resolve to a clear error below
+    }
+
+
+def get_codec(spec: str) -> Codec:
+    """Build the codec a spec string names; unknown specs list the known families."""
+    from artforge.plugins import registry
+
+    spec = spec.strip()
+    families = _codec_classes()
+    matches = [f for f in families if spec == f or spec.startswith(f)]
+    if not matches:
+        reg = registry("codecs")
+        known = "; ".join(
+            f"{n} ({reg.get(n).obj.spec_help or reg.get(n).obj.description})" for n in reg.names()
+        )
+        raise ArtforgeError(f"unknown codec {spec!r}; known codecs: {known or 'none'}")
+    family = max(matches, key=len)
+    cls = registry("codecs").get(family).obj  # raises for conflicts
+    args = spec[len(family) :]
+    if args.startswith(":"):
+        args = args[1:]
+    try:
+        return cls.from_spec(args)
+    except ArtforgeError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ArtforgeError(f"bad codec spec {spec!r}: {exc}") from None
+
+
+def codec_from_config(config: dict | str) -> Codec:
+    """Rebuild a codec from its stored config (a dict or its JSON text)."""
+    if isinstance(config, str | bytes):
+        config = json.loads(config)
+    from artforge.plugins import registry
+
+    name = config.get("codec")
+    reg = registry("codecs")
+    if name not in reg and name not in reg.conflicts:
+        raise ArtforgeError(
+            f"codec {name!r} is not installed (known: {', '.join(reg.names()) or 'none'}); "
+            "install the plugin that provides it"
+        )
+    try:
+        return reg.get(name).obj.from_config(config)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ArtforgeError(f"bad stored codec config for {name!r}: {exc}") from None
+
+
+def codec_matches(a: dict, b: dict) -> bool:
+    """Whether two codec configs describe the same codec."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

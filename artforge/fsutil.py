@@ -1,0 +1,58 @@
+"""Small file-system helpers: atomic writes and output-path checks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from artforge.errors import ArtforgeError
+
+PARTIAL = ".partial-"
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """Fail clearly when an output file's folder does not exist."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ArtforgeError(f"{path}: output folder {parent} does not exist")
+    if path.is_dir():
+        raise ArtforgeError(f"{path}: is a folder, expected a file name")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    The temporary name starts with a dot and contains ``.partial-``, so a crash leaves nothing
+    a reader could mistake for the real file.
+    """
+    path = check_output(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Leftover temporary files of ``path`` from killed writers."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}{PARTIAL}*"))

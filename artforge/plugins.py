@@ -1,0 +1,246 @@
+"""Plugin manager: entry-point loading with each plugin isolated, and the registry it fills.
+
+Every plugin, first-party or not, is an entry point in the ``artforge`` group. Each one loads on
+its own: a plugin that fails to import, implements a misspelled hook or raises inside a hook
+is recorded with its error and reported as one warning line; the others keep working.
+
+Environment:
+  ARTFORGE_STRICT_PLUGINS=1   turn any plugin error into a hard error
+  ARTFORGE_LOAD_PLUGINS=a,b   load only the named entry points ("" loads none)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from artforge import hookspecs
+from artforge.errors import ArtforgeError
+
+ENTRY_POINT_GROUP = "artforge"
+KINDS = ("codecs", "models", "renderers", "datasets")
+
+
+@dataclass
+class PluginInfo:
+    """What ``artforge plugins`` shows for one plugin."""
+
+    name: str
+    version: str | None = None
+    dist: str | None = None
+    errors: list[str] = field(default_factory=list)
+    provides: dict[str, list[str]] = field(default_factory=dict)
+    hooks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Entry:
+    """One registered thing: the object and the plugin that registered it."""
+
+    name: str
+    obj: Any
+    plugin: str
+    meta: dict = field(default_factory=dict)
+
+
+class Conflict(ArtforgeError):
+    pass
+
+
+class Registry:
+    """Name -> entry tables for one kind (codecs, models, ...), filled by the register hooks."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.entries: dict[str, Entry] = {}
+        self.conflicts: dict[str, list[str]] = {}
+
+    def add(self, name: str, obj: Any, plugin: str, **meta) -> None:
+        if not isinstance(name, str) or not name:
+            raise ArtforgeError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name")
+        if name in self.conflicts:
+            self.conflicts[name].append(plugin)
+            return
+        if name in self.entries:
+            first = self.entries.pop(name).plugin
+            self.conflicts[name] = [first, plugin]
+            return
+        self.entries[name] = Entry(name, obj, plugin, meta)
+
+    def get(self, name: str) -> Entry:
+        if name in self.conflicts:
+            both = " and ".join(repr(p) for p in self.conflicts[name])
+            raise ArtforgeError(
+                f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
+                "or choose with ARTFORGE_LOAD_PLUGINS"
+            )
+        if name not in self.entries:
+            known = ", ".join(sorted(self.entries)) or "none"
+            raise ArtforgeError(f"unknown {self.kind[:-1]} {name!r}; known: {known}")
+        return self.entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.entries
+
+
+class PluginManager:
+    """Loads plugins once, then builds each registry kind lazily on first use."""
+
+    def __init__(self, load_entry_points: bool = True):
+        self.pm = pluggy.PluginManager("artforge")
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self._registries: dict[str, Registry] = {}
+        self._warned: set[str] = set()
+        if load_entry_points:
+            self._load_entry_points()
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_entry_points(self) -> None:
+        from importlib.metadata import entry_points
+
+        only = os.environ.get("ARTFORGE_LOAD_PLUGINS")
+        wanted = None if only is None else {n.strip() for n in only.split(",") if n.strip()}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if wanted is not None and ep.name not in wanted:
+                continue
+            if ep.name in self.info:
+                continue  # the same plugin seen twice (e.g. two installs): first wins
+            dist = getattr(ep, "dist", None)
+            info = PluginInfo(
+                name=ep.name,
+                version=getattr(dist, "version", None),
+                dist=getattr(dist, "name", None),
+            )
+            self.info[ep.name] = info
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
+                continue
+            self.register(module, ep.name, _info=info)
+
+    def register(self, plugin: Any, name: str, _info: PluginInfo | None = None) -> bool:
+        """Register a plugin object/module; returns False (and records why) when it is invalid."""
+        info = _info or self.info.setdefault(name, PluginInfo(name=name))
+        try:
+            self.pm.register(plugin, name=name)
+            self.pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - e.g. a misspelled hook implementation
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            self._fail(name, f"invalid: {exc}")
+            return False
+        info.hooks = sorted(
+            h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_")
+        )
+        self._registries.clear()
+        return True
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        self.info.pop(name, None)
+        self._registries.clear()
+
+    def _fail(self, plugin: str, message: str) -> None:
+        self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
+        if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
+            raise ArtforgeError(f"plugin {plugin!r} {message}")
+        key = f"{plugin}:{message}"
+        if key not in self._warned:
+            self._warned.add(key)
+            print(f"artforge: warning: plugin {plugin!r} {message}", file=sys.stderr)
+
+    # -- registries ----------------------------------------------------------------------------
+    def registry(self, kind: str) -> Registry:
+        if kind not in KINDS:
+            raise ValueError(kind)
+        if kind not in self._registries:
+            self._registries[kind] = self._build(kind)
+        return self._registries[kind]
+
+    def _build(self, kind: str) -> Registry:
+        reg = Registry(kind)
+        hook = getattr(self.pm.hook, f"register_{kind}")
+        # Call each implementation on its own so one raising plugin cannot break the others,
+        # and so every registration is tagged with the plugin that made it.
+        for impl in reversed(hook.get_hookimpls()):
+            plugin = impl.plugin_name
+
+            def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, **meta: Any) -> None:
+                if kind in ("codecs", "models"):
+                    name = getattr(obj_or_name, "name", None)
+                    reg.add(name, obj_or_name, _plugin, **meta)
+                else:
+                    if not args:
+                        raise TypeError(f"register({obj_or_name!r}) needs a second argument")
+                    reg.add(obj_or_name, args[0], _plugin, **meta)
+
+            try:
+                impl.function(**{a: register for a in impl.argnames})
+            except Exception as exc:  # noqa: BLE001 - isolate the plugin
+                self._fail(plugin, f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+        for name, plugins in reg.conflicts.items():
+            for p in plugins[1:]:
+                self._fail(p, f"registers {kind[:-1]} {name!r}, which plugin {plugins[0]!r} registers too")
+        return reg
+
+    def add_commands(self, cli: Any) -> None:
+        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+            before = set(cli.commands)
+            try:
+                impl.function(**{a: cli for a in impl.argnames})
+            except Exception as exc:  # noqa: BLE001
+                self._fail(impl.plugin_name, f"raised in register_commands: {type(exc).__name__}: {exc}")
+            info = self.info.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
+            info.provides["commands"] = sorted(set(cli.commands) - before)
+
+    def describe(self) -> list[PluginInfo]:
+        """Every plugin with what it provides (builds all registries)."""
+        for kind in KINDS:
+            reg = self.registry(kind)
+            owned: dict[str, set[str]] = {}
+            for entry in reg.entries.values():
+                owned.setdefault(entry.plugin, set()).add(entry.name)
+            for name, plugins in reg.conflicts.items():
+                for p in plugins:
+                    owned.setdefault(p, set()).add(name)
+            for plugin in owned:
+                self.info.setdefault(plugin, PluginInfo(name=plugin))
+            for info in self.info.values():
+                info.provides[kind] = sorted(owned.get(info.name, ()))
+        return sorted(self.info.values(), key=lambda i: i.name)
+
+
+_manager: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager (entry points are loaded on first call)."""
+    global _manager
+    if _manager is None:
+        _manager = PluginManager()
+    return _manager
+
+
+def reset_plugin_manager() -> None:
+    """Forget loaded plugins (tests, and after install/uninstall)."""
+    global _manager
+    _manager = None
+
+
+def registry(kind: str) -> Registry:
+    return get_plugin_manager().registry(kind)
+
+
+def lookup(kind: str, name: str) -> Entry:
+    return registry(kind).get(name)

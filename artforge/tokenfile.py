@@ -1,0 +1,68 @@
+"""Token files: tokens plus the codec config that made them, in one ``.npz`` (no pickle).
+
+Arrays: ``tokens`` (N, ...) integers, ``names`` (N,) str, ``codec`` 0-d str (codec config JSON),
+``artforge_version`` 0-d str. Readable with plain ``numpy.load(path)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from artforge import __version__
+from artforge.errors import BadInput
+from artforge.fsutil import atomic_path
+
+
+@dataclass
+class TokenFile:
+    tokens: np.ndarray
+    names: list[str]
+    codec: dict
+
+
+def save_tokens(path: str | os.PathLike, tokens: np.ndarray, names: list[str], codec_config: dict) -> Path:
+    """Write a token file atomically (the ``.npz`` suffix is added when missing)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                tokens=np.asarray(tokens),
+                names=np.asarray(names, dtype=str),
+                codec=np.asarray(json.dumps(codec_config, sort_keys=True)),
+                artforge_version=np.asarray(__version__),
+            )
+    return path
+
+
+def load_tokens(path: str | os.PathLike) -> TokenFile:
+    """Read a token file; anything else is a :class:`BadInput` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(path, "no such file")
+    if not zipfile.is_zipfile(path):
+        raise BadInput(path, "not an artforge token file (expected a .npz written by `artforge encode`)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "tokens" not in z or "codec" not in z:
+                raise BadInput(path, "not an artforge token file (no 'tokens'/'codec' arrays)")
+            tokens = z["tokens"]
+            codec = json.loads(str(z["codec"]))
+            names = [str(n) for n in z["names"]] if "names" in z else []
+    except BadInput:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+        raise BadInput(path, f"not a readable token file ({exc})") from None
+    if tokens.dtype.kind not in "iu":
+        raise BadInput(path, f"tokens are {tokens.dtype}, not integers")
+    if len(names) != len(tokens):
+        names = [f"{i:05d}" for i in range(len(tokens))]
+    return TokenFile(tokens=tokens, names=names, codec=codec)
