@@ -62,15 +62,26 @@ class Codec:
         """Learn from a stream of input batches (only called when ``needs_fit``)."""
 
     # -- reading inputs -------------------------------------------------------------------------
-    def read(self, path: str | os.PathLike, size: int | None = None, resample: str = "lanczos") -> Any:
-        """Read one input file (raising :class:`BadInput`), fitted to ``size`` when given."""
-        from artforge.imageio import fit_square, load_image
+    def load(self, path: str | os.PathLike) -> Any:
+        """Read one input file into a raw payload (RGBA array, or str for text codecs).
 
-        img = load_image(path)
-        return fit_square(img, size, resample) if size else img
+        Raises :class:`BadInput` naming the file and the problem.
+        """
+        from artforge.imageio import load_image
+
+        return load_image(path)
+
+    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> Any:
+        """Turn a payload into an item ready to stack: fit images into ``size x size``."""
+        from artforge.imageio import fit_square
+
+        return fit_square(payload, size, resample) if size else payload
+
+    def read(self, path: str | os.PathLike, size: int | None = None, resample: str = "lanczos") -> Any:
+        return self.prepare(self.load(path), size, resample)
 
     def stack(self, items: list[Any]) -> Any:
-        """Make one encodable batch of items returned by :meth:`read`."""
+        """Make one encodable batch of prepared items."""
         shapes = sorted({tuple(x.shape) for x in items})
         if len(shapes) > 1:
             sizes = ", ".join(f"{s[1]}x{s[0]}" for s in shapes[:4])

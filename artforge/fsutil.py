@@ -32,7 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     a reader could mistake for the real file.
     """
     path = check_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}{os.getpid()}-", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -52,7 +52,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def stale_partials(path: str | os.PathLike) -> list[Path]:
-    """Leftover temporary files of ``path`` from killed writers."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Delete temporary files of ``path`` left by writers that were killed; return them."""
     path = Path(path)
-    return sorted(path.parent.glob(f".{path.name}{PARTIAL}*"))
+    removed = []
+    for tmp in sorted(path.parent.glob(f".{path.name}{PARTIAL}*")):
+        pid = tmp.name[len(f".{path.name}{PARTIAL}") :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

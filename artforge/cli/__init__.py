@@ -49,12 +49,6 @@ class ArtforgeGroup(click.Group):
             ) from None
 
 
-class SubGroup(ArtforgeGroup):
-    """Nested groups (``artforge data ...``) share the error handling but not plugin loading."""
-
-    _plugins_added = True
-
-
 @click.group(cls=ArtforgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="artforge")
 def cli() -> None:
@@ -66,9 +60,9 @@ def cli() -> None:
 
 
 def _register_core_commands() -> None:
-    from artforge.cli import codec_cmds, plugin_cmds
+    from artforge.cli import codec_cmds, data_cmds, plugin_cmds, train_cmds
 
-    for module in (plugin_cmds, codec_cmds):
+    for module in (plugin_cmds, codec_cmds, data_cmds, train_cmds):
         module.register(cli)
 
 

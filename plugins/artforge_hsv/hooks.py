@@ -24,3 +24,17 @@ def register_datasets(register):
         description="512 Noto Color Emoji, 32x32 RGBA (Apache-2.0)",
         codec="hsv544",
     )
+
+
+@hookimpl
+def register_models(register):
+    from artforge_hsv.model import HSVTransformer
+
+    register(HSVTransformer)
+
+
+@hookimpl
+def register_commands(cli):
+    from artforge_hsv.commands import complete
+
+    cli.add_command(complete)

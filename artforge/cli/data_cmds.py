@@ -1,0 +1,164 @@
+"""`artforge data build | info | verify | preview` and `artforge datasets`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from artforge.errors import ArtforgeError
+
+
+@click.group()
+def data() -> None:
+    """Build and inspect HDF5 token caches (what models train on)."""
+
+
+def default_codec(source: str) -> str | None:
+    """The codec a built-in data set names, if SOURCE is builtin:NAME."""
+    if source.startswith("builtin:"):
+        from artforge.plugins import lookup
+
+        return lookup("datasets", source.removeprefix("builtin:")).meta.get("codec")
+    return None
+
+
+@data.command()
+@click.argument("source")
+@click.option("-c", "--codec", "spec", help="Codec spec (built-in data sets have a default).")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Cache file to write (.h5).")
+@click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE.")
+@click.option("--resample", type=click.Choice(["lanczos", "box", "bilinear", "nearest"]), default="lanczos",
+              show_default=True)
+@click.option("--labels", help="Labels: a .json or .csv file, 'dirs' (parent folder) or 'npz:KEY'.")
+@click.option("-j", "--workers", type=click.IntRange(1, 256), help="Encoding processes [default: cores].")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache is up to date.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def build(source: str, spec: str | None, output: str, size: int | None, resample: str, labels: str | None,
+          workers: int | None, force: bool, quiet: bool) -> None:
+    """Encode SOURCE (folder, glob, .npz, .jsonl or builtin:NAME) into an HDF5 cache.
+
+    Re-running with the same source, codec and options does nothing; bad items are skipped and
+    counted. The cache is written to a temporary file and renamed, so it is never half-written.
+    """
+    from artforge.data.cache import build_cache
+
+    spec = spec or default_codec(source)
+    if not spec:
+        raise ArtforgeError("--codec is required (only builtin: data sets have a default)")
+    r = build_cache(source, spec, output, size=size, resample=resample, labels=labels, workers=workers,
+                    force=force, progress=not quiet)
+    if r.status == "up-to-date":
+        click.echo(f"{r.path} is up to date ({r.n_items} items; {r.reason}); nothing to do")
+        return
+    for name, reason in r.skipped[:20]:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    if len(r.skipped) > 20:
+        click.echo(f"... and {len(r.skipped) - 20} more (see `artforge data info`)", err=True)
+    rate = r.n_items / r.seconds if r.seconds else 0
+    click.echo(f"built {r.path}: {r.n_items} items, skipped {len(r.skipped)}, {r.seconds:.1f}s "
+               f"({rate:.0f} items/s; {r.reason})")
+
+
+@data.command()
+@click.argument("cache", type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+def info(cache: str, as_json: bool) -> None:
+    """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache."""
+    from artforge.data.cache import cache_info
+
+    i = cache_info(cache)
+    if as_json:
+        click.echo(json.dumps(i, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None)
+    rows = [
+        ("items", f"{i['items']} (read {i['read']}, skipped {i['skipped']})"),
+        ("codec", f"{i['codec_spec']} (vocab {i['vocab_size']})"),
+        ("tokens", f"{' x '.join(map(str, i['token_shape']))} {i['dtype']}, chunks {i['chunks']}, "
+                   f"{i['compression']}"),
+        ("size on disk", f"{i['file_bytes']:,} bytes (tokens {i['token_bytes_stored']:,} stored, "
+                         f"{i['token_bytes_raw']:,} raw: ratio {i['compression_ratio']})"),
+        ("source", f"{i['source']}" + (f" fitted to {i['size']}x{i['size']}" if i["size"] else "")),
+        ("made", f"{i['created']} by artforge {i['artforge_version']} (schema {i['schema']})"),
+    ]
+    if i["labels"]:
+        freq = ", ".join(f"{c} {f:.0%}" for c, f in list(i["labels"]["frequency"].items())[:30])
+        rows.append(("labels", f"{len(i['labels']['columns'])} from {i['labels']['source']}: {freq}"))
+        if i["labels_without_image"]:
+            rows.append(("", f"{i['labels_without_image']} labels name no image"))
+    for name, reason in i["skipped_items"][:50]:
+        rows.append(("skipped", f"{name}: {reason}"))
+    for k, v in rows:
+        t.add_row(f"[bold]{k}[/bold]", v)
+    Console().print(t)
+
+
+@data.command()
+@click.argument("cache", type=click.Path())
+def verify(cache: str) -> None:
+    """Read every chunk and check the cache's invariants; non-zero exit on any problem."""
+    from artforge.data.cache import verify_cache
+
+    problems = verify_cache(cache)
+    if problems:
+        for p in problems:
+            click.echo(f"{cache}: {p}", err=True)
+        raise ArtforgeError(f"{cache}: {len(problems)} problem(s) found")
+    click.echo(f"{cache}: ok")
+
+
+@data.command("preview")
+@click.argument("cache", type=click.Path())
+@click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path())
+@click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")
+@click.option("--scale", type=click.IntRange(1, 64))
+def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | None) -> None:
+    """Decode N samples of a cache into one PNG grid."""
+    import numpy as np
+
+    from artforge.codecs import codec_from_config
+    from artforge.data.cache import open_cache
+    from artforge.fsutil import check_output
+    from artforge.grid import make_grid
+    from artforge.imageio import save_png
+
+    check_output(output)
+    with open_cache(cache) as f:
+        n = f["tokens"].shape[0]
+        rows = np.sort(np.random.default_rng(seed).choice(n, min(count, n), replace=False))
+        tokens = f["tokens"][rows]
+        codec = codec_from_config(json.loads(f.attrs["codec"]))
+    save_png(make_grid(codec.decode(tokens), scale=scale), output)
+    click.echo(f"{len(rows)} samples of {cache} -> {output}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def datasets(as_json: bool) -> None:
+    """List built-in data sets (use them as builtin:NAME)."""
+    from artforge.plugins import registry
+
+    reg = registry("datasets")
+    rows = [{"name": f"builtin:{n}", "codec": reg.get(n).meta.get("codec"), "plugin": reg.get(n).plugin,
+             "description": reg.get(n).meta.get("description", ""), "path": str(reg.get(n).obj)}
+            for n in reg.names()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("data set", "default codec", "plugin", "description")
+    for r in rows:
+        t.add_row(r["name"], r["codec"] or "", r["plugin"], r["description"])
+    Console().print(t)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(data)
+    cli.add_command(datasets)

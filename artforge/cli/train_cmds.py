@@ -1,0 +1,394 @@
+"""`artforge models | train | sample | eval | export`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from artforge.errors import ArtforgeError, BadInput
+
+
+def _echo(msg: str) -> None:
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(msg)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def models(as_json: bool) -> None:
+    """List models: codecs they take, config fields with defaults, presets."""
+    from artforge.models import config_fields
+    from artforge.plugins import registry
+
+    reg = registry("models")
+    rows = []
+    for name in reg.names():
+        cls = reg.get(name).obj
+        fields = {k: {"type": getattr(t, "__name__", str(t)), "default": d}
+                  for k, (t, d) in config_fields(cls.Config).items()}
+        rows.append({"name": name, "plugin": reg.get(name).plugin, "description": cls.description,
+                     "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
+                     "config": fields, "train_defaults": cls.train_defaults})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("model", "codecs", "description", "config (defaults)", "presets")
+    for r in rows:
+        cfg = ", ".join(f"{k}={v['default']}" for k, v in r["config"].items())
+        t.add_row(r["name"], ", ".join(r["codecs"]), r["description"], cfg, ", ".join(r["presets"]))
+    Console().print(t)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-60:] or "data"
+
+
+def resolve_data(data: str, codec: str | None, size: int | None, labels: str | None, cache_root: Path,
+                 quiet: bool) -> tuple[str, str | None]:
+    """A cache path for --data: the cache itself, or one built (or reused) from a source."""
+    from artforge.cli.data_cmds import default_codec
+    from artforge.data.cache import build_cache
+
+    p = Path(data)
+    if p.is_file() and p.suffix in (".h5", ".hdf5"):
+        if codec or size or labels:
+            _echo(f"note: {data} is a cache; --codec/--size/--labels only apply when building one")
+        return str(p), None
+    spec = codec or default_codec(data)
+    if not spec:
+        raise ArtforgeError(f"{data} is not a cache (.h5); give --codec to build one from it")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ArtforgeError("under torchrun, pass --data CACHE.h5 built first with `artforge data build`")
+    cache_root.mkdir(parents=True, exist_ok=True)
+    out = cache_root / f"{_slug(data)}-{_slug(spec)}{f'-{size}' if size else ''}.h5"
+    r = build_cache(data, spec, out, size=size, labels=labels, progress=not quiet)
+    _echo(f"cache {out}: {r.n_items} items ({'reused' if r.status == 'up-to-date' else 'built'}"
+          f"{f', skipped {len(r.skipped)}' if r.skipped else ''})")
+    return str(out), data
+
+
+def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
+    """--set pairs -> (model overrides, train overrides); ``train.KEY`` forces the latter."""
+    import dataclasses
+
+    from artforge.engine.trainer import TrainConfig
+    from artforge.models import _parse, config_fields, parse_sets
+
+    model_keys = set(config_fields(model_cls.Config)) | {"preset"}
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    model_over, train_over = {}, {}
+    for k, v in parse_sets(pairs).items():
+        if k.startswith("train."):
+            k = k[6:]
+            if k not in train_fields:
+                raise ArtforgeError(f"unknown training option {k!r}; options: {', '.join(train_fields)}")
+            train_over[k] = _parse(v, hints[k], k)
+        elif k in model_keys:
+            model_over[k] = v
+        elif k in train_fields:
+            train_over[k] = _parse(v, hints[k], k)
+        else:
+            raise ArtforgeError(
+                f"unknown config key {k!r} for model {model_cls.name!r}; keys: {', '.join(sorted(model_keys))} "
+                f"(training: {', '.join(train_fields)})"
+            )
+    return model_over, train_over
+
+
+@click.command()
+@click.option("-p", "--plugin", "--model", "model_name", help="Model to train (see `artforge models`).")
+@click.option("-d", "--data", help="A cache (.h5) or a source (folder, glob, .npz, builtin:NAME).")
+@click.option("-c", "--codec", help="Codec for building a cache from a source.")
+@click.option("--size", type=click.IntRange(1, 4096), help="Fit images to SIZE x SIZE when building a cache.")
+@click.option("--labels", help="Labels when building a cache (.json, .csv, dirs, npz:KEY).")
+@click.option("--steps", type=click.IntRange(1), help="Optimizer steps [default: 1 epoch].")
+@click.option("--epochs", type=float, help="Epochs instead of --steps.")
+@click.option("-b", "--batch-size", type=click.IntRange(1), help="Global batch size.")
+@click.option("--lr", type=float, help="Peak learning rate (warm-up, then cosine).")
+@click.option("-s", "--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Model config field (or training option, e.g. weight_decay=0.1, train.ema=0.999).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--seed", type=int, help="Random seed [default: 0].")
+@click.option("-o", "--out", type=click.Path(), help="Run folder [default: runs/MODEL-N].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--sample-every", type=click.IntRange(1), help="Steps between sample grids.")
+@click.option("--eval-every", type=click.IntRange(1), help="Steps between validations (and checkpoints).")
+@click.option("--max-time", type=float, help="Stop (and save) after this many seconds.")
+@click.option("-j", "--workers", type=click.IntRange(0), help="DataLoader worker processes [default: 0].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, sets, device, compile_, seed, out,
+          resume, sample_every, eval_every, max_time, workers, quiet) -> None:
+    """Train a model on a token cache (or a source, cached automatically).
+
+    The run folder gets config.json, last.pt and best.pt checkpoints, metrics.jsonl, samples/
+    grids and loss.png. Ctrl-C saves and exits; --resume continues exactly where it stopped.
+    """
+    from artforge.engine.run import CONFIG, LAST, next_run_dir, read_run_config
+    from artforge.engine.trainer import (
+        NonFinite,
+        TrainConfig,
+        Trainer,
+        model_summary,
+        new_run_config,
+        train_config_from,
+        write_run_config,
+    )
+    from artforge.models import DataInfo, check_codec, get_model_class, make_config
+
+    main = int(os.environ.get("RANK", "0")) == 0
+    options = {"steps": steps, "batch_size": batch_size, "lr": lr, "device": device, "compile": compile_ or None,
+               "seed": seed, "sample_every": sample_every, "eval_every": eval_every, "max_time": max_time,
+               "num_workers": workers}
+    if epochs is not None:
+        options["epochs"] = epochs
+    if resume:
+        if not out:
+            raise ArtforgeError("--resume needs --out RUN_FOLDER")
+        run_dir = Path(out)
+        run_config = read_run_config(run_dir)
+        cfg_values = dict(run_config["train"])
+        for k in ("steps", "device", "max_time", "num_workers"):
+            if options.get(k) is not None:
+                cfg_values[k] = options[k]
+        if steps is None and epochs is not None:
+            raise ArtforgeError("--resume extends a run with --steps, not --epochs")
+        cfg = TrainConfig(**cfg_values)
+        if model_name and model_name != run_config["model"]:
+            raise ArtforgeError(f"{run_dir} is a {run_config['model']!r} run, not {model_name!r}")
+    else:
+        if not model_name or not data:
+            raise ArtforgeError("train needs --plugin MODEL and --data CACHE|SOURCE (or --resume --out RUN)")
+        cls = get_model_class(model_name)
+        model_over, train_over = _split_sets(cls, sets)
+        run_dir = Path(out) if out else next_run_dir("runs", cls.name)
+        if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
+            raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+        cache, source = resolve_data(data, codec, size, labels, run_dir.parent / ".cache", quiet)
+        from artforge.data.cache import cache_info
+
+        ci = cache_info(cache)
+        check_codec(cls, ci["codec"])
+        label_columns = ci["labels"]["columns"] if ci["labels"] else []
+        if cls.needs_labels and not label_columns:
+            raise ArtforgeError(f"model {cls.name!r} is conditional and needs labels; build the cache with "
+                                "--labels (a .json/.csv file, dirs or npz:KEY)")
+        model_config, preset = make_config(cls, model_over)
+        cfg = train_config_from(cls, {**options, **train_over})
+        info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]), label_columns)
+        run_config = new_run_config(cls, model_config, preset, info, cache, source, cfg)
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet)
+    run_config["train"] = {**run_config["train"], "steps": trainer.total}
+    if main:
+        write_run_config(run_dir, run_config)
+    _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
+          f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val) on {trainer.device} "
+          f"for {trainer.total} steps -> {run_dir}")
+    try:
+        result = trainer.fit()
+    except NonFinite as exc:
+        raise ArtforgeError(str(exc)) from None
+    if result["stop"] == "interrupted":
+        _echo(f"interrupted at step {result['step']}; saved {run_dir / LAST}. "
+              f"Continue with: artforge train --resume --out {run_dir}")
+        sys.exit(130)
+    val = result["val"]
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) if val else "n/a"
+    _echo(f"{'stopped (max time)' if result['stop'] == 'max_time' else 'done'} at step {result['step']} "
+          f"in {result['seconds']:.0f}s; validation: {figures}")
+    _echo(f"run folder {run_dir}: config.json, best.pt, last.pt, metrics.jsonl, samples/, loss.png")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+
+        torch.distributed.destroy_process_group()
+
+
+def parse_labels(pairs: tuple[str, ...], columns: list[str]):
+    """--label name=value pairs -> a label vector over the run's columns (None without pairs)."""
+    import numpy as np
+
+    if not pairs:
+        return None
+    if not columns:
+        raise ArtforgeError("this model was trained without labels; drop --label")
+    vec = np.zeros(len(columns), np.float32)
+    for pair in pairs:
+        if pair in columns:  # "type=female" or a bare numeric column name
+            vec[columns.index(pair)] = 1.0
+            continue
+        if "=" not in pair:
+            raise ArtforgeError(f"--label {pair!r}: expected name=value")
+        k, v = pair.split("=", 1)
+        if k in columns:
+            try:
+                vec[columns.index(k)] = float(v)
+            except ValueError:
+                raise ArtforgeError(f"--label {pair!r}: {k} takes a number") from None
+        else:
+            raise ArtforgeError(f"--label {pair!r} matches no label; labels: {', '.join(columns)}")
+    return vec
+
+
+@click.command()
+@click.argument("run", required=False, type=click.Path())
+@click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(), help="PNG grid to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest tokens.")
+@click.option("--top-p", type=float, help="Nucleus sampling: the smallest set with this much probability.")
+@click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Condition on a label.")
+@click.option("--tokens", type=click.Path(), help="Also write the token file (for decode).")
+@click.option("--checkpoint", "which", default="best", show_default=True, help="best, last, or a file name.")
+@click.option("--onnx", "onnx_dir", type=click.Path(), help="Sample from an ONNX export with onnxruntime.")
+@click.option("--interpolate", nargs=2, type=click.Path(), help="Interpolate between two inputs in n steps.")
+@click.option("--device", default="auto", show_default=True)
+def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tokens, which, onnx_dir, interpolate,
+           device) -> None:
+    """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
+    from artforge.codecs import codec_from_config
+    from artforge.fsutil import check_output
+    from artforge.grid import make_grid
+    from artforge.imageio import save_png
+    from artforge.tokenfile import save_tokens
+
+    check_output(output)
+    if temperature < 0:
+        raise ArtforgeError(f"--temperature must be >= 0 (0 = most likely), got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
+    if onnx_dir:
+        from artforge.onnx_runtime import load_manifest, sample_onnx
+
+        manifest, _ = load_manifest(onnx_dir)
+        vec = parse_labels(label_pairs, manifest.get("label_columns", []))
+        toks, codec_cfg = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,
+                                      top_k=top_k, top_p=top_p)
+        codec = codec_from_config(codec_cfg)
+        names = [f"onnx-{i:04d}" for i in range(len(toks))]
+    else:
+        if not run:
+            raise ArtforgeError("name a RUN folder or checkpoint (or --onnx DIR)")
+        import torch
+
+        from artforge.engine.run import load_run
+        from artforge.engine.trainer import pick_device
+
+        dev = pick_device(device)
+        loaded = load_run(run, which=which, device=str(dev))
+        codec, model = loaded.codec, loaded.model
+        vec = parse_labels(label_pairs, model.info.label_columns)
+        labels = torch.from_numpy(vec).to(dev)[None].expand(count, -1) if vec is not None else None
+        g = torch.Generator(dev).manual_seed(seed)
+        if interpolate:
+            a, b = (torch.from_numpy(codec.encode(codec.stack([codec.read(p, size=_side(model))])).astype("int64"))
+                    .to(dev) for p in interpolate)
+            out = model.interpolate(a, b, count, labels=labels[:1] if labels is not None else None)
+            names = [f"interp-{i:03d}" for i in range(len(out))]
+        else:
+            out = model.sample(count, generator=g, temperature=temperature, labels=labels, top_k=top_k, top_p=top_p)
+            names = [f"sample-{i:04d}" for i in range(len(out))]
+        toks = out.cpu().numpy().astype(codec.token_dtype)
+    save_png(make_grid(codec.decode(toks)), output)
+    msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} -> {output}"
+    if tokens:
+        p = save_tokens(tokens, toks, names, codec.config())
+        msg += f" (tokens: {p})"
+    if hasattr(codec, "write_texts") and tokens is None and codec.input_kind == "text":
+        txt = Path(output).with_suffix(".txt")
+        codec.write_texts(toks, txt)
+        msg += f" (text: {txt})"
+    click.echo(msg)
+
+
+def _side(model) -> int | None:
+    shape = model.info.token_shape
+    return shape[0] if len(shape) == 2 and shape[0] == shape[1] and model.info.codec.get("codec") != "ascii" else None
+
+
+@click.command("eval")
+@click.argument("run", type=click.Path())
+@click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
+@click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True)
+@click.option("--checkpoint", "which", default="best", show_default=True)
+@click.option("-b", "--batch-size", type=click.IntRange(1), default=256, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(run, cache, split, which, batch_size, device, as_json) -> None:
+    """The model's own figures on held-out data, written to eval.json in the run folder."""
+    import time
+
+    import torch
+
+    from artforge.data.dataset import TokenDataset
+    from artforge.engine.run import load_run
+    from artforge.engine.trainer import pick_device
+    from artforge.fsutil import atomic_write_text
+
+    dev = pick_device(device)
+    loaded = load_run(run, which=which, device=str(dev))
+    cache = cache or loaded.config["data"]["cache"]
+    val_fraction = loaded.config["train"].get("val_fraction", 0.1)
+    ds = TokenDataset(cache, split, val_fraction)
+    if ds.codec_config != loaded.config["data"]["codec"]:
+        raise BadInput(cache, f"was built with codec {ds.codec_config.get('spec')}, the run uses "
+                              f"{loaded.codec.spec}; rebuild it with --codec {loaded.codec.spec}")
+    if len(ds) == 0:
+        raise BadInput(cache, f"has no {split} samples")
+
+    def batches():
+        for i in range(0, len(ds), batch_size):
+            b = ds.__getitems__(list(range(i, min(i + batch_size, len(ds)))))
+            yield {k: v.to(dev) for k, v in b.items()}
+
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        figures = loaded.model.evaluate(batches(), loaded.codec)
+    result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
+              "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
+              "seconds": round(time.perf_counter() - t0, 2), "figures": figures}
+    target = (loaded.run_dir or loaded.checkpoint.parent) / "eval.json"
+    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{loaded.model.name} step {loaded.step} on {len(ds)} {split} samples of {cache}:")
+    for k, v in figures.items():
+        click.echo(f"  {k:28s} {v:.5g}" if isinstance(v, float) else f"  {k:28s} {v}")
+    click.echo(f"written to {target}")
+
+
+@click.command()
+@click.argument("run", type=click.Path())
+@click.option("--onnx", "onnx", is_flag=True, help="Export to ONNX (the one format so far).")
+@click.option("-o", "--output", type=click.Path(), help="Folder for the .onnx files [default: RUN/onnx].")
+@click.option("--checkpoint", "which", default="best", show_default=True)
+def export(run, onnx, output, which) -> None:
+    """Export a run's inference modules, checked with onnx.checker and onnxruntime."""
+    if not onnx:
+        raise ArtforgeError("choose a format: --onnx")
+    from artforge.engine.export import export_run
+
+    m = export_run(run, output, which=which, echo=click.echo)
+    folder = Path(output) if output else None
+    click.echo(f"exported {len(m['modules'])} module(s) of {m['model']} (step {m['step']}) with manifest.json"
+               + (f" to {folder}" if folder else ""))
+
+
+def register(cli: click.Group) -> None:
+    for cmd in (models, train, sample, eval_cmd, export):
+        cli.add_command(cmd)

@@ -1,0 +1,466 @@
+"""The HDF5 token cache: build (parallel, streaming, atomic), inspect, verify.
+
+Layout (schema 1; see docs/data.md for every dataset and attribute):
+  /tokens   (N, *shape) smallest uint dtype, chunked along N, gzip + shuffle
+  /names    (N,) UTF-8 strings
+  /labels   (N, L) float32, with attr ``columns`` (JSON list)       [only with --labels]
+  /skipped  (M, 2) UTF-8 strings: name, reason
+  attrs     schema, artforge_version, codec (JSON), codec_spec, fingerprint, source, ...
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artforge import __version__
+from artforge.errors import ArtforgeError, BadInput
+from artforge.fsutil import atomic_path, check_output, remove_stale_partials
+
+SCHEMA = 1
+CHUNK_ITEMS = 256  # items per worker job
+TARGET_CHUNK_BYTES = 256 * 1024  # HDF5 chunk size aimed at (kept within 10 KiB .. 1 MiB)
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    status: str  # "built" or "up-to-date"
+    n_items: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    reason: str = ""
+
+
+# -- worker side -------------------------------------------------------------------------------
+_W: dict[str, Any] = {}
+
+
+def _init_worker(source, codec_config: dict | None, codec, size, resample) -> None:
+    from artforge.codecs import codec_from_config
+
+    _W["source"] = source
+    _W["codec"] = codec if codec is not None else codec_from_config(codec_config)
+    _W["size"] = size
+    _W["resample"] = resample
+
+
+def _prepare_chunk(refs) -> tuple[list, list, list]:
+    """refs -> (names, prepared items, skipped (name, reason))."""
+    source, codec = _W["source"], _W["codec"]
+    names, items, skipped = [], [], []
+    for ref in refs:
+        try:
+            items.append(codec.prepare(source.payload(ref, codec), _W["size"], _W["resample"]))
+            names.append(ref.name)
+        except BadInput as exc:
+            skipped.append((ref.name, exc.reason))
+        except (ValueError, ArtforgeError) as exc:
+            skipped.append((ref.name, str(exc)))
+    return names, items, skipped
+
+
+def _encode_chunk(refs) -> tuple[list, list, list]:
+    """refs -> (names, per-item token arrays, skipped)."""
+    names, items, skipped = _prepare_chunk(refs)
+    codec = _W["codec"]
+    out_names, tokens = [], []
+    if items:
+        try:
+            toks = list(codec.encode(codec.stack(items)))
+            out_names = names
+            tokens = toks
+        except ArtforgeError:  # mixed shapes: encode one by one, the writer sorts them out
+            for n, it in zip(names, items, strict=True):
+                try:
+                    tokens.append(codec.encode(codec.stack([it]))[0])
+                    out_names.append(n)
+                except (ArtforgeError, ValueError) as exc:
+                    skipped.append((n, str(exc)))
+    return out_names, tokens, skipped
+
+
+def _fit_chunk(refs):
+    names, items, skipped = _prepare_chunk(refs)
+    codec = _W["codec"]
+    batch = None
+    if items:
+        try:
+            batch = codec.stack(items)
+        except ArtforgeError:
+            batch = None
+    return batch
+
+
+def _pool_context():
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods and sys.platform.startswith("linux") else "spawn")
+
+
+def _run(fn: Callable, jobs: list, workers: int, init_args: tuple) -> Iterator:
+    """Ordered results of fn over jobs, with at most 2*workers jobs in flight."""
+    if workers <= 1 or len(jobs) <= 1:
+        _init_worker(*init_args)
+        for job in jobs:
+            yield fn(job)
+        return
+    with _pool_context().Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        pending: deque = deque()
+        it = iter(jobs)
+        for job in it:
+            pending.append(pool.apply_async(fn, (job,)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().get()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(fn, (nxt,)))
+            yield result
+
+
+# -- building ----------------------------------------------------------------------------------
+def _chunk_items(shape: tuple[int, ...], itemsize: int) -> int:
+    per_item = max(1, int(np.prod(shape)) * itemsize)
+    k = max(1, TARGET_CHUNK_BYTES // per_item)
+    while k > 1 and k * per_item > 1024 * 1024:
+        k //= 2
+    return k
+
+
+def _read_attrs(path: Path) -> dict | None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return dict(f.attrs)
+    except (OSError, KeyError):
+        return None
+
+
+def build_cache(
+    source_spec: str,
+    codec_spec: str,
+    out: str | os.PathLike,
+    size: int | None = None,
+    resample: str = "lanczos",
+    labels: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> BuildResult:
+    """Encode a source into an HDF5 cache (see module doc). Returns what happened."""
+    import h5py
+
+    from artforge.codecs import get_codec
+    from artforge.data.labels import candidate_keys, from_folders, load_labels
+    from artforge.data.sources import file_fingerprint, fingerprint, open_source
+
+    t0 = time.perf_counter()
+    out = check_output(out)
+    codec = get_codec(codec_spec)
+    source = open_source(source_spec, codec)
+    if source.kind != codec.input_kind:
+        raise ArtforgeError(
+            f"{source_spec}: holds {source.kind} items but codec {codec.spec} reads {codec.input_kind}"
+        )
+    refs = source.refs()
+    skipped: list[tuple[str, str]] = [("(line)", b) for b in getattr(source, "bad", [])]
+    seen: set[str] = set()
+    unique = []
+    for r in refs:
+        if r.name in seen:
+            skipped.append((r.name, "duplicate name (the first one is kept)"))
+        else:
+            seen.add(r.name)
+            unique.append(r)
+    refs = unique
+
+    table = None
+    folder_of = {r.name: r.folder for r in refs}
+    if labels == "dirs":
+        table = from_folders([r.folder for r in refs])
+    elif labels:
+        table = load_labels(labels, source)
+    fp_parts = {
+        "schema": SCHEMA,
+        "source": source.fingerprint_parts(),
+        "codec": codec.config(),
+        "size": size,
+        "resample": resample,
+        "labels": None if not labels else (labels if labels == "dirs" or labels.startswith("npz:")
+                                          else file_fingerprint(labels)),
+    }
+    fp = fingerprint(fp_parts)
+    old = _read_attrs(out) if out.exists() else None
+    reason = "new cache"
+    if old is not None:
+        if not force and old.get("fingerprint") == fp and old.get("schema") == SCHEMA:
+            return BuildResult(out, "up-to-date", int(old.get("n_items", 0)), seconds=time.perf_counter() - t0,
+                               reason="same source, codec and options")
+        reason = "forced" if force else _why_changed(old, fp_parts)
+    elif out.exists():
+        reason = "replacing an unreadable file"
+    remove_stale_partials(out)
+    if not refs:
+        raise ArtforgeError(f"{source_spec}: no items to encode")
+
+    workers = max(1, workers or os.cpu_count() or 1)
+    jobs = [refs[i : i + CHUNK_ITEMS] for i in range(0, len(refs), CHUNK_ITEMS)]
+    bar = _Progress(len(refs), progress)
+
+    if codec.needs_fit:
+        bar.stage("fitting codec")
+        fit_args = (source, None, codec, size, resample)
+        codec.fit(b for b in _run(_fit_chunk, jobs, workers, fit_args) if b is not None)
+    init_args = (source, codec.config(), None, size, resample)
+
+    n = 0
+    shape: tuple[int, ...] | None = None
+    matched_keys: set[str] = set()
+    bar.stage(f"encoding with {codec.spec}")
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as f:
+            tok_ds = names_ds = lab_ds = None
+            for names, tokens, bad in _run(_encode_chunk, jobs, workers, init_args):
+                skipped.extend(bad)
+                keep_names, keep_tokens, keep_labels = [], [], []
+                for name, tok in zip(names, tokens, strict=True):
+                    if shape is None:
+                        shape = tuple(tok.shape)
+                    if tuple(tok.shape) != shape:
+                        skipped.append((name, f"tokens {_fmt(tok.shape)} differ from the cache's "
+                                              f"{_fmt(shape)}; pass --size to fit all images"))
+                        continue
+                    if table is not None:
+                        vec = table.rows.get(folder_of[name]) if labels == "dirs" else table.match(name)
+                        if vec is None:
+                            skipped.append((name, "no labels for this image"))
+                            continue
+                        keep_labels.append(vec)
+                    keep_names.append(name)
+                    keep_tokens.append(tok)
+                if keep_tokens:
+                    if tok_ds is None:
+                        k = _chunk_items(shape, codec.token_dtype.itemsize)
+                        tok_ds = f.create_dataset(
+                            "tokens", shape=(0, *shape), maxshape=(None, *shape), dtype=codec.token_dtype,
+                            chunks=(k, *shape), compression="gzip", compression_opts=4, shuffle=True,
+                        )
+                        names_ds = f.create_dataset(
+                            "names", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(), chunks=(1024,)
+                        )
+                        if table is not None:
+                            lab_ds = f.create_dataset(
+                                "labels", shape=(0, len(table.columns)), maxshape=(None, len(table.columns)),
+                                dtype=np.float32, chunks=(max(1, min(4096, 65536 // max(1, len(table.columns)))),
+                                                          len(table.columns)), compression="gzip",
+                            )
+                            lab_ds.attrs["columns"] = json.dumps(table.columns)
+                    m = len(keep_tokens)
+                    tok_ds.resize(n + m, axis=0)
+                    tok_ds[n : n + m] = np.stack(keep_tokens).astype(codec.token_dtype, copy=False)
+                    names_ds.resize(n + m, axis=0)
+                    names_ds[n : n + m] = keep_names
+                    if lab_ds is not None:
+                        lab_ds.resize(n + m, axis=0)
+                        lab_ds[n : n + m] = np.stack(keep_labels)
+                        matched_keys.update(keep_names)
+                    n += m
+                bar.advance(len(names) + len(bad))
+            bar.close()
+            if n == 0:
+                raise ArtforgeError(f"{source_spec}: every item was skipped ({len(skipped)}); "
+                                    f"first: {skipped[0][0]}: {skipped[0][1]}" if skipped else "no items")
+            sk = np.array(skipped, dtype=object).reshape(-1, 2) if skipped else np.zeros((0, 2), object)
+            f.create_dataset("skipped", data=sk.astype(h5py.string_dtype()), dtype=h5py.string_dtype())
+            unused_labels = []
+            if table is not None and labels != "dirs":
+                used = set()
+                for name in matched_keys:
+                    used.update(candidate_keys(name))
+                unused_labels = sorted(k for k in table.rows if k not in used)
+            attrs = {
+                "schema": SCHEMA,
+                "artforge_version": __version__,
+                "codec": json.dumps(codec.config(), sort_keys=True),
+                "codec_spec": codec.spec,
+                "vocab_size": codec.vocab_size,
+                "input_kind": codec.input_kind,
+                "layout": "fixed",
+                "token_shape": json.dumps(list(shape)),
+                "fingerprint": fp,
+                "fingerprint_parts": json.dumps(fp_parts, sort_keys=True, default=str),
+                "source": source_spec,
+                "size": size or 0,
+                "resample": resample,
+                "n_items": n,
+                "n_read": n + len(skipped),
+                "n_skipped": len(skipped),
+                "labels_source": labels or "",
+                "labels_without_image": json.dumps(unused_labels[:1000]),
+                "n_labels_without_image": len(unused_labels),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            for k, v in attrs.items():
+                f.attrs[k] = v
+    return BuildResult(out, "built", n, skipped, time.perf_counter() - t0, reason)
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _why_changed(old: dict, parts: dict) -> str:
+    if old.get("schema") != SCHEMA:
+        return f"schema {old.get('schema')} -> {SCHEMA}"
+    try:
+        prev = json.loads(old.get("fingerprint_parts", "{}"))
+    except json.JSONDecodeError:
+        return "fingerprint changed"
+    now = json.loads(json.dumps(parts, sort_keys=True, default=str))
+    changed = [k for k in now if prev.get(k) != now[k]]
+    return ("changed: " + ", ".join(changed)) if changed else "fingerprint changed"
+
+
+class _Progress:
+    """A rich progress bar on stderr, or nothing."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.speed} items/s"), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("reading", total=total)
+
+    def stage(self, text: str) -> None:
+        if self.bar:
+            self.bar.reset(self.task, description=text)
+
+    def advance(self, n: int) -> None:
+        if self.bar:
+            self.bar.advance(self.task, n)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None
+
+
+# -- reading -----------------------------------------------------------------------------------
+def open_cache(path: str | os.PathLike):
+    """Open a cache for reading, checking it is one artforge can use (h5py File)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(path, "no such cache file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise BadInput(path, f"not an HDF5 cache ({exc})") from None
+    schema = f.attrs.get("schema")
+    if "tokens" not in f or schema is None:
+        f.close()
+        raise BadInput(path, "not an artforge token cache (no tokens/schema); build one with `artforge data build`")
+    if int(schema) != SCHEMA:
+        f.close()
+        raise BadInput(path, f"cache schema {schema} is not {SCHEMA} (made by another artforge version); "
+                             "rebuild it with `artforge data build ... --force`")
+    return f
+
+
+def cache_info(path: str | os.PathLike) -> dict:
+    """Everything `artforge data info` shows, as plain JSON."""
+    with open_cache(path) as f:
+        tok = f["tokens"]
+        a = f.attrs
+        raw = int(tok.size * tok.dtype.itemsize)
+        stored = int(tok.id.get_storage_size())
+        info = {
+            "path": str(path),
+            "items": int(tok.shape[0]),
+            "codec": json.loads(a["codec"]),
+            "codec_spec": str(a["codec_spec"]),
+            "vocab_size": int(a["vocab_size"]),
+            "token_shape": list(tok.shape[1:]),
+            "dtype": str(tok.dtype),
+            "chunks": list(tok.chunks or []),
+            "compression": tok.compression,
+            "file_bytes": Path(path).stat().st_size,
+            "token_bytes_raw": raw,
+            "token_bytes_stored": stored,
+            "compression_ratio": round(raw / stored, 2) if stored else None,
+            "source": str(a["source"]),
+            "size": int(a["size"]) or None,
+            "read": int(a["n_read"]),
+            "skipped": int(a["n_skipped"]),
+            "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)],
+            "labels": None,
+            "labels_without_image": int(a.get("n_labels_without_image", 0)),
+            "schema": int(a["schema"]),
+            "artforge_version": str(a["artforge_version"]),
+            "created": str(a["created"]),
+            "fingerprint": str(a["fingerprint"]),
+        }
+        if "labels" in f:
+            cols = json.loads(f["labels"].attrs["columns"])
+            lab = f["labels"][:]
+            info["labels"] = {
+                "source": str(a["labels_source"]),
+                "columns": cols,
+                "frequency": {c: round(float((lab[:, i] != 0).mean()), 4) for i, c in enumerate(cols)},
+            }
+        return info
+
+
+def verify_cache(path: str | os.PathLike) -> list[str]:
+    """Read every chunk and check the cache's invariants; return the problems found."""
+    from artforge.codecs import codec_from_config
+
+    problems: list[str] = []
+    with open_cache(path) as f:
+        tok = f["tokens"]
+        n = tok.shape[0]
+        vocab = int(f.attrs["vocab_size"])
+        if f["names"].shape[0] != n:
+            problems.append(f"names has {f['names'].shape[0]} entries for {n} items")
+        if "labels" in f and f["labels"].shape[0] != n:
+            problems.append(f"labels has {f['labels'].shape[0]} rows for {n} items")
+        if int(f.attrs["n_items"]) != n:
+            problems.append(f"attr n_items={f.attrs['n_items']} but tokens has {n}")
+        try:
+            codec_from_config(json.loads(f.attrs["codec"]))
+        except ArtforgeError as exc:
+            problems.append(f"codec: {exc}")
+        step = max(1, (tok.chunks or (1024,))[0] * 16)
+        for i in range(0, n, step):
+            try:
+                block = tok[i : i + step]
+            except OSError as exc:
+                problems.append(f"items {i}..{i + step}: unreadable ({exc})")
+                continue
+            if block.size and int(block.max()) >= vocab:
+                problems.append(f"items {i}..{i + step}: token {int(block.max())} >= vocab {vocab}")
+        names = f["names"][:].astype(str)
+        if len(set(names)) != len(names):
+            problems.append("duplicate names")
+        if "labels" in f and not np.isfinite(f["labels"][:]).all():
+            problems.append("labels hold NaN or inf")
+    return problems

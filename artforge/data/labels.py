@@ -1,0 +1,139 @@
+"""Labels that travel with images: JSON (CryptoPunks style), CSV, folder names, or an npz array.
+
+Every label source becomes a table of float columns. Numbers stay as they are (``earring``
+0/1); text values become one-hot columns named ``field=value`` (``type=female``); lists of
+text become multi-hot columns. So ``--label earring=1 --label type=female`` can address both.
+
+Image names are matched to label keys by, in order: the full relative name, the name without
+its suffix, the file name, its stem, and the number in the stem (``punk0042.png`` -> ``42``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from artforge.errors import BadInput
+
+
+@dataclass
+class Labels:
+    columns: list[str]
+    rows: dict[str, np.ndarray]  # key -> float32 vector
+    source: str
+    unmatched: list[str] = field(default_factory=list)  # filled by match()
+
+    def match(self, name: str, folder: str = "") -> np.ndarray | None:
+        for key in candidate_keys(name):
+            if key in self.rows:
+                return self.rows[key]
+        return None
+
+
+def candidate_keys(name: str) -> list[str]:
+    p = Path(name)
+    keys = [name, p.with_suffix("").as_posix(), p.name, p.stem]
+    m = re.search(r"(\d+)$", p.stem)
+    if m:
+        keys.append(str(int(m.group(1))))
+    return list(dict.fromkeys(keys))
+
+
+def _encode_records(records: dict[str, dict], source: str) -> Labels:
+    numeric: set[str] = set()
+    categorical: dict[str, set[str]] = {}
+    for key, rec in records.items():
+        if not isinstance(rec, dict):
+            raise BadInput(source, f"labels for {key!r} are not a mapping of name to value")
+        for k, v in rec.items():
+            if isinstance(v, bool) or isinstance(v, int | float):
+                numeric.add(k)
+            elif isinstance(v, str):
+                try:
+                    float(v)
+                    numeric.add(k)
+                except ValueError:
+                    categorical.setdefault(k, set()).add(v)
+            elif isinstance(v, list):
+                categorical.setdefault(k, set()).update(str(x) for x in v)
+            elif v is not None:
+                raise BadInput(source, f"label {k!r} of {key!r} has unsupported value {v!r}")
+    clash = numeric & set(categorical)
+    if clash:
+        numeric -= clash  # mixed columns are treated as text
+        for k in clash:
+            for rec in records.values():
+                if k in rec and rec[k] is not None:
+                    categorical[k].add(str(rec[k]))
+    columns = sorted(numeric) + [f"{k}={v}" for k in sorted(categorical) for v in sorted(categorical[k])]
+    index = {c: i for i, c in enumerate(columns)}
+    rows = {}
+    for key, rec in records.items():
+        vec = np.zeros(len(columns), np.float32)
+        for k, v in rec.items():
+            if v is None:
+                continue
+            if k in numeric:
+                vec[index[k]] = float(v)
+            elif isinstance(v, list):
+                for x in v:
+                    vec[index[f"{k}={x}"]] = 1.0
+            else:
+                vec[index[f"{k}={v}"]] = 1.0
+        rows[str(key)] = vec
+    return Labels(columns, rows, source)
+
+
+def load_labels(spec: str, source=None) -> Labels:
+    """Read ``--labels``: a .json or .csv file, ``npz:KEY`` (an array of an .npz source).
+
+    ``dirs`` is handled by :func:`from_folders`, since it needs the items' folders.
+    """
+    if spec.startswith("npz:"):
+        if not hasattr(source, "column"):
+            raise BadInput(spec, "npz:KEY labels need an .npz source")
+        values = source.column(spec[4:])
+        if len(values) != len(source.names):
+            raise BadInput(spec, f"has {len(values)} values for {len(source.names)} images")
+        return _encode_records({n: {spec[4:]: str(v)} for n, v in zip(source.names, values, strict=True)}, spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise BadInput(path, "no such labels file (use a .json, a .csv, 'dirs' or 'npz:KEY')")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(path, f"cannot read labels ({exc})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(path, f"invalid JSON ({exc})") from None
+        if isinstance(data, list):  # [{"name": ..., ...}, ...]
+            data = {str(r.pop("name", r.pop("id", i))): r for i, r in enumerate(data) if isinstance(r, dict)}
+        if not isinstance(data, dict):
+            raise BadInput(path, "expected an object keyed by image name/number")
+        return _encode_records({str(k): v for k, v in data.items()}, str(path))
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        if len(rows) < 2 or len(rows[0]) < 2:
+            raise BadInput(path, "expected a header 'name,label1,...' and at least one row")
+        header = [h.strip() for h in rows[0]]
+        records = {}
+        for i, r in enumerate(rows[1:], 2):
+            if not r:
+                continue
+            if len(r) != len(header):
+                raise BadInput(path, f"line {i} has {len(r)} fields, the header has {len(header)}")
+            records[r[0].strip()] = {h: (v.strip() or None) for h, v in zip(header[1:], r[1:], strict=True)}
+        return _encode_records(records, str(path))
+    raise BadInput(path, "labels must be a .json or .csv file, 'dirs' or 'npz:KEY'")
+
+
+def from_folders(folders: list[str]) -> Labels:
+    """``--labels dirs``: one-hot ``dir=NAME`` columns keyed by each item's parent folder."""
+    return _encode_records({f: {"dir": f or "."} for f in sorted(set(folders))}, "dirs")

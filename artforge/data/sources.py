@@ -1,0 +1,228 @@
+"""Data sources: what ``artforge data build SOURCE`` can read, item by item.
+
+A source is a folder (searched recursively), a glob, an ``.npz`` of images (``images`` array,
+optional ``names``), a ``.jsonl``/``.jsonl.gz`` of texts (``text`` and ``name`` fields), a
+single file, or ``builtin:NAME`` (a data set a plugin registered). Sources hand out light
+references; worker processes turn them into payloads, so nothing holds the whole set in memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artforge.errors import ArtforgeError, BadInput
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One item of a source: its name and how a worker gets its payload."""
+
+    name: str
+    where: Any  # a file path (str), an index into an npz, or the text itself
+    folder: str = ""  # parent folder relative to the source root ("" when none)
+
+
+class Source:
+    kind = "image"  # "image" payloads are RGBA arrays, "text" payloads are str
+    description = ""
+
+    def refs(self) -> list[Ref]:
+        raise NotImplementedError
+
+    def fingerprint_parts(self) -> list:
+        raise NotImplementedError
+
+    def payload(self, ref: Ref, codec) -> Any:
+        raise NotImplementedError
+
+
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+class FileSource(Source):
+    """Files from a folder (recursive), a glob, or one file; read with the codec's ``load``."""
+
+    def __init__(self, files: list[tuple[Path, str, str]], description: str, kind: str):
+        self.files = files
+        self.description = description
+        self.kind = kind
+
+    def refs(self) -> list[Ref]:
+        return [Ref(name, str(path), folder) for path, name, folder in self.files]
+
+    def fingerprint_parts(self) -> list:
+        parts = []
+        for path, name, _ in self.files:
+            try:
+                parts.append([name, *_stat(path)[1:]])
+            except OSError:
+                parts.append([name, "unreadable"])
+        return parts
+
+    def payload(self, ref: Ref, codec) -> Any:
+        return codec.load(ref.where)
+
+
+_npz_cache: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _rgba(arr: np.ndarray) -> np.ndarray:
+    """An image array of any common layout -> (H, W, 4) uint8 RGBA."""
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    c = arr.shape[-1]
+    if c == 1:
+        arr = np.concatenate([arr, arr, arr, np.full_like(arr, 255)], -1)
+    elif c == 2:
+        arr = np.concatenate([arr[..., :1]] * 3 + [arr[..., 1:]], -1)
+    elif c == 3:
+        arr = np.concatenate([arr, np.full_like(arr[..., :1], 255)], -1)
+    elif c != 4:
+        raise ValueError(f"unsupported image array shape {arr.shape}")
+    return arr
+
+
+class NpzSource(Source):
+    """An ``.npz`` holding ``images`` (N, H, W[, C]) and optionally ``names``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.description = str(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "images" not in z:
+                    raise BadInput(path, f"no 'images' array (has: {', '.join(z.files)})")
+                n = z["images"].shape[0]
+                names = [str(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
+                self.keys = list(z.files)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable npz
+            raise BadInput(path, f"not a readable .npz ({exc})") from None
+        self.names = names
+
+    def refs(self) -> list[Ref]:
+        return [Ref(name, i) for i, name in enumerate(self.names)]
+
+    def fingerprint_parts(self) -> list:
+        return [_stat(self.path)]
+
+    def column(self, key: str) -> np.ndarray:
+        with np.load(self.path, allow_pickle=False) as z:
+            if key not in z:
+                raise BadInput(self.path, f"no array {key!r} for labels (has: {', '.join(z.files)})")
+            return z[key]
+
+    def payload(self, ref: Ref, codec) -> Any:
+        key = str(self.path)
+        if key not in _npz_cache:  # once per worker process
+            _npz_cache.clear()
+            with np.load(self.path, allow_pickle=False) as z:
+                _npz_cache[key] = {"images": z["images"]}
+        try:
+            return _rgba(_npz_cache[key]["images"][ref.where])
+        except ValueError as exc:
+            raise BadInput(f"{self.path}[{ref.name}]", str(exc)) from None
+
+
+class JsonlSource(Source):
+    """Texts, one JSON object per line with ``text`` (and ``name``) fields; may be gzipped."""
+
+    kind = "text"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.description = str(path)
+        self.items: list[tuple[str, str]] = []
+        self.bad: list[str] = []
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", encoding="utf-8") as fh:
+                for i, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                        text = obj["text"]
+                        if not isinstance(text, str):
+                            raise TypeError("'text' is not a string")
+                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                        self.bad.append(f"{path}:{i}: {exc}")
+                        continue
+                    self.items.append((str(obj.get("name", f"line{i}")), text))
+        except (OSError, UnicodeDecodeError, EOFError) as exc:
+            raise BadInput(path, f"cannot read as UTF-8 JSON lines ({exc})") from None
+
+    def refs(self) -> list[Ref]:
+        return [Ref(name, text) for name, text in self.items]
+
+    def fingerprint_parts(self) -> list:
+        return [_stat(self.path)]
+
+    def payload(self, ref: Ref, codec) -> Any:
+        return ref.where
+
+
+def _files_source(files: list[tuple[Path, str, str]], description: str, codec) -> FileSource:
+    return FileSource(files, description, codec.input_kind)
+
+
+def open_source(spec: str, codec) -> Source:
+    """Resolve a SOURCE argument (see module doc) for a codec."""
+    from artforge.imageio import IMAGE_SUFFIXES
+
+    if spec.startswith("builtin:"):
+        from artforge.plugins import lookup
+
+        entry = lookup("datasets", spec.removeprefix("builtin:"))
+        return open_source(str(entry.obj), codec)
+    suffixes = codec.input_suffixes or IMAGE_SUFFIXES
+    path = Path(spec)
+    if path.is_dir():
+        files = [
+            (f, f.relative_to(path).as_posix(), f.parent.relative_to(path).as_posix().strip("."))
+            for f in sorted(path.rglob("*"))
+            if f.is_file() and f.suffix.lower() in suffixes and not any(
+                p.startswith(".") for p in f.relative_to(path).parts
+            )
+        ]
+        return _files_source(files, str(path), codec)
+    if path.is_file():
+        name = path.name.lower()
+        if name.endswith(".npz"):
+            return NpzSource(path)
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            return JsonlSource(path)
+        return _files_source([(path, path.name, "")], str(path), codec)
+    if any(ch in spec for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+        files = [(p, p.as_posix(), p.parent.name) for p in matches if p.is_file()]
+        if not files:
+            raise ArtforgeError(f"{spec}: the pattern matches no files")
+        return _files_source(files, spec, codec)
+    raise BadInput(spec, "no such file, folder or pattern (or builtin:NAME)")
+
+
+def fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_fingerprint(path: str | os.PathLike) -> list:
+    return _stat(Path(path))

@@ -1,0 +1,1 @@
+"""One engine to train, sample, evaluate and export every artforge model."""

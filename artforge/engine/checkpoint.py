@@ -1,0 +1,42 @@
+"""Checkpoints: plain dicts of tensors and primitives, written atomically, read weights-only."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from artforge.errors import BadInput
+from artforge.fsutil import atomic_path
+
+FORMAT = "artforge-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` (plus format markers) so a crash never leaves a half checkpoint."""
+    state = {"format": FORMAT, "version": VERSION, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; anything else is a one-line BadInput."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(path, "no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
+            AttributeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(path, f"not a readable artforge checkpoint ({first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise BadInput(path, "not an artforge checkpoint (no artforge format marker)")
+    if state.get("version") != VERSION:
+        raise BadInput(path, f"checkpoint version {state.get('version')} is not {VERSION}")
+    return state

@@ -1,0 +1,147 @@
+"""ONNX export: each inference sub-module to its own checked, parity-tested .onnx file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from artforge import __version__
+from artforge.errors import ArtforgeError
+from artforge.fsutil import atomic_path, atomic_write_text
+
+MANIFEST = "manifest.json"
+TOLERANCE = 1e-4
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def dynamic_shapes(spec) -> tuple:
+    """``dynamic_axes`` names -> torch.export Dims; inputs sharing an axis name share one Dim."""
+    from torch.export import Dim
+
+    dims: dict[str, Any] = {}
+    shapes = []
+    for name in spec.input_names:
+        axes = spec.dynamic_axes.get(name)
+        if not axes:
+            shapes.append(None)
+            continue
+        shapes.append({ax: dims.setdefault(label, Dim(label, min=1)) for ax, label in axes.items()})
+    return tuple(shapes)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter talks a lot (stdout, stderr, logging, warnings); keep it for errors only."""
+    sink = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _export_one(spec, path: Path) -> None:
+    module = spec.module.eval()
+    with atomic_path(path) as tmp, _quiet():
+        try:
+            torch.onnx.export(
+                module, spec.inputs, str(tmp), input_names=spec.input_names, output_names=spec.output_names,
+                dynamic_shapes=dynamic_shapes(spec), external_data=False, verbose=False, optimize=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - exporter failures vary widely
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtforgeError(f"ONNX export of {spec.name!r} failed: {first[:300]}") from None
+
+
+def _compare(spec, path: Path) -> float:
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    inputs = spec.check_inputs if spec.check_inputs is not None else spec.inputs
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}
+    got = sess.run(spec.output_names, feed)
+    with torch.no_grad():
+        want = spec.module.eval()(*inputs)
+    if isinstance(want, torch.Tensor):
+        want = (want,)
+    diff = 0.0
+    for g, w in zip(got, want, strict=True):
+        w = w.detach().cpu().numpy()
+        if g.shape != w.shape:
+            raise ArtforgeError(f"{path}: onnxruntime output shape {g.shape} != torch {w.shape}")
+        if np.issubdtype(w.dtype, np.floating):
+            diff = max(diff, float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))) if g.size else diff
+        elif not np.array_equal(g, w):
+            diff = max(diff, float("inf"))
+    return diff
+
+
+def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, which: str = "best",
+               echo=print) -> dict:
+    """Export a run's inference modules; returns the manifest (also written as manifest.json)."""
+    from artforge.engine.run import load_run
+
+    loaded = load_run(run, which=which)
+    model = loaded.model.float().eval()
+    specs = model.onnx_modules()
+    if not specs:
+        raise ArtforgeError(f"model {model.name!r} has no sub-modules to export")
+    out = Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "format": "artforge-onnx",
+        "version": 1,
+        "model": model.name,
+        "model_config": loaded.config["model_config"],
+        "codec": loaded.config["data"]["codec"],
+        "token_shape": list(model.info.token_shape),
+        "vocab_size": model.info.vocab_size,
+        "label_columns": list(model.info.label_columns),
+        "sampler": model.onnx_sampler,
+        "info": model.onnx_manifest(),
+        "step": loaded.step,
+        "artforge_version": __version__,
+        "modules": {},
+    }
+    for spec in specs:
+        path = out / f"{spec.name}.onnx"
+        _export_one(spec, path)
+        diff = _compare(spec, path)
+        checked = spec.check_inputs if spec.check_inputs is not None else spec.inputs
+        manifest["modules"][spec.name] = {
+            "file": path.name,
+            "inputs": [{"name": n, "dtype": _dtype_name(t), "example_shape": list(t.shape)}
+                       for n, t in zip(spec.input_names, spec.inputs, strict=True)],
+            "outputs": spec.output_names,
+            "dynamic_axes": {k: {str(a): v for a, v in ax.items()} for k, ax in spec.dynamic_axes.items()},
+            "traced_batch": int(spec.inputs[0].shape[0]),
+            "checked_batch": int(checked[0].shape[0]),
+            "max_abs_diff": diff,
+            "bytes": path.stat().st_size,
+        }
+        echo(f"{path}: {path.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
+             f"{int(checked[0].shape[0])} (traced at {int(spec.inputs[0].shape[0])}): max abs diff {diff:.2e}")
+        if not diff <= TOLERANCE:
+            raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,90 @@
+"""Run folders and loading trained models from them (or from a bare checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from artforge.errors import ArtforgeError, BadInput
+
+CONFIG = "config.json"
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+@dataclass
+class LoadedRun:
+    model: Any  # ArtModel
+    codec: Any  # Codec
+    config: dict
+    checkpoint: Path
+    step: int
+    run_dir: Path | None
+
+
+def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
+    """(checkpoint file, run folder or None) for a run folder or a checkpoint path."""
+    p = Path(run)
+    if p.is_dir():
+        order = [BEST, LAST] if which == "best" else [LAST, BEST] if which == "last" else [which]
+        for name in order:
+            if (p / name).is_file():
+                return p / name, p
+        if not (p / CONFIG).is_file():
+            raise BadInput(p, "not an artforge run folder (no config.json or checkpoints)")
+        raise BadInput(p, "run folder has no checkpoint yet (was training stopped before the first save?)")
+    if p.is_file():
+        return p, p.parent if (p.parent / CONFIG).is_file() else None
+    raise BadInput(p, "no such run folder or checkpoint")
+
+
+def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", expect_model: str | None = None,
+             use_ema: bool = True) -> LoadedRun:
+    """Rebuild the model (EMA weights when the run kept them) and codec of a run."""
+    from artforge.codecs import codec_from_config
+    from artforge.engine.checkpoint import load_checkpoint
+    from artforge.models import DataInfo, config_from_json, get_model_class
+
+    ckpt_path, run_dir = find_checkpoint(run, which)
+    state = load_checkpoint(ckpt_path)
+    try:
+        config = json.loads(state["config"])
+        model_name = config["model"]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise BadInput(ckpt_path, "checkpoint carries no run config") from None
+    if expect_model and model_name != expect_model:
+        raise BadInput(ckpt_path, f"is a {model_name!r} run, not {expect_model!r}")
+    cls = get_model_class(model_name)
+    info = DataInfo.from_json(config["data"])
+    model = cls(config_from_json(cls, config["model_config"]), info)
+    weights = state.get("ema") if use_ema and state.get("ema") else state["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise BadInput(ckpt_path, f"weights do not fit model {model_name!r} ({first})") from None
+    model.to(device).eval()
+    codec = codec_from_config(info.codec)
+    return LoadedRun(model, codec, config, ckpt_path, int(state.get("step", 0)), run_dir)
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict:
+    p = Path(run_dir) / CONFIG
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise BadInput(p, "no such file: not a run folder") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(p, f"invalid JSON ({exc})") from None
+
+
+def next_run_dir(root: str | os.PathLike, model: str) -> Path:
+    root = Path(root)
+    for i in range(1, 100000):
+        p = root / f"{model}-{i}"
+        if not p.exists():
+            return p
+    raise ArtforgeError(f"{root}: too many runs")

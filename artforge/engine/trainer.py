@@ -1,0 +1,585 @@
+"""The training loop shared by every model.
+
+CPU, one GPU or many (torchrun -> DDP, same code path); bf16 autocast on CUDA; optional
+torch.compile; AdamW with warm-up + cosine; gradient clipping; optional EMA; a NaN/inf guard;
+atomic checkpoints that resume exactly; rich progress; metrics as JSON lines; sample grids and a
+loss curve in the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from artforge import __version__
+from artforge.engine.checkpoint import load_checkpoint, save_checkpoint
+from artforge.engine.run import BEST, CONFIG, LAST
+from artforge.errors import ArtforgeError
+from artforge.fsutil import atomic_write_text
+
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
+
+
+@dataclass
+class TrainConfig:
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int | None = None
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    ema: float = 0.0
+    seed: int = 0
+    val_fraction: float = 0.1
+    num_workers: int = 0
+    log_every: int = 10
+    eval_every: int | None = None
+    sample_every: int | None = None
+    ckpt_every: int | None = None
+    samples: int = 16
+    compile: bool = False
+    device: str = "auto"
+    max_time: float | None = None  # seconds; a safety stop (not deterministic)
+
+
+class NonFinite(ArtforgeError):
+    pass
+
+
+class EpochBatches:
+    """Deterministic batches: epoch ``e`` is a permutation seeded by (seed, e), cut into global
+    batches; each rank takes its contiguous slice. Resumes at any (epoch, batch)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ArtforgeError(f"batch size {batch_size} does not split over {world} processes")
+        self.n, self.batch_size, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.per_epoch = n // batch_size
+        self.epoch, self.start = 0, 0
+
+    def set_position(self, epoch: int, batch: int) -> None:
+        self.epoch, self.start = epoch, batch
+
+    def __len__(self) -> int:
+        return self.per_epoch - self.start
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).numpy()
+        per_rank = self.batch_size // self.world
+        for b in range(self.start, self.per_epoch):
+            glob = perm[b * self.batch_size : (b + 1) * self.batch_size]
+            yield glob[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()
+
+
+def lr_at(step: int, cfg: TrainConfig, total: int) -> float:
+    warm = cfg.warmup_steps if cfg.warmup_steps is not None else min(100, max(1, total // 20))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def pick_device(choice: str, local_rank: int = 0) -> torch.device:
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ArtforgeError("--device cuda, but CUDA is not available on this machine")
+        return torch.device(choice if ":" in choice else f"cuda:{local_rank}")
+    if choice == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    raise ArtforgeError(f"unknown device {choice!r}; use auto, cpu or cuda")
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+
+def _batch_to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class Trainer:
+    """Train one model on one token cache into one run folder."""
+
+    def __init__(self, run_dir: Path, run_config: dict, cfg: TrainConfig, resume: bool, quiet: bool = False):
+        from artforge.codecs import codec_from_config
+        from artforge.data.dataset import TokenDataset
+        from artforge.models import DataInfo, config_from_json, get_model_class
+
+        self.run_dir, self.run_config, self.cfg, self.quiet = run_dir, run_config, cfg, quiet
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = pick_device(cfg.device, local)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            torch.distributed.init_process_group(backend)
+        self.main = self.rank == 0
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        cache = run_config["data"]["cache"]
+        self.train_ds = TokenDataset(cache, "train", cfg.val_fraction)
+        self.val_ds = TokenDataset(cache, "val", cfg.val_fraction)
+        if len(self.train_ds) == 0:
+            raise ArtforgeError(f"{cache}: no training samples")
+        if cfg.batch_size > len(self.train_ds):
+            raise ArtforgeError(f"batch size {cfg.batch_size} is larger than the {len(self.train_ds)} training "
+                                f"samples of {cache}; use --batch-size {len(self.train_ds)} or less")
+        if len(self.val_ds) == 0:
+            self._say(f"note: {cache} has no validation samples at val_fraction {cfg.val_fraction}; "
+                      "validating on the training split")
+            self.val_ds = TokenDataset(cache, "train", cfg.val_fraction)
+        self.codec = codec_from_config(run_config["data"]["codec"])
+        per_epoch = len(self.train_ds) // cfg.batch_size
+        if cfg.steps is None:
+            epochs = cfg.epochs if cfg.epochs is not None else 1.0
+            cfg.steps = max(1, math.ceil(epochs * per_epoch))
+        self.total = cfg.steps
+        every = max(1, self.total // 10)
+        cfg.eval_every = cfg.eval_every or every
+        cfg.sample_every = cfg.sample_every or cfg.eval_every
+        cfg.ckpt_every = cfg.ckpt_every or cfg.eval_every
+
+        cls = get_model_class(run_config["model"])
+        info = DataInfo.from_json(run_config["data"])
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        self.model = cls(config_from_json(cls, run_config["model_config"]), info).to(self.device)
+        self.optimizers = {ph: self._make_optimizer(self.model.phase_parameters(ph)) for ph in self.model.phases}
+        self.ema = None
+        if cfg.ema > 0:
+            self.ema = {k: v.detach().clone().float() for k, v in self.model.state_dict().items()}
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.best_val = math.inf
+        self.elapsed = 0.0
+        if resume and (run_dir / LAST).is_file():
+            self._load(run_dir / LAST)
+        elif resume:
+            self._say(f"note: {run_dir} has no checkpoint yet; starting from step 0")
+        self.forward = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.forward = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                               find_unused_parameters=len(self.model.phases) > 1)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
+        self.stop_reason: str | None = None
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _say(self, msg: str) -> None:
+        if self.main and not self.quiet:
+            from rich.console import Console
+
+            Console(stderr=True).print(msg, highlight=False, markup=False)
+
+    def _make_optimizer(self, params: list) -> torch.optim.Optimizer:
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        kw = {"fused": True} if self.device.type == "cuda" else {}
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2), **kw)
+
+    def _state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "ema": self.ema,
+            "rng": rng,
+            "best_val": self.best_val,
+            "elapsed": self.elapsed,
+            "config": json.dumps(self.run_config),
+        }
+
+    def _load(self, path: Path) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        try:
+            self.model.load_state_dict(state["model"])
+            for k, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][k])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise ArtforgeError(f"{path}: checkpoint does not fit this run ({str(exc).splitlines()[0]})") from None
+        if self.ema is not None and state.get("ema"):
+            self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.best_val = state.get("best_val", math.inf)
+        self.elapsed = state.get("elapsed", 0.0)
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
+        self._say(f"resumed {self.run_dir} at step {self.step}")
+
+    def save(self, name: str = LAST) -> None:
+        if self.main:
+            save_checkpoint(self.run_dir / name, self._state())
+
+    def _loader(self, ds, batches) -> torch.utils.data.DataLoader:
+        from artforge.data.dataset import collate
+
+        return torch.utils.data.DataLoader(
+            ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        )
+
+    def _val_batches(self):
+        bs = min(self.cfg.batch_size * 2, 512)
+        idx = list(range(len(self.val_ds)))
+        for i in range(0, len(idx), bs):
+            yield _batch_to(self.val_ds.__getitems__(idx[i : i + bs]), self.device)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    def _with_ema(self):
+        trainer = self
+
+        class _Swap:
+            def __enter__(self):
+                self.saved = None
+                if trainer.ema is not None:
+                    self.saved = copy.deepcopy(trainer.model.state_dict())
+                    trainer.model.load_state_dict(trainer.ema)
+
+            def __exit__(self, *exc):
+                if self.saved is not None:
+                    trainer.model.load_state_dict(self.saved)
+
+        return _Swap()
+
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                self._with_ema(), self._autocast():
+            torch.manual_seed(self.cfg.seed + 1)
+            figures = self.model.validate(self._val_batches())
+        self.model.train()
+        return figures
+
+    def write_samples(self) -> Path | None:
+        from artforge.grid import make_grid
+        from artforge.imageio import save_png
+
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                    self._with_ema(), self._autocast():
+                g = torch.Generator(self.device).manual_seed(self.cfg.seed)
+                tokens = self.model.sample(self.cfg.samples, generator=g)
+        except ArtforgeError:
+            return None
+        finally:
+            self.model.train()
+        images = self.codec.decode(tokens.cpu().numpy())
+        path = self.run_dir / "samples" / f"step-{self.step:06d}.png"
+        path.parent.mkdir(exist_ok=True)
+        save_png(make_grid(images), path)
+        return path
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        batches = EpochBatches(len(self.train_ds), cfg.batch_size, cfg.seed, self.rank, self.world)
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.main, truncate_after=self.step)
+        interrupted = {"flag": False}
+
+        def on_signal(signum, frame):
+            if interrupted["flag"]:
+                raise KeyboardInterrupt
+            interrupted["flag"] = True
+
+        old_int = signal.signal(signal.SIGINT, on_signal) if _main_thread() else None
+        old_term = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
+        flops_tok = self.model.flops_per_token()
+        peak = peak_flops(self.device)
+        tok_per_sample = self.model.tokens_per_sample()
+        progress = Progress(self.total, self.step, enabled=self.main and not self.quiet)
+        self.model.train()
+        sums: dict[str, torch.Tensor] = {}
+        finite_flags: list[tuple[int, str, torch.Tensor]] = []
+        n_sum, t_log, wait = 0, time.perf_counter(), 0.0
+        t_start = time.perf_counter() - self.elapsed
+        last_eval: dict[str, float] = {}
+        try:
+            while self.step < self.total and self.stop_reason is None:
+                batches.set_position(self.epoch, self.batch_in_epoch)
+                t_wait = time.perf_counter()
+                for idx_batch in self._loader(self.train_ds, batches):
+                    batch = _batch_to(idx_batch, self.device)
+                    wait += time.perf_counter() - t_wait
+                    lr = lr_at(self.step, cfg, self.total)
+                    self.model.on_step(self.step, self.total)
+                    for phase, opt in self.optimizers.items():
+                        for group in opt.param_groups:
+                            group["lr"] = lr
+                        opt.zero_grad(set_to_none=True)
+                        with self._autocast():
+                            losses = self.forward(batch, phase=phase)
+                        loss = losses["loss"]
+                        loss.backward()
+                        if cfg.grad_clip > 0:
+                            gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
+                            finite_flags.append((self.step, f"{phase} gradient norm", gn.detach()))
+                        for k, v in losses.items():
+                            key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
+                            d = v.detach().float()
+                            finite_flags.append((self.step, key, d))
+                            sums[key] = sums[key] + d if key in sums else d
+                        opt.step()
+                    if self.ema is not None:
+                        self._update_ema()
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    n_sum += 1
+                    due_log = self.step % cfg.log_every == 0 or self.step == self.total
+                    due_eval = self.step % cfg.eval_every == 0 or self.step == self.total
+                    due_sample = self.step % cfg.sample_every == 0 or self.step == self.total
+                    due_ckpt = self.step % cfg.ckpt_every == 0 or self.step == self.total
+                    # On GPU the check waits for the device, so it runs only when something is saved.
+                    if self.device.type == "cpu" or due_log or due_eval or due_ckpt or interrupted["flag"]:
+                        self._check_finite(finite_flags)
+                    if due_log:
+                        now = time.perf_counter()
+                        dt = now - t_log
+                        means = self._reduce({k: float(v) / n_sum for k, v in sums.items()})
+                        sps = n_sum / dt if dt > 0 else 0.0
+                        rec = {"step": self.step, "epoch": self.epoch, "split": "train", **means, "lr": lr,
+                               "steps_per_s": sps, "samples_per_s": sps * cfg.batch_size,
+                               "tokens_per_s": sps * cfg.batch_size * tok_per_sample,
+                               "data_wait_frac": wait / dt if dt > 0 else 0.0,
+                               "elapsed_s": now - t_start}
+                        if flops_tok and peak:
+                            rec["mfu"] = rec["tokens_per_s"] * flops_tok / (peak * self.world)
+                        metrics.write(rec)
+                        progress.update(self.step, rec)
+                        sums, n_sum, wait, t_log = {}, 0, 0.0, now
+                    if due_eval and self.main:
+                        last_eval = self.validate()
+                        metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
+                        progress.note(last_eval)
+                        if last_eval.get("loss", math.inf) < self.best_val:
+                            self.best_val = last_eval["loss"]
+                            self.elapsed = time.perf_counter() - t_start
+                            self.save(BEST)
+                    if due_sample and self.main:
+                        self.write_samples()
+                    if due_ckpt:
+                        self.elapsed = time.perf_counter() - t_start
+                        self.save(LAST)
+                    if due_eval and self.main:
+                        plot_run(self.run_dir)
+                    if self.world > 1 and (due_eval or due_ckpt):
+                        torch.distributed.barrier()
+                    if interrupted["flag"]:
+                        self.stop_reason = "interrupted"
+                    elif cfg.max_time and time.perf_counter() - t_start > cfg.max_time:
+                        self.stop_reason = "max_time"
+                    if self.step >= self.total or self.stop_reason:
+                        break
+                    t_wait = time.perf_counter()
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+            if self.stop_reason:
+                self.elapsed = time.perf_counter() - t_start
+                self.save(LAST)
+                if self.main:
+                    plot_run(self.run_dir)
+        finally:
+            progress.close()
+            if old_int is not None:
+                signal.signal(signal.SIGINT, old_int)
+                signal.signal(signal.SIGTERM, old_term)
+        return {"step": self.step, "stop": self.stop_reason or "done", "val": last_eval,
+                "seconds": time.perf_counter() - t_start}
+
+    def _check_finite(self, flags: list) -> None:
+        if not flags:
+            return
+        values = torch.stack([f[2].reshape(()) for f in flags])
+        ok = torch.isfinite(values)
+        if self.world > 1:
+            bad = (~ok).any().float()
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
+            if bad.item() == 0:
+                flags.clear()
+                return
+        if bool(ok.all()):
+            flags.clear()
+            return
+        i = int((~ok).nonzero()[0])
+        step, name, value = flags[i][0], flags[i][1], float(values[i])
+        flags.clear()
+        last = self.run_dir / LAST
+        kept = f"; the last good checkpoint is {last}" if last.is_file() else "; no checkpoint was saved before it"
+        raise NonFinite(f"training stopped: {name} became {value} at step {step + 1}{kept}. Try a lower --lr "
+                        "or a smaller --set of the offending term")
+
+    def _update_ema(self) -> None:
+        d = self.cfg.ema
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
+                else:
+                    self.ema[k].copy_(v)
+
+    def _reduce(self, means: dict[str, float]) -> dict[str, float]:
+        if self.world == 1 or not means:
+            return means
+        keys = sorted(means)
+        t = torch.tensor([means[k] for k in keys], device=self.device, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class MetricsLog:
+    """metrics.jsonl, one JSON object per line; on resume, lines after the checkpoint are dropped."""
+
+    def __init__(self, path: Path, enabled: bool, truncate_after: int):
+        self.path, self.enabled = path, enabled
+        if enabled and path.exists():
+            keep = [line for line in path.read_text().splitlines()
+                    if line.strip() and _step_of(line) <= truncate_after]
+            atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+    def write(self, rec: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps({k: (round(v, 6) if isinstance(v, float) else v) for k, v in rec.items()}) + "\n")
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        return 1 << 62
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    p = Path(run_dir) / "metrics.jsonl"
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def plot_run(run_dir: Path) -> None:
+    from artforge.engine.plot import plot_curves
+
+    recs = read_metrics(run_dir)
+    series = {
+        "train loss": [(r["step"], r["loss"]) for r in recs if r.get("split") == "train" and "loss" in r],
+        "val loss": [(r["step"], r["loss"]) for r in recs if r.get("split") == "val" and "loss" in r],
+    }
+    plot_curves(series, Path(run_dir) / "loss.png", title=f"{Path(run_dir).name}: loss")
+
+
+class Progress:
+    """rich progress bar: step, step/s, samples/s, losses, ETA."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.bar = None
+        self.extra = ""
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+
+            self.bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                    console=Console(stderr=True), refresh_per_second=4)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=total, completed=start, info="")
+
+    def update(self, step: int, rec: dict) -> None:
+        if self.bar:
+            losses = " ".join(f"{k}={v:.4g}" for k, v in rec.items()
+                              if k not in ("step", "epoch", "split", "lr", "steps_per_s", "samples_per_s",
+                                           "tokens_per_s", "data_wait_frac", "elapsed_s", "mfu")
+                              and isinstance(v, float))
+            speed = f"{rec['steps_per_s']:.1f} step/s {rec['samples_per_s']:.0f} samples/s"
+            if "mfu" in rec:
+                speed += f" mfu {rec['mfu']:.0%}"
+            self.bar.update(self.task, completed=step, info=f"{speed} {losses}{self.extra}")
+
+    def note(self, val: dict) -> None:
+        if "loss" in val:
+            self.extra = f" | val {val['loss']:.4g}"
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None
+
+
+def train_config_from(model_cls, options: dict[str, Any]) -> TrainConfig:
+    """TrainConfig defaults < the model's train_defaults < explicit options (None = unset)."""
+    values = dataclasses.asdict(TrainConfig())
+    values.update(getattr(model_cls, "train_defaults", {}) or {})
+    values.update({k: v for k, v in options.items() if v is not None})
+    return TrainConfig(**values)
+
+
+def write_run_config(run_dir: Path, config: dict) -> None:
+    atomic_write_text(run_dir / CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def new_run_config(model_cls, model_config, preset, info, cache: str, source: str | None, cfg: TrainConfig) -> dict:
+    return {
+        "model": model_cls.name,
+        "model_config": dataclasses.asdict(model_config),
+        "preset": preset,
+        "data": {**info.to_json(), "cache": str(Path(cache).resolve()), "source": source},
+        "train": dataclasses.asdict(cfg),
+        "artforge_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def model_summary(model: torch.nn.Module) -> str:
+    n = sum(p.numel() for p in model.parameters())
+    return f"{n / 1e6:.2f}M parameters" if n >= 1e5 else f"{n:,} parameters"
+

@@ -1,0 +1,247 @@
+"""The model contract every artforge model follows, and config helpers.
+
+A model is an ``nn.Module`` with a dataclass ``Config``. The engine builds it from the config
+and a :class:`DataInfo` (what the token cache holds), calls ``forward(batch, phase)`` to get
+named losses, and uses ``sample`` / ``evaluate`` / ``onnx_modules`` for the other commands.
+
+Models with several optimisers (GANs) list their ``phases``: each phase gets its own optimiser
+over ``phase_parameters(phase)`` and its own ``forward(batch, phase=...)`` call, in order, every
+step. Everything goes through ``forward`` so DistributedDataParallel works unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from artforge.errors import ArtforgeError
+
+
+@dataclass
+class DataInfo:
+    """What a model needs to know about its tokens."""
+
+    codec: dict  # the codec config (rebuild with artforge.codecs.codec_from_config)
+    vocab_size: int
+    token_shape: tuple[int, ...]
+    label_columns: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"codec": self.codec, "vocab_size": self.vocab_size, "token_shape": list(self.token_shape),
+                "label_columns": list(self.label_columns)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> DataInfo:
+        return cls(d["codec"], int(d["vocab_size"]), tuple(d["token_shape"]), list(d.get("label_columns", [])))
+
+
+@dataclass
+class OnnxModule:
+    """One sub-module to export: ``torch.onnx.export(module, inputs, ...)``."""
+
+    name: str
+    module: nn.Module
+    inputs: tuple[torch.Tensor, ...]  # example inputs (batch >= 2 so the batch axis stays dynamic)
+    input_names: list[str]
+    output_names: list[str]
+    dynamic_axes: dict[str, dict[int, str]]
+    #: inputs to compare ORT with torch on; must use a batch size other than ``inputs``
+    check_inputs: tuple[torch.Tensor, ...] | None = None
+
+
+class ArtModel(nn.Module):
+    """Base class of artforge models. Subclasses set the class attributes and implement forward."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    #: codec families this model works with ("hsv", "palette", ...)
+    codecs: ClassVar[tuple[str, ...]] = ()
+    #: named partial configs, chosen with --set preset=NAME
+    presets: ClassVar[dict[str, dict]] = {}
+    #: conditional models need labels in the cache
+    needs_labels: ClassVar[bool] = False
+    #: training options this model prefers (lr, batch_size, weight_decay, ema, ...)
+    train_defaults: ClassVar[dict] = {}
+    #: "package.module:function" that samples from exported ONNX files with numpy only
+    onnx_sampler: ClassVar[str | None] = None
+
+    def __init__(self, config: Any, info: DataInfo):
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    # -- training -------------------------------------------------------------------------------
+    @property
+    def phases(self) -> list[str]:
+        return ["main"]
+
+    def phase_parameters(self, phase: str) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
+        """Named losses for one batch; ``loss`` is what the engine back-propagates."""
+        raise NotImplementedError
+
+    def on_step(self, step: int, total_steps: int) -> None:
+        """Called before every training step (annealing schedules derive from ``step``)."""
+
+    def flops_per_token(self) -> float | None:
+        """Training FLOPs per token (forward + backward) for MFU, or None."""
+        return None
+
+    def tokens_per_sample(self) -> int:
+        n = 1
+        for s in self.info.token_shape:
+            n *= s
+        return n
+
+    # -- using ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               labels: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+        """``n`` new token grids (n, *token_shape) as a LongTensor."""
+        raise ArtforgeError(f"model {self.name!r} cannot sample")
+
+    @torch.no_grad()
+    def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise ArtforgeError(f"model {self.name!r} cannot reconstruct")
+
+    @torch.no_grad()
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise ArtforgeError(f"model {self.name!r} has no latent space to interpolate in")
+
+    @torch.no_grad()
+    def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Cheap figures on validation batches (used during training); must include ``loss``."""
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in batches:
+            n = next(iter(batch.values())).shape[0]
+            for k, v in self(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v) * n
+            count += n
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
+        """The figures that matter for this model on held-out data (``artforge eval``)."""
+        return self.validate(batches)
+
+    def onnx_modules(self) -> list[OnnxModule]:
+        """Sub-modules that inference needs, for ``artforge export --onnx``."""
+        return []
+
+    def onnx_manifest(self) -> dict:
+        """Extra facts the numpy/onnxruntime sampler needs (shapes, latent size ...)."""
+        return {}
+
+
+# -- config helpers ------------------------------------------------------------------------------
+def config_fields(cls: type) -> dict[str, tuple[Any, Any]]:
+    """name -> (type, default) of a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        out[f.name] = (hints.get(f.name, str), default)
+    return out
+
+
+def _parse(value: str, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value.lower() in ("none", "null", ""):
+            return None
+        return _parse(value, args[0], key)
+    if origin in (tuple, list):
+        inner = typing.get_args(typ)[0] if typing.get_args(typ) else str
+        items = [_parse(v.strip(), inner, key) for v in value.split(",") if v.strip()]
+        return tuple(items) if origin is tuple else items
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ is int:
+            return int(value)
+        if typ is float:
+            return float(value)
+    except ValueError:
+        raise ArtforgeError(f"--set {key}={value}: expected {typ.__name__}") from None
+    return value
+
+
+def parse_sets(pairs: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ArtforgeError(f"--set {pair!r}: expected key=value")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def make_config(model_cls: type[ArtModel], overrides: dict[str, Any]) -> tuple[Any, str | None]:
+    """Build a model config from a preset and ``--set`` overrides (strings are parsed by type)."""
+    fields = config_fields(model_cls.Config)
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in model_cls.presets:
+            known = ", ".join(model_cls.presets) or "none"
+            raise ArtforgeError(f"model {model_cls.name!r} has no preset {preset!r}; presets: {known}")
+        values.update(model_cls.presets[preset])
+    for k, v in overrides.items():
+        if k not in fields:
+            raise ArtforgeError(
+                f"unknown config key {k!r} for model {model_cls.name!r}; keys: preset, {', '.join(fields)}"
+            )
+        values[k] = _parse(v, fields[k][0], k) if isinstance(v, str) and fields[k][0] is not str else v
+    try:
+        return model_cls.Config(**values), preset
+    except (TypeError, ValueError) as exc:
+        raise ArtforgeError(f"bad config for model {model_cls.name!r}: {exc}") from None
+
+
+def config_to_json(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_json(model_cls: type[ArtModel], d: dict) -> Any:
+    fields = config_fields(model_cls.Config)
+    values = {}
+    for k, v in d.items():
+        if k in fields:
+            typ = fields[k][0]
+            values[k] = tuple(v) if typing.get_origin(typ) is tuple and isinstance(v, list) else v
+    return model_cls.Config(**values)
+
+
+def get_model_class(name: str) -> type[ArtModel]:
+    from artforge.plugins import lookup
+
+    return lookup("models", name).obj
+
+
+def check_codec(model_cls: type[ArtModel], codec_config: dict) -> None:
+    family = codec_config.get("codec")
+    if model_cls.codecs and family not in model_cls.codecs:
+        fits = ", ".join(model_cls.codecs)
+        raise ArtforgeError(
+            f"model {model_cls.name!r} does not work with codec {codec_config.get('spec', family)!r}; "
+            f"it takes: {fits}"
+        )

@@ -1,0 +1,97 @@
+"""Sampling from exported ONNX files with onnxruntime and numpy only (torch is never imported).
+
+A manifest names a sampler, ``"package.module:function"``, called as
+``function(sessions, manifest, n, rng, temperature=..., labels=..., **options) -> tokens``.
+Two generic samplers live here; plugins bring their own for other model shapes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artforge.errors import ArtforgeError, BadInput
+
+
+def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
+    d = Path(path)
+    m = d / "manifest.json" if d.is_dir() else d
+    try:
+        manifest = json.loads(m.read_text())
+    except FileNotFoundError:
+        raise BadInput(m, "no ONNX manifest here (run `artforge export RUN --onnx` first)") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(m, f"invalid manifest JSON ({exc})") from None
+    if manifest.get("format") != "artforge-onnx":
+        raise BadInput(m, "not an artforge ONNX manifest")
+    return manifest, m.parent
+
+
+def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    sessions = {}
+    for name, mod in manifest["modules"].items():
+        path = folder / mod["file"]
+        if not path.is_file():
+            raise BadInput(path, "missing ONNX file named in the manifest")
+        sessions[name] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sessions
+
+
+def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: float = 1.0,
+                labels: np.ndarray | None = None, **options: Any) -> tuple[np.ndarray, dict]:
+    """(tokens, codec config) sampled from an export folder."""
+    manifest, folder = load_manifest(path)
+    target = manifest.get("sampler")
+    if not target:
+        raise ArtforgeError(f"{folder}: model {manifest.get('model')!r} names no ONNX sampler")
+    module, _, func = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        raise ArtforgeError(f"ONNX sampler {target!r} is not available ({exc}); install its plugin") from None
+    rng = np.random.default_rng(seed)
+    tokens = fn(open_sessions(manifest, folder), manifest, n, rng, temperature=temperature, labels=labels,
+                **options)
+    return np.asarray(tokens), manifest["codec"]
+
+
+def softmax_sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, axis: int = -1) -> np.ndarray:
+    """Categorical samples along ``axis`` (temperature 0 = argmax)."""
+    if temperature <= 0:
+        return logits.argmax(axis)
+    z = np.moveaxis(logits.astype(np.float64), axis, -1) / temperature
+    z -= z.max(-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(-1, keepdims=True)
+    u = rng.random(p.shape[:-1] + (1,))
+    return np.minimum((np.cumsum(p, -1) < u).sum(-1), p.shape[-1] - 1)
+
+
+def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Generator, temperature: float = 1.0,
+                   labels: np.ndarray | None = None, **_: Any) -> np.ndarray:
+    """Generic VAE-style sampler: z ~ N(0, I) -> ``decoder`` -> per-cell categorical logits.
+
+    The decoder's first output is (n, vocab, *token_shape) logits; ``info.latent_shape`` gives z.
+    With ``info.latent`` = "categorical" the latent is one-hot rows instead (Gumbel VAEs).
+    """
+    info = manifest["info"]
+    shape = tuple(info["latent_shape"])
+    if info.get("latent") == "categorical":
+        k = shape[-1]
+        idx = rng.integers(0, k, size=(n, *shape[:-1]))
+        z = np.eye(k, dtype=np.float32)[idx]
+    else:
+        z = rng.standard_normal((n, *shape)).astype(np.float32)
+    sess = sessions["decoder"]
+    feed = {"z": z}
+    if labels is not None and any(i.name == "labels" for i in sess.get_inputs()):
+        feed["labels"] = np.broadcast_to(labels.astype(np.float32), (n, labels.shape[-1])).copy()
+    logits = sess.run(None, feed)[0]
+    return softmax_sample(logits, rng, temperature if info.get("sample_cells", False) else 0.0, axis=1)

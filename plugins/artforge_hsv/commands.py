@@ -1,0 +1,71 @@
+"""`artforge complete`: keep the top rows of images and let a trained pixel transformer finish them."""
+
+from __future__ import annotations
+
+import click
+
+from artforge.errors import ArtforgeError
+
+
+@click.command()
+@click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@click.option("-k", "--keep-rows", type=int, required=True, help="Rows kept from the top of each image.")
+@click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Completions per image.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Collage PNG to write.")
+@click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
+@click.option("--top-k", type=click.IntRange(1))
+@click.option("--top-p", type=float)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint", "which", default="best", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, seed, which, device) -> None:
+    """Complete IMAGES from their top rows: a collage of original | prompt | completions."""
+    import numpy as np
+    import torch
+
+    from artforge.cli.codec_cmds import expand_inputs
+    from artforge.engine.run import load_run
+    from artforge.engine.trainer import pick_device
+    from artforge.errors import BadInput
+    from artforge.fsutil import check_output
+    from artforge.grid import make_grid
+    from artforge.imageio import load_image, save_png
+
+    check_output(output)
+    if temperature <= 0:
+        raise ArtforgeError(f"--temperature must be > 0, got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
+    dev = pick_device(device)
+    loaded = load_run(run, which=which, device=str(dev), expect_model="hsv-transformer")
+    model, codec = loaded.model, loaded.codec
+    H, W = model.H, model.W
+    if not 0 <= keep_rows <= H:
+        raise ArtforgeError(f"--keep-rows must be between 0 and {H} (the model's image height), got {keep_rows}")
+    pictures, skipped = [], 0
+    for path, _ in expand_inputs(images, None):
+        try:
+            img = load_image(path)
+        except BadInput as exc:
+            click.echo(f"skipped {exc}", err=True)
+            skipped += 1
+            continue
+        if img.shape[:2] != (H, W):
+            click.echo(f"note: {path} is {img.shape[1]}x{img.shape[0]}; resized to the model's {W}x{H}", err=True)
+        pictures.append(codec.prepare(img, H))
+    if not pictures:
+        raise ArtforgeError(f"no usable images ({skipped} skipped)")
+    batch = np.stack(pictures)
+    tokens = torch.from_numpy(codec.encode(batch).astype(np.int64)).to(dev)
+    g = torch.Generator(dev).manual_seed(seed)
+    out = model.complete(tokens, keep_rows, count, generator=g, temperature=temperature, top_k=top_k, top_p=top_p)
+    quantised = codec.decode(tokens.cpu().numpy())
+    prompt = quantised.copy()
+    prompt[:, keep_rows:] = 0  # the rows the model has to make up are left blank
+    done = codec.decode(out.cpu().numpy())  # (B, n, H, W, 4)
+    cells = []
+    for i in range(len(batch)):
+        cells += [batch[i], prompt[i], *done[i]]
+    save_png(make_grid(np.stack(cells), ncols=2 + count), output)
+    click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {output}")
