@@ -34,6 +34,8 @@ class Codec:
 
     #: file suffixes read from folders (None: the image suffixes)
     input_suffixes: ClassVar[set[str] | None] = None
+    #: suffixes of this codec's own file format (``artforge render art.txt`` picks the codec by them)
+    native_suffixes: ClassVar[set[str]] = set()
 
     spec: str
     vocab_size: int
@@ -87,6 +89,21 @@ class Codec:
             sizes = ", ".join(f"{s[1]}x{s[0]}" for s in shapes[:4])
             raise ArtforgeError(f"inputs have different sizes ({sizes}); pass --size N to fit them")
         return np.stack(items)
+
+    # -- converting arbitrary pictures (artforge convert) ------------------------------------------
+    def convert(self, images: np.ndarray, **options: Any) -> np.ndarray:
+        """Turn (N, H, W, 4) RGBA pictures into tokens, approximating where needed.
+
+        ``options`` come from ``artforge convert`` flags (``dither``, ``edges``); a codec that
+        does not know an option must raise :class:`ArtforgeError` naming it.
+        """
+        if options:
+            raise ArtforgeError(f"codec {self.spec} has no option(s) {', '.join('--' + k for k in options)}")
+        return self.encode(images)
+
+    def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
+        """Write one item in the codec's own file format (e.g. .txt); default: not supported."""
+        raise ArtforgeError(f"codec {self.spec} has no file format of its own; write .png or .npz")
 
     # -- the work -------------------------------------------------------------------------------
     def encode(self, batch: Any) -> np.ndarray:

@@ -151,6 +151,129 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
 
 
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="PNG to write (a grid for many items).")
+@click.option("-c", "--codec", "spec", help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
+@click.option("--scale", type=click.IntRange(1, 64), help="Zoom (default: auto for small pictures).")
+def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
+    """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
+    import zipfile
+
+    import numpy as np
+    import torch
+
+    from artforge.codecs import codec_from_config, get_codec
+    from artforge.fsutil import check_output
+    from artforge.grid import make_grid
+    from artforge.imageio import save_png
+    from artforge.plugins import registry
+    from artforge.renderers import get_renderer
+    from artforge.tokenfile import load_tokens
+
+    check_output(output)
+    path = Path(input_path)
+    if not path.exists():
+        raise BadInput(path, "no such file")
+    if zipfile.is_zipfile(path) and spec is None:
+        tf = load_tokens(path)
+        codec = codec_from_config(tf.codec)
+        tokens = codec.check_tokens(tf.tokens, input_path)
+    else:
+        if spec is None:
+            reg = registry("codecs")
+            fams = [n for n in reg.names() if path.suffix.lower() in reg.get(n).obj.native_suffixes]
+            if not fams:
+                raise BadInput(path, "not a token file; name its codec with --codec")
+            spec = fams[0]
+        codec = get_codec(spec)
+        tokens = codec.encode(codec.stack([codec.read(path)]))
+    with torch.no_grad():
+        img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
+    img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, -1)
+    if len(img) == 1 and scale is None:
+        save_png(img[0], output)
+    else:
+        save_png(make_grid(img, scale=scale), output)
+    click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {output}")
+
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-c", "--codec", "spec", required=True, help="Target codec, e.g. palette:pico8 or ascii:80x40.")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output: .png (decoded picture), .npz (tokens) or the codec's own format (e.g. .txt).")
+@click.option("--png", "png", type=click.Path(), help="Also write the decoded picture here.")
+@click.option("--size", type=click.IntRange(1, 4096), help="Fit the picture into SIZE x SIZE first.")
+@click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
+@click.option("--dither", type=click.Choice(["none", "bayer", "floyd"]), help="Dithering (palette codecs).")
+@click.option("--edges", type=float, help="Edge emphasis 0..1 (ascii codecs).")
+def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
+    """Turn any picture into the codec's art form (palette pixel art, ASCII art, ...).
+
+    With several inputs, OUTPUT is a folder that receives one file per input.
+    """
+    from artforge.codecs import get_codec
+    from artforge.fsutil import check_output
+    from artforge.imageio import save_png
+    from artforge.tokenfile import save_tokens
+
+    codec = get_codec(spec)
+    options = {k: v for k, v in (("dither", dither), ("edges", edges)) if v is not None}
+    files = expand_inputs(inputs, None)
+    out = Path(output)
+    many = len(files) > 1
+    if many and not out.is_dir():
+        raise ArtforgeError(f"{out}: with {len(files)} inputs, -o must be an existing folder")
+    if png and many:
+        raise ArtforgeError("--png takes one input; with many, use -o FOLDER")
+    done, skipped = 0, 0
+    for path, name in files:
+        try:
+            img = _load_picture(path)
+            img = fit_square(img, size, resample) if size else img
+        except BadInput as exc:
+            click.echo(f"skipped {exc}", err=True)
+            skipped += 1
+            continue
+        if codec.needs_fit:
+            codec.fit([img[None]])
+        tokens = codec.convert(img[None], **options)
+        target = out / (Path(name).stem + (out.suffix or _default_suffix(codec))) if many else out
+        check_output(target)
+        if target.suffix.lower() == ".png":
+            save_png(codec.decode(tokens)[0], target)
+        elif target.suffix.lower() == ".npz":
+            save_tokens(target, tokens, [name], codec.config())
+        else:
+            codec.write_native(tokens[0], target)
+        if png:
+            save_png(codec.decode(tokens)[0], check_output(png))
+        done += 1
+    if not done:
+        raise ArtforgeError(f"no usable inputs ({skipped} skipped)")
+    click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; skipped {skipped}" if skipped else ""))
+
+
+def _load_picture(path):
+    from artforge.imageio import load_image
+
+    return load_image(path)
+
+
+def fit_square(img, size, resample):
+    from artforge.imageio import fit_square as fit
+
+    return fit(img, size, resample)
+
+
+def _default_suffix(codec) -> str:
+    return sorted(codec.native_suffixes)[0] if codec.native_suffixes else ".png"
+
+
 def register(cli: click.Group) -> None:
-    for cmd in (encode, decode, preview):
+    for cmd in (encode, decode, preview, render, convert):
         cli.add_command(cmd)

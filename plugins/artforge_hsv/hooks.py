@@ -17,6 +17,13 @@ def register_codecs(register):
 
 
 @hookimpl
+def register_renderers(register):
+    from artforge_hsv.renderer import make_renderer
+
+    register("hsv", make_renderer)
+
+
+@hookimpl
 def register_datasets(register):
     register(
         "emoji32",

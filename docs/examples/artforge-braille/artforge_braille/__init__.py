@@ -1,0 +1,1 @@
+"""artforge-braille: a third-party artforge plugin (an example to copy)."""
