@@ -294,8 +294,9 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
         labels = torch.from_numpy(vec).to(dev)[None].expand(count, -1) if vec is not None else None
         g = torch.Generator(dev).manual_seed(seed)
         if interpolate:
-            a, b = (torch.from_numpy(codec.encode(codec.stack([codec.read(p, size=_side(model))])).astype("int64"))
-                    .to(dev) for p in interpolate)
+            side = _side(model, codec)
+            a, b = (torch.from_numpy(codec.encode(codec.stack([codec.read(p, size=side)])).astype("int64")).to(dev)
+                    for p in interpolate)
             out = model.interpolate(a, b, count, labels=labels[:1] if labels is not None else None)
             names = [f"interp-{i:03d}" for i in range(len(out))]
         else:
@@ -314,9 +315,10 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     click.echo(msg)
 
 
-def _side(model) -> int | None:
+def _side(model, codec) -> int | None:
+    """Image inputs are fitted to the model's square image size; text inputs are not resized."""
     shape = model.info.token_shape
-    return shape[0] if len(shape) == 2 and shape[0] == shape[1] and model.info.codec.get("codec") != "ascii" else None
+    return shape[0] if codec.input_kind == "image" and len(shape) == 2 and shape[0] == shape[1] else None
 
 
 @click.command("eval")

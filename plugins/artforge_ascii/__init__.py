@@ -1,0 +1,1 @@
+"""artforge's ASCII plugin: character-grid codec, glyph renderer, image->ASCII, ascii-vae."""

@@ -1,0 +1,1 @@
+"""artforge's palette plugin: one-hot palette codec, pixel-art conversion, AE/VAE family."""
