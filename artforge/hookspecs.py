@@ -19,15 +19,17 @@ def register_codecs(register):
     """Register codec classes: ``register(codec_class)``.
 
     ``codec_class`` subclasses :class:`artforge.codecs.Codec`; its ``name`` is the spec family
-    (``hsv`` serves ``hsv544``, ``hsv:433`` ...).
+    (``hsv`` serves ``hsv544``, ``hsv:433`` ...). ``register(name, "package.module:Class")``
+    registers lazily.
     """
 
 
 @hookspec
 def register_models(register):
-    """Register model classes: ``register(model_class)``.
+    """Register model classes: ``register(name, "package.module:Class")`` (lazy, preferred:
+    listing plugins then never imports torch) or ``register(model_class)``.
 
-    ``model_class`` subclasses :class:`artforge.models.ArtModel`; its ``name`` is what
+    The class subclasses :class:`artforge.models.ArtModel`; its ``name`` is what
     ``artforge train --plugin NAME`` takes.
     """
 

@@ -11,6 +11,7 @@ Environment:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -39,12 +40,33 @@ class PluginInfo:
 
 @dataclass
 class Entry:
-    """One registered thing: the object and the plugin that registered it."""
+    """One registered thing and the plugin that registered it.
+
+    ``target`` is the object itself or a lazy ``"package.module:attr"`` string, imported on the
+    first access to :attr:`obj` (so listing plugins never imports torch).
+    """
 
     name: str
-    obj: Any
+    target: Any
     plugin: str
     meta: dict = field(default_factory=dict)
+    lazy: bool = False
+
+    @property
+    def obj(self) -> Any:
+        if self.lazy:
+            module, _, attr = str(self.target).partition(":")
+            try:
+                obj = getattr(importlib.import_module(module), attr)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin module
+                raise ArtforgeError(
+                    f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
+                ) from None
+            if getattr(obj, "name", self.name) != self.name:
+                raise ArtforgeError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
+                                    f"whose name is {obj.name!r}")
+            self.target, self.lazy = obj, False
+        return self.target
 
 
 class Conflict(ArtforgeError):
@@ -69,7 +91,8 @@ class Registry:
             first = self.entries.pop(name).plugin
             self.conflicts[name] = [first, plugin]
             return
-        self.entries[name] = Entry(name, obj, plugin, meta)
+        lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
+        self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy)
 
     def get(self, name: str) -> Entry:
         if name in self.conflicts:
@@ -177,9 +200,8 @@ class PluginManager:
             plugin = impl.plugin_name
 
             def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, **meta: Any) -> None:
-                if kind in ("codecs", "models"):
-                    name = getattr(obj_or_name, "name", None)
-                    reg.add(name, obj_or_name, _plugin, **meta)
+                if kind in ("codecs", "models") and not args:
+                    reg.add(getattr(obj_or_name, "name", None), obj_or_name, _plugin, **meta)
                 else:
                     if not args:
                         raise TypeError(f"register({obj_or_name!r}) needs a second argument")

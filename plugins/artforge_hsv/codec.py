@@ -7,12 +7,15 @@ Quantisation:
 - hue is circular: ``h_q = round(h * 2^H) mod 2^H``, so 359 degrees and 0 degrees share a bin
   and bins are centred on ``k * 360 / 2^H`` degrees;
 - saturation and value: ``round(x * (2^B - 1))``, so black, white and greys are exact.
+Rounding is done in exact integer arithmetic on the 8-bit inputs (halves round up), so there are
+no floating-point ties.
 
 Decoding maps a token to the RGB of its bin centre, rounded to 8 bits. Rounding can move a
 colour's hue across a bin edge when its chroma is only a few RGB levels, so a token whose decoded
 colour does not encode back to itself is replaced, at encode time, by the token its colour does
-settle on (``canon``). That makes encode -> decode -> encode an exact fixed point for every
-input, and decode -> encode -> decode exact for every image on the quantised grid.
+settle on (``canon``), and decoding shows every token in the colour of its canonical token. That
+makes encode -> decode -> encode an exact fixed point for every input, and decode -> encode ->
+decode exact for every token grid.
 
 All work is table lookups on uint8 RGB; large batches use one 2^24-entry table built once per
 process and bit width (about 0.3 s, 32 MiB).
@@ -107,16 +110,19 @@ class HSVCodec(Codec):
     def _build_tables(self) -> dict[str, np.ndarray]:
         hb, sb, vb = self.bits
         H, S, V = 1 << hb, (1 << sb) - 1, (1 << vb) - 1
-        m = np.arange(256, dtype=np.float64)
-        vq = np.round(m / 255.0 * V).astype(np.int64)
-        c = np.arange(256, dtype=np.float64)[:, None]
-        mx = np.arange(256, dtype=np.float64)[None, :]
-        sq = np.where(mx > 0, np.round(c / np.where(mx > 0, mx, 1.0) * S), 0).astype(np.int64)
-        d = np.arange(-255, 256, dtype=np.float64)[None, :, None]
-        cc = np.arange(256, dtype=np.float64)[None, None, :]
-        sector = np.arange(3, dtype=np.float64)[:, None, None] * 2.0
-        hue6 = (sector + d / np.where(cc > 0, cc, 1.0)) % 6.0
-        hq = np.where(cc > 0, np.round(hue6 / 6.0 * H) % H, 0).astype(np.int64)
+        # Exact integer rounding (halves round up): round(a / b) = (2a + b) // (2b).
+        m = np.arange(256, dtype=np.int64)
+        vq = (2 * m * V + 255) // 510
+        c = np.arange(256, dtype=np.int64)[:, None]
+        mx = np.arange(256, dtype=np.int64)[None, :]
+        sq = np.where(mx > 0, (2 * c * S + mx) // np.maximum(2 * mx, 1), 0)
+        # hue * 6 = 2 * sector + d / c, taken mod 6, so hue_q = round((2 sector c + d) mod 6c * H / 6c) mod H
+        d = np.arange(-255, 256, dtype=np.int64)[None, :, None]
+        cc = np.arange(256, dtype=np.int64)[None, None, :]
+        sector = np.arange(3, dtype=np.int64)[:, None, None]
+        six_c = np.maximum(6 * cc, 1)
+        num = ((2 * sector * cc + d) % six_c) * H
+        hq = np.where(cc > 0, ((2 * num + six_c) // (2 * six_c)) % H, 0)
         tables = {"vq": vq, "sq": sq.ravel(), "hq": hq.ravel()}
         # decode: the bin centre of every colour token, rounded to 8-bit RGB
         tok = np.arange(self.n_colors)
@@ -134,7 +140,7 @@ class HSVCodec(Codec):
         if not np.array_equal(step[canon], canon):  # pragma: no cover - checked for every width
             raise RuntimeError(f"{self.spec}: token canonicalisation did not converge")
         dec = np.zeros((self.vocab_size, 4), np.uint8)
-        dec[: self.n_colors, :3] = rgb
+        dec[: self.n_colors, :3] = rgb[canon]  # any token (even one a model made up) shows a stable colour
         dec[: self.n_colors, 3] = 255
         tables["canon"] = canon.astype(self.token_dtype)
         tables["decode"] = dec

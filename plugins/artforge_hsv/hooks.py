@@ -35,9 +35,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_models(register):
-    from artforge_hsv.model import HSVTransformer
-
-    register(HSVTransformer)
+    register("hsv-transformer", "artforge_hsv.model:HSVTransformer")  # lazy: torch loads on use
 
 
 @hookimpl

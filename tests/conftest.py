@@ -1,0 +1,87 @@
+"""Shared fixtures: a CLI runner, small image sets made from the built-in data, tiny caches."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from artforge.plugins import reset_plugin_manager
+
+ROOT = Path(__file__).resolve().parents[1]
+EMOJI = ROOT / "plugins" / "artforge_hsv" / "data" / "emoji32.npz"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch):
+    """Every test starts with freshly loaded plugins and no plugin-selecting environment."""
+    for var in ("ARTFORGE_STRICT_PLUGINS", "ARTFORGE_LOAD_PLUGINS", "ARTFORGE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str, ok: bool = True):
+    """Run `artforge ARGS`; assert the exit status (0 when ok, non-zero otherwise)."""
+    from artforge.cli import cli
+
+    result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, f"artforge {' '.join(map(str, args))} failed:\n{result.output}"
+    else:
+        assert result.exit_code != 0, f"artforge {' '.join(map(str, args))} should have failed:\n{result.output}"
+        assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="session")
+def emoji() -> np.ndarray:
+    with np.load(EMOJI) as z:
+        return z["images"][:64]
+
+
+@pytest.fixture(scope="session")
+def emoji_dir(tmp_path_factory, emoji) -> Path:
+    """24 emoji as 32x32 PNG files in two sub-folders."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("emoji")
+    for i, img in enumerate(emoji[:24]):
+        sub = d / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        Image.fromarray(img, "RGBA").save(sub / f"e{i:03d}.png")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, emoji) -> Path:
+    """64 emoji at 8x8 with hsv322 (vocab 257): a cache small models train on in seconds."""
+    from artforge.data.cache import build_cache
+
+    d = tmp_path_factory.mktemp("tiny")
+    np.savez(d / "tiny.npz", images=emoji, names=np.array([f"e{i:03d}" for i in range(len(emoji))]))
+    reset_plugin_manager()
+    r = build_cache(str(d / "tiny.npz"), "hsv322", d / "tiny.h5", size=8, workers=1, progress=False)
+    assert r.n_items == len(emoji)
+    return d / "tiny.h5"
+
+
+def subprocess_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env.pop("ARTFORGE_LOAD_PLUGINS", None)
+    env.pop("ARTFORGE_STRICT_PLUGINS", None)
+    env.update(extra)
+    return env
+
+
+ARTFORGE = [sys.executable, "-m", "artforge"]

@@ -1,0 +1,156 @@
+"""encode / decode / preview / render / convert through the CLI, including bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import ARTFORGE, invoke, subprocess_env
+
+
+def test_version_and_module_entry(runner):
+    from artforge import __version__
+
+    assert __version__ in invoke(runner, "--version").output
+    out = subprocess.run([*ARTFORGE, "--version"], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_help_lists_core_and_plugin_commands(runner):
+    out = invoke(runner, "--help").output
+    for cmd in ("encode", "decode", "train", "sample", "export", "data", "plugins", "complete"):
+        assert cmd in out
+
+
+def test_help_and_plugins_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from artforge.cli import cli\n"
+        "for args in (['--help'], ['plugins'], ['codecs']):\n"
+        "    try:\n"
+        "        cli.main(args, prog_name='artforge', standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_encode_folder_decode_grid_and_folder(runner, emoji_dir, tmp_path):
+    r = invoke(runner, "encode", "--codec", "hsv544", emoji_dir, "-o", tmp_path / "t")
+    assert "encoded 24 with hsv544" in r.output
+    z = np.load(tmp_path / "t.npz")
+    assert z["tokens"].shape == (24, 32, 32) and "a/e001.png" in z["names"].tolist()
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "grid.png")
+    assert Image.open(tmp_path / "grid.png").size[0] > 32 * 4
+    out = tmp_path / "each"
+    out.mkdir()
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", str(out) + "/")
+    assert len(list(out.glob("*.png"))) == 24
+
+
+def test_single_image_round_trip_matches_codec(runner, emoji_dir, tmp_path):
+    from artforge.codecs import get_codec
+
+    src = emoji_dir / "a" / "e001.png"
+    invoke(runner, "encode", "-c", "hsv433", src, "-o", tmp_path / "one.npz")
+    invoke(runner, "decode", tmp_path / "one.npz", "-o", tmp_path / "one.png")
+    img = np.array(Image.open(src).convert("RGBA"))
+    c = get_codec("hsv433")
+    assert np.array_equal(np.array(Image.open(tmp_path / "one.png")), c.decode(c.encode(img[None]))[0])
+
+
+def test_encode_resizes_with_size(runner, emoji_dir, tmp_path):
+    invoke(runner, "encode", "-c", "hsv322", emoji_dir, "--size", "16", "-o", tmp_path / "s.npz")
+    assert np.load(tmp_path / "s.npz")["tokens"].shape == (24, 16, 16)
+
+
+def test_batch_skips_and_counts_bad_files(runner, emoji_dir, tmp_path):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for f in list((emoji_dir / "a").glob("*.png"))[:3]:
+        (d / f.name).write_bytes(f.read_bytes())
+    (d / "zero.png").write_bytes(b"")
+    (d / "text.png").write_text("not an image")
+    good = (emoji_dir / "a" / "e001.png").read_bytes()
+    (d / "trunc.png").write_bytes(good[: len(good) // 2])
+    r = invoke(runner, "encode", "-c", "hsv544", d, "-o", tmp_path / "m.npz")
+    assert "encoded 3" in r.output and "skipped 3" in r.output
+    assert "zero.png: empty file" in r.output
+    assert "text.png: not an image" in r.output
+    assert "trunc.png: unreadable image" in r.output
+
+
+def test_bad_inputs_are_one_line_errors(runner, emoji_dir, tmp_path):
+    src = emoji_dir / "a" / "e001.png"
+    r = invoke(runner, "encode", "-c", "hsv904", src, "-o", tmp_path / "x.npz", ok=False)
+    assert "hsv904" in r.output and "1-8" in r.output
+    r = invoke(runner, "encode", "-c", "nope", src, "-o", tmp_path / "x.npz", ok=False)
+    assert "known codecs" in r.output and "hsv" in r.output
+    r = invoke(runner, "encode", "-c", "hsv544", src, "-o", tmp_path / "missing" / "x.npz", ok=False)
+    assert "output folder" in r.output and "does not exist" in r.output
+    r = invoke(runner, "encode", "-c", "hsv544", tmp_path / "nothere.png", "-o", tmp_path / "x.npz", ok=False)
+    assert "nothere.png" in r.output
+    (tmp_path / "zero.png").write_bytes(b"")
+    r = invoke(runner, "encode", "-c", "hsv544", tmp_path / "zero.png", "-o", tmp_path / "x.npz", ok=False)
+    assert "no usable inputs" in r.output
+    r = invoke(runner, "decode", src, "-o", tmp_path / "y.png", ok=False)
+    assert "e001.png" in r.output and "not an artforge token file" in r.output
+
+
+def test_decode_rejects_tokens_of_another_codec(runner, emoji_dir, tmp_path):
+    invoke(runner, "encode", "-c", "hsv544", emoji_dir / "a", "-o", tmp_path / "t.npz")
+    r = invoke(runner, "decode", tmp_path / "t.npz", "--codec", "hsv433", "-o", tmp_path / "x.png", ok=False)
+    assert "made by codec hsv544, not hsv433" in r.output
+    z = dict(np.load(tmp_path / "t.npz"))
+    z["tokens"] = z["tokens"].astype(np.int64) + 9000  # beyond hsv544's vocabulary
+    np.savez(tmp_path / "bad.npz", **z)
+    r = invoke(runner, "decode", tmp_path / "bad.npz", "-o", tmp_path / "x.png", ok=False)
+    assert "bad.npz" in r.output and "vocabulary" in r.output
+
+
+def test_preview_render_and_convert(runner, emoji_dir, tmp_path):
+    imgs = sorted((emoji_dir / "a").glob("*.png"))[:2]
+    invoke(runner, "preview", *imgs, "-c", "hsv544", "-c", "hsv322", "-o", tmp_path / "p.png")
+    w, h = Image.open(tmp_path / "p.png").size
+    assert w > h  # 3 columns, 2 rows
+    invoke(runner, "encode", "-c", "hsv433", imgs[0], "-o", tmp_path / "t.npz")
+    invoke(runner, "render", tmp_path / "t.npz", "-o", tmp_path / "r.png")
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "d.png")
+    assert np.array_equal(np.array(Image.open(tmp_path / "r.png")), np.array(Image.open(tmp_path / "d.png")))
+    invoke(runner, "convert", imgs[0], "-c", "hsv322", "--size", "16", "-o", tmp_path / "c.png")
+    assert Image.open(tmp_path / "c.png").size == (16, 16)
+    r = invoke(runner, "convert", imgs[0], "-c", "hsv322", "--dither", "floyd", "-o", tmp_path / "c.png", ok=False)
+    assert "no option" in r.output
+
+
+def test_odd_image_modes_are_converted(runner, tmp_path):
+    d = tmp_path / "modes"
+    d.mkdir()
+    p = Image.new("P", (8, 8))
+    p.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    p.info["transparency"] = 1
+    p.paste(1, (0, 0, 4, 8))
+    p.save(d / "p_transparent.png", transparency=1)
+    Image.new("LA", (8, 8), (100, 128)).save(d / "la.png")
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(d / "cmyk.jpg")
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(d / "grey16.png")
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(d / "anim.gif", save_all=True, append_images=frames[1:])
+    invoke(runner, "encode", "-c", "hsv544", d, "-o", tmp_path / "m.npz")
+    z = np.load(tmp_path / "m.npz")
+    names = z["names"].tolist()
+    assert len(names) == 5
+    from artforge.codecs import get_codec
+
+    c = get_codec("hsv544")
+    dec = c.decode(z["tokens"])
+    by = dict(zip(names, dec, strict=True))
+    assert by["p_transparent.png"][0, 0, 3] == 0 and by["p_transparent.png"][0, 7, 0] > 200
+    assert by["anim.gif"][0, 0, 0] > 200 and by["anim.gif"][0, 0, 2] < 50  # first frame (red)
+    assert abs(int(by["grey16.png"][0, 0, 0]) - 156) <= 9  # 40000/65535 of white
