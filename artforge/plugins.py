@@ -196,7 +196,7 @@ class PluginManager:
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Call each implementation on its own so one raising plugin cannot break the others,
         # and so every registration is tagged with the plugin that made it.
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
 
             def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, **meta: Any) -> None:
@@ -217,7 +217,7 @@ class PluginManager:
         return reg
 
     def add_commands(self, cli: Any) -> None:
-        for impl in reversed(self.pm.hook.register_commands.get_hookimpls()):
+        for impl in self.pm.hook.register_commands.get_hookimpls():
             before = set(cli.commands)
             try:
                 impl.function(**{a: cli for a in impl.argnames})

@@ -131,7 +131,7 @@ class NpzSource(Source):
             return z[key]
 
     def payload(self, ref: Ref, codec) -> Any:
-        key = str(self.path)
+        key = str(_stat(self.path))  # path, size and mtime: a rewritten file is read again
         if key not in _npz_cache:  # once per worker process
             _npz_cache.clear()
             with np.load(self.path, allow_pickle=False) as z:

@@ -1,0 +1,303 @@
+"""The HDF5 token cache: layout, fingerprints, atomic builds, labels, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from artforge.data.cache import SCHEMA, build_cache, cache_info, verify_cache
+from artforge.errors import ArtforgeError, BadInput
+
+from conftest import invoke, subprocess_env
+
+
+def build(*args, **kw):
+    kw.setdefault("progress", False)
+    kw.setdefault("workers", 1)
+    return build_cache(*args, **kw)
+
+
+def test_layout_dtype_chunks_and_attrs(emoji_dir, tmp_path):
+    r = build(str(emoji_dir), "hsv544", tmp_path / "c.h5")
+    assert r.status == "built" and r.n_items == 24
+    with h5py.File(tmp_path / "c.h5") as f:
+        tok = f["tokens"]
+        assert tok.shape == (24, 32, 32) and tok.dtype == np.uint16
+        assert tok.compression == "gzip" and tok.shuffle
+        chunk_bytes = np.prod(tok.chunks) * tok.dtype.itemsize
+        assert tok.chunks[1:] == (32, 32) and 10 * 1024 <= chunk_bytes <= 1024 * 1024
+        assert f["names"].shape == (24,)
+        a = f.attrs
+        assert a["schema"] == SCHEMA and json.loads(a["codec"])["spec"] == "hsv544"
+        assert a["n_items"] == 24 and a["n_skipped"] == 0 and a["fingerprint"]
+    build(str(emoji_dir), "hsv322", tmp_path / "d.h5")  # 2^7 + 1 token values
+    with h5py.File(tmp_path / "d.h5") as f:
+        assert f["tokens"].dtype == np.uint8
+
+
+def test_tokens_equal_direct_encoding(emoji_dir, tmp_path):
+    from artforge.codecs import get_codec
+
+    build(str(emoji_dir), "hsv433", tmp_path / "c.h5", workers=2)
+    with h5py.File(tmp_path / "c.h5") as f:
+        names = f["names"][:].astype(str).tolist()
+        tokens = f["tokens"][:]
+    c = get_codec("hsv433")
+    for i in (0, 5, 23):
+        img = np.array(Image.open(emoji_dir / names[i]).convert("RGBA"))
+        assert np.array_equal(tokens[i], c.encode(img[None])[0])
+
+
+def test_sources_glob_npz_builtin(emoji_dir, emoji, tmp_path):
+    r = build(str(emoji_dir / "*" / "e00*.png"), "hsv544", tmp_path / "g.h5")
+    assert r.n_items == 10
+    np.savez(tmp_path / "x.npz", images=emoji[:7])
+    assert build(str(tmp_path / "x.npz"), "hsv544", tmp_path / "n.h5").n_items == 7
+    grey = np.random.default_rng(0).integers(0, 256, (5, 16, 16), dtype=np.uint8)  # (N, H, W) arrays work
+    np.savez(tmp_path / "g.npz", images=grey)
+    assert build(str(tmp_path / "g.npz"), "hsv544", tmp_path / "gr.h5").n_items == 5
+    assert build("builtin:emoji32", "hsv322", tmp_path / "b.h5").n_items == 512
+
+
+def test_same_source_is_a_no_op_and_changes_rebuild(emoji_dir, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in sorted((emoji_dir / "a").glob("*.png"))[:5]:
+        (src / f.name).write_bytes(f.read_bytes())
+    out = tmp_path / "c.h5"
+    assert build(str(src), "hsv544", out).status == "built"
+    mtime = out.stat().st_mtime_ns
+    again = build(str(src), "hsv544", out)
+    assert again.status == "up-to-date" and out.stat().st_mtime_ns == mtime
+    assert build(str(src), "hsv433", out).status == "built"  # codec changed
+    assert "codec" in build(str(src), "hsv544", out).reason
+    (src / "new.png").write_bytes((emoji_dir / "b" / "e000.png").read_bytes())
+    r = build(str(src), "hsv544", out)
+    assert r.status == "built" and r.n_items == 6 and "source" in r.reason
+    assert build(str(src), "hsv544", out, force=True).status == "built"
+    assert build(str(src), "hsv544", out, size=16).status == "built"
+
+
+def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
+    out = tmp_path / "c.h5"
+    r = invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q", "-j", "2")
+    assert "built" in r.output and "24 items" in r.output
+    assert "up to date" in invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q").output
+    info = json.loads(invoke(runner, "data", "info", out, "--json").output)
+    assert info["items"] == 24 and info["compression_ratio"] > 1 and info["dtype"] == "uint16"
+    assert "ratio" in invoke(runner, "data", "info", out).output
+    assert "ok" in invoke(runner, "data", "verify", out).output
+    invoke(runner, "data", "preview", out, "-n", "9", "-o", tmp_path / "p.png")
+    assert Image.open(tmp_path / "p.png").size[0] > 3 * 32
+
+
+def test_verify_finds_corruption(tmp_path, emoji_dir, runner):
+    out = tmp_path / "c.h5"
+    build(str(emoji_dir), "hsv544", out)
+    with h5py.File(out, "a") as f:
+        f["tokens"][0, 0, 0] = 60000  # beyond the vocabulary
+        f.attrs["n_items"] = 99
+    problems = verify_cache(out)
+    assert any("vocab" in p for p in problems) and any("n_items" in p for p in problems)
+    assert "problem" in invoke(runner, "data", "verify", out, ok=False).output
+
+
+def test_old_schema_and_foreign_files_are_clear_errors(tmp_path, emoji_dir, runner):
+    out = tmp_path / "c.h5"
+    build(str(emoji_dir), "hsv544", out)
+    with h5py.File(out, "a") as f:
+        f.attrs["schema"] = 0
+    r = invoke(runner, "data", "info", out, ok=False)
+    assert "schema 0" in r.output and "rebuild" in r.output
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    assert "not an artforge token cache" in invoke(runner, "data", "info", tmp_path / "other.h5", ok=False).output
+    (tmp_path / "junk.h5").write_text("junk")
+    assert "not an HDF5 cache" in invoke(runner, "data", "info", tmp_path / "junk.h5", ok=False).output
+    # a stale cache from an older schema is rebuilt, not reused
+    assert build(str(emoji_dir), "hsv544", out).status == "built"
+
+
+def test_bad_items_are_skipped_with_reasons(emoji_dir, tmp_path, runner):
+    src = tmp_path / "bad"
+    src.mkdir()
+    good = (emoji_dir / "a" / "e001.png").read_bytes()
+    (src / "good.png").write_bytes(good)
+    (src / "trunc.png").write_bytes(good[: len(good) // 2])
+    (src / "zero.png").write_bytes(b"")
+    (src / "text.png").write_text("hello")
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(src / "big.png")  # another size: skipped without --size
+    Image.new("1", (14000, 14000)).save(src / "bomb.png")  # 196 Mpx > Pillow's guard
+    frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.new("CMYK", (32, 32)).save(src / "cmyk.jpg")
+    Image.new("LA", (32, 32)).save(src / "la.png")
+    Image.fromarray(np.full((32, 32), 1000, np.uint16)).save(src / "deep.png")
+    unreadable = src / "secret.png"
+    unreadable.write_bytes(good)
+    unreadable.chmod(0)
+    r = build(str(src), "hsv544", tmp_path / "c.h5")
+    reasons = dict(r.skipped)
+    assert "empty file" in reasons["zero.png"]
+    assert "not an image" in reasons["text.png"]
+    assert "unreadable image" in reasons["trunc.png"]
+    assert "decompression-bomb" in reasons["bomb.png"]
+    assert "--size" in reasons["big.png"]
+    if os.geteuid() != 0:  # root reads anything, so only other users see this one
+        assert "permission denied" in reasons["secret.png"]
+    for kept in ("good.png", "anim.gif", "cmyk.jpg", "la.png", "deep.png"):
+        assert kept not in reasons
+    info = cache_info(tmp_path / "c.h5")
+    assert info["skipped"] == len(r.skipped) and info["items"] == r.n_items
+    shown = invoke(runner, "data", "info", tmp_path / "c.h5").output
+    assert "zero.png" in shown and "empty file" in shown
+
+
+def test_duplicate_names_are_skipped(emoji, tmp_path):
+    np.savez(tmp_path / "d.npz", images=emoji[:4], names=np.array(["a", "b", "a", "c"]))
+    r = build(str(tmp_path / "d.npz"), "hsv544", tmp_path / "c.h5")
+    assert r.n_items == 3 and r.skipped == [("a", "duplicate name (the first one is kept)")]
+
+
+def test_missing_output_folder_and_empty_source(tmp_path, emoji_dir):
+    with pytest.raises(ArtforgeError, match="does not exist"):
+        build(str(emoji_dir), "hsv544", tmp_path / "no" / "c.h5")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtforgeError, match="no items"):
+        build(str(tmp_path / "empty"), "hsv544", tmp_path / "c.h5")
+    with pytest.raises(BadInput, match="no such file"):
+        build(str(tmp_path / "nothing"), "hsv544", tmp_path / "c.h5")
+
+
+# -- labels --------------------------------------------------------------------------------------
+@pytest.fixture
+def punks(tmp_path, emoji):
+    d = tmp_path / "punks"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(emoji[i], "RGBA").save(d / f"punk{i:04d}.png")
+    labels = {str(i): {"type": "female" if i % 2 else "male", "earring": i % 3 == 0,
+                       "accessories": ["cap"] if i < 2 else []} for i in range(5)}  # punk0005 has none
+    labels["99"] = {"type": "alien", "earring": 0, "accessories": []}  # an image that doesn't exist
+    (tmp_path / "punks.json").write_text(json.dumps(labels))
+    return d
+
+
+def test_cryptopunks_style_json_labels(punks, tmp_path):
+    r = build(str(punks), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "punks.json"))
+    assert r.n_items == 5 and dict(r.skipped)["punk0005.png"] == "no labels for this image"
+    info = cache_info(tmp_path / "c.h5")
+    cols = info["labels"]["columns"]
+    assert cols == ["earring", "accessories=cap", "type=alien", "type=female", "type=male"]
+    assert info["labels_without_image"] == 1
+    with h5py.File(tmp_path / "c.h5") as f:
+        lab = f["labels"][:]
+        names = f["names"][:].astype(str).tolist()
+    row = lab[names.index("punk0003.png")]
+    assert row.tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_csv_and_dirs_and_npz_labels(emoji_dir, emoji, tmp_path):
+    rows = ["name,kind,score"] + [f"{p.name},{'x' if i % 2 else 'y'},{i}"
+                                   for i, p in enumerate(sorted((emoji_dir / "a").glob("*.png")))]
+    (tmp_path / "l.csv").write_text("\n".join(rows))
+    r = build(str(emoji_dir / "a"), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "l.csv"))
+    assert r.n_items == 12 and cache_info(tmp_path / "c.h5")["labels"]["columns"] == ["score", "kind=x", "kind=y"]
+    build(str(emoji_dir), "hsv544", tmp_path / "d.h5", labels="dirs")
+    freq = cache_info(tmp_path / "d.h5")["labels"]["frequency"]
+    assert freq == {"dir=a": 0.5, "dir=b": 0.5}
+    np.savez(tmp_path / "k.npz", images=emoji[:6], kinds=np.array(["s", "z", "s", "f", "s", "z"]))
+    build(str(tmp_path / "k.npz"), "hsv544", tmp_path / "e.h5", labels="npz:kinds")
+    assert cache_info(tmp_path / "e.h5")["labels"]["columns"] == ["kinds=f", "kinds=s", "kinds=z"]
+
+
+def test_bad_label_files(emoji_dir, tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(BadInput, match="bad.json: invalid JSON"):
+        build(str(emoji_dir), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "bad.json"))
+    (tmp_path / "short.csv").write_text("name,a\nx.png,1,2\n")
+    with pytest.raises(BadInput, match="line 2 has 3 fields"):
+        build(str(emoji_dir), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "short.csv"))
+    with pytest.raises(BadInput, match="no such labels file"):
+        build(str(emoji_dir), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "nope.json"))
+
+
+# -- atomicity -----------------------------------------------------------------------------------
+def test_sigkill_leaves_the_previous_cache_intact(tmp_path):
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (6000, 64, 64, 4), dtype=np.uint8)  # slow enough to kill midway
+    np.savez(tmp_path / "big.npz", images=big[:200])
+    out = tmp_path / "c.h5"
+    build(str(tmp_path / "big.npz"), "hsv544", out)
+    before = cache_info(out)
+    np.savez(tmp_path / "big.npz", images=big)  # the source changes: the next build rebuilds
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "data", "build", tmp_path / "big.npz", "-c", "hsv544",
+                             "-o", out, "-j", "1", "-q"], env=subprocess_env())
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(tmp_path.glob(".c.h5.partial-*")):
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert proc.poll() is None, "build finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = list(tmp_path.glob(".c.h5.partial-*"))
+    assert partial, "the killed build wrote somewhere other than a partial file"
+    after = cache_info(out)
+    assert after["fingerprint"] == before["fingerprint"] and after["items"] == 200
+    assert verify_cache(out) == []
+    # the next build cleans up the dead writer's partial file and is not fooled by it
+    r = build(str(tmp_path / "big.npz"), "hsv544", out, workers=2)
+    assert r.status == "built" and r.n_items == 6000
+    assert not list(tmp_path.glob(".c.h5.partial-*"))
+
+
+def test_build_does_not_hold_the_whole_source_in_memory(tmp_path):
+    """Images are read and tokens written chunk by chunk: peak memory stays far below the data size."""
+    rng = np.random.default_rng(1)
+    src = tmp_path / "noise"
+    src.mkdir()
+    n = 3000
+    tile = rng.integers(0, 256, (64, 64, 4), dtype=np.uint8)
+    tile[..., 3] = 255
+    for i in range(n):
+        Image.fromarray(np.roll(tile, i, 0), "RGBA").save(src / f"{i:05d}.png", compress_level=0)
+    code = (
+        "import resource\n"
+        "import numpy as np\n"
+        "from artforge.codecs import get_codec\n"
+        "from artforge.data.cache import build_cache\n"
+        "get_codec('hsv544').encode(np.zeros((1, 1024, 1024, 4), np.uint8))  # build the codec tables first\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"build_cache({str(src)!r}, 'hsv544', {str(tmp_path / 'm.h5')!r}, workers=1, progress=False)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+    grew_kib = int(out.stdout.split()[-1])
+    whole_kib = n * 64 * 64 * (4 + 2) / 1024  # every image and every token array at once: ~70 MiB
+    assert grew_kib < whole_kib / 3, (grew_kib, whole_kib)
+
+
+def test_workers_build_the_same_cache(emoji_dir, tmp_path):
+    build(str(emoji_dir), "hsv544", tmp_path / "one.h5", workers=1)
+    build(str(emoji_dir), "hsv544", tmp_path / "two.h5", workers=2)
+    with h5py.File(tmp_path / "one.h5") as a, h5py.File(tmp_path / "two.h5") as b:
+        assert np.array_equal(a["tokens"][:], b["tokens"][:])
+        assert a["names"][:].tolist() == b["names"][:].tolist()
+
+
+def test_path_objects_and_relative_names(emoji_dir, tmp_path):
+    r = build(str(emoji_dir), "hsv544", Path(tmp_path) / "c.h5")
+    with h5py.File(tmp_path / "c.h5") as f:
+        assert sorted(f["names"][:].astype(str))[:2] == ["a/e001.png", "a/e003.png"]
+    assert r.n_items == 24

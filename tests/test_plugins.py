@@ -1,0 +1,131 @@
+"""The plugin system: isolation of broken plugins, strict mode, selection, duplicates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from artforge.codecs import Codec, get_codec
+from artforge.errors import ArtforgeError
+from artforge.hookspecs import hookimpl
+from artforge.plugins import get_plugin_manager
+
+from conftest import ARTFORGE, invoke, subprocess_env
+
+
+def fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
+    """A minimal installed distribution on a path: dist-info with an entry point + its module."""
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[artforge]\n{entry} = {module}\n")
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    return root
+
+
+@pytest.fixture
+def broken_env(tmp_path):
+    root = fake_distribution(tmp_path, "broken-plugin", "broken", "broken_mod",
+                             "import module_that_does_not_exist\n")
+    return subprocess_env(PYTHONPATH=str(root))
+
+
+def run(env, *args):
+    return subprocess.run([*ARTFORGE, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_broken_plugin_warns_once_and_the_rest_works(broken_env):
+    out = run(broken_env, "codecs")
+    assert out.returncode == 0
+    assert "hsv" in out.stdout
+    warnings = [line for line in out.stderr.splitlines() if "broken" in line]
+    assert len(warnings) == 1 and "ModuleNotFoundError" in warnings[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_plugins_lists_the_error(broken_env):
+    out = run(broken_env, "plugins", "--json")
+    assert out.returncode == 0
+    info = {p["name"]: p for p in json.loads(out.stdout)}
+    assert info["broken"]["errors"] and "module_that_does_not_exist" in info["broken"]["errors"][0]
+    assert not info["hsv"]["errors"] and "hsv-transformer" in info["hsv"]["provides"]["models"]
+
+
+def test_strict_mode_turns_load_failures_into_errors(broken_env):
+    out = run({**broken_env, "ARTFORGE_STRICT_PLUGINS": "1"}, "codecs")
+    assert out.returncode != 0
+    assert "broken" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_install_and_uninstall_work_with_a_broken_plugin(broken_env):
+    out = run(broken_env, "uninstall", "-y", "surely-not-installed-artforge-thing")
+    assert out.returncode == 0, out.stderr
+    assert "pip" in out.stderr
+
+
+def test_load_only_selected_plugins(broken_env):
+    out = run({**broken_env, "ARTFORGE_LOAD_PLUGINS": "hsv"}, "plugins", "--json")
+    assert out.returncode == 0 and "broken" not in out.stderr
+    assert [p["name"] for p in json.loads(out.stdout)] == ["hsv"]
+
+
+class DupCodec(Codec):
+    name = "hsv"
+    description = "a second codec named hsv"
+    spec_help = "hsv (impostor)"
+
+    @classmethod
+    def from_spec(cls, args):
+        raise AssertionError("never built")
+
+
+def test_duplicate_names_are_an_error_naming_both(capsys):
+    pm = get_plugin_manager()
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(DupCodec)))
+    assert pm.register(plugin, "impostor")
+    with pytest.raises(ArtforgeError, match=r"both plugins 'hsv' and 'impostor'"):
+        get_codec("hsv544")
+    assert "impostor" in capsys.readouterr().err
+    get_codec("binary")  # other codecs still work
+
+
+def test_misspelled_hook_is_caught(capsys):
+    pm = get_plugin_manager()
+    plugin = types.SimpleNamespace(register_codec=hookimpl(lambda register: None))
+    assert not pm.register(plugin, "typo")
+    assert any("register_codec" in e for e in pm.info["typo"].errors)
+    assert "typo" in capsys.readouterr().err
+    get_codec("hsv544")
+
+
+def test_misspelled_hook_is_an_error_in_strict_mode(monkeypatch):
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    pm = get_plugin_manager()
+    plugin = types.SimpleNamespace(register_modles=hookimpl(lambda register: None))
+    with pytest.raises(ArtforgeError, match="typo2"):
+        pm.register(plugin, "typo2")
+
+
+def test_a_hook_that_raises_is_isolated(runner, capsys):
+    def boom(register):
+        raise RuntimeError("kaboom")
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(boom)), "boom")
+    r = invoke(runner, "codecs", "--json")
+    assert "hsv" in r.output
+    assert "kaboom" in " ".join(pm.info["boom"].errors)
+
+
+def test_lazy_registration_reports_a_missing_module(runner):
+    pm = get_plugin_manager()
+    plugin = types.SimpleNamespace(
+        register_models=hookimpl(lambda register: register("ghost", "no_such_module_xyz:Ghost")))
+    assert pm.register(plugin, "ghostly")
+    r = invoke(runner, "train", "--plugin", "ghost", "--data", "x.h5", ok=False)
+    assert "ghostly" in r.output and "no_such_module_xyz" in r.output
