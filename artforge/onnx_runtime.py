@@ -79,7 +79,10 @@ def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Genera
     """Generic VAE-style sampler: z ~ N(0, I) -> ``decoder`` -> per-cell categorical logits.
 
     The decoder's first output is (n, vocab, *token_shape) logits; ``info.latent_shape`` gives z.
-    With ``info.latent`` = "categorical" the latent is one-hot rows instead (Gumbel VAEs).
+    With ``info.latent`` = "categorical" the latent is one-hot rows instead (Gumbel VAEs). With
+    ``info.temperature`` = "latent", temperature scales the Gaussian z instead of the cells' softmax.
+    A decoder with a ``labels`` input gets ``labels``, or rows drawn from ``info.label_rows``
+    (weighted by ``info.label_weights``) when none are given.
     """
     info = manifest["info"]
     shape = tuple(info["latent_shape"])
@@ -89,9 +92,19 @@ def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Genera
         z = np.eye(k, dtype=np.float32)[idx]
     else:
         z = rng.standard_normal((n, *shape)).astype(np.float32)
+        if info.get("temperature") == "latent":
+            z *= np.float32(temperature)
     sess = sessions["decoder"]
     feed = {"z": z}
-    if labels is not None and any(i.name == "labels" for i in sess.get_inputs()):
+    if any(i.name == "labels" for i in sess.get_inputs()):
+        if labels is None:
+            rows = info.get("label_rows")
+            if not rows:
+                raise ArtforgeError(f"model {manifest.get('model')!r} is conditional; pass --label NAME=VALUE")
+            w = np.asarray(info.get("label_weights") or [1.0] * len(rows), np.float64)
+            labels = np.asarray(rows, np.float32)[rng.choice(len(rows), size=n, p=w / w.sum())]
         feed["labels"] = np.broadcast_to(labels.astype(np.float32), (n, labels.shape[-1])).copy()
+    elif labels is not None:
+        raise ArtforgeError(f"model {manifest.get('model')!r} is unconditional; drop --label")
     logits = sess.run(None, feed)[0]
     return softmax_sample(logits, rng, temperature if info.get("sample_cells", False) else 0.0, axis=1)

@@ -93,7 +93,7 @@ def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
     r = invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q", "-j", "2")
     assert "built" in r.output and "24 items" in r.output
     assert "up to date" in invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q").output
-    info = json.loads(invoke(runner, "data", "info", out, "--json").output)
+    info = json.loads(invoke(runner, "data", "info", out, "--json").stdout)
     assert info["items"] == 24 and info["compression_ratio"] > 1 and info["dtype"] == "uint16"
     assert "ratio" in invoke(runner, "data", "info", out).output
     assert "ok" in invoke(runner, "data", "verify", out).output

@@ -49,7 +49,7 @@ def toy():
 
 
 def test_hook_register_codecs(runner, toy, tmp_path):
-    codecs = {c["name"]: c for c in json.loads(invoke(runner, "codecs", "--json").output)}
+    codecs = {c["name"]: c for c in json.loads(invoke(runner, "codecs", "--json").stdout)}
     assert codecs["gray2"]["plugin"] == "toy"
     img = np.zeros((4, 4, 4), np.uint8)
     img[:2] = 255
@@ -67,7 +67,7 @@ def test_hook_register_renderers(runner, toy, tmp_path):
 
 
 def test_hook_register_models(runner, toy, tiny_cache, tmp_path):
-    models = {m["name"]: m for m in json.loads(invoke(runner, "models", "--json").output)}
+    models = {m["name"]: m for m in json.loads(invoke(runner, "models", "--json").stdout)}
     assert models["unigram"]["plugin"] == "toy" and "smoothing" in models["unigram"]["config"]
     invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "5", "-o", tmp_path / "run", "-q")
     assert (tmp_path / "run" / "best.pt").is_file()
@@ -79,10 +79,10 @@ def test_hook_register_datasets(runner, tmp_path, emoji):
     plugin = types.SimpleNamespace(register_datasets=hookimpl(
         lambda register: register("mine", tmp_path / "mine.npz", description="ten emoji", codec="hsv322")))
     assert get_plugin_manager().register(plugin, "mydata")
-    listed = {d["name"]: d for d in json.loads(invoke(runner, "datasets", "--json").output)}
+    listed = {d["name"]: d for d in json.loads(invoke(runner, "datasets", "--json").stdout)}
     assert listed["builtin:mine"]["codec"] == "hsv322" and listed["builtin:mine"]["plugin"] == "mydata"
     invoke(runner, "data", "build", "builtin:mine", "-o", tmp_path / "c.h5", "-q")
-    assert json.loads(invoke(runner, "data", "info", tmp_path / "c.h5", "--json").output)["items"] == 10
+    assert json.loads(invoke(runner, "data", "info", tmp_path / "c.h5", "--json").stdout)["items"] == 10
 
 
 def test_hook_register_commands(runner):

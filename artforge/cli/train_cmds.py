@@ -266,8 +266,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     from artforge.tokenfile import save_tokens
 
     check_output(output)
-    if temperature < 0:
-        raise ArtforgeError(f"--temperature must be >= 0 (0 = most likely), got {temperature}")
+    if temperature <= 0:
+        raise ArtforgeError(f"--temperature must be > 0, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
     if onnx_dir:

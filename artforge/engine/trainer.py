@@ -246,9 +246,12 @@ class Trainer:
     def _loader(self, ds, batches) -> torch.utils.data.DataLoader:
         from artforge.data.dataset import collate
 
+        # Its own generator: creating a DataLoader iterator draws a seed, which must not come from the
+        # global RNG (that would make the RNG stream depend on where a run was resumed).
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.cfg.seed),
         )
 
     def _val_batches(self):
@@ -346,16 +349,16 @@ class Trainer:
                         opt.zero_grad(set_to_none=True)
                         with self._autocast():
                             losses = self.forward(batch, phase=phase)
-                        loss = losses["loss"]
-                        loss.backward()
-                        if cfg.grad_clip > 0:
-                            gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
-                            finite_flags.append((self.step, f"{phase} gradient norm", gn.detach()))
                         for k, v in losses.items():
                             key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
                             d = v.detach().float()
                             finite_flags.append((self.step, key, d))
                             sums[key] = sums[key] + d if key in sums else d
+                        losses["loss"].backward()
+                        if cfg.grad_clip > 0:
+                            gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
+                            name = "gradient norm" if len(self.optimizers) == 1 else f"{phase} gradient norm"
+                            finite_flags.append((self.step, name, gn.detach()))
                         opt.step()
                     if self.ema is not None:
                         self._update_ema()
@@ -443,8 +446,7 @@ class Trainer:
         flags.clear()
         last = self.run_dir / LAST
         kept = f"; the last good checkpoint is {last}" if last.is_file() else "; no checkpoint was saved before it"
-        raise NonFinite(f"training stopped: {name} became {value} at step {step + 1}{kept}. Try a lower --lr "
-                        "or a smaller --set of the offending term")
+        raise NonFinite(f"training stopped: {name} became {value} at step {step + 1}{kept}; try a lower --lr")
 
     def _update_ema(self) -> None:
         d = self.cfg.ema

@@ -1,0 +1,229 @@
+"""The training engine through `artforge train | sample | eval` on tiny models (CPU)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from artforge.plugins import get_plugin_manager
+
+import toy_plugin
+from conftest import invoke, subprocess_env
+
+TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+def final_weights(run: Path) -> dict:
+    return torch.load(run / "last.pt", weights_only=True)["model"]
+
+
+def test_run_folder(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "6", "--eval-every", "3", "-o", run)
+    assert "done at step 6" in r.output
+    for name in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "loss.png"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step-000003.png", "step-000006.png"]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"] == "hsv-transformer" and cfg["model_config"]["n_layer"] == 1
+    assert cfg["data"]["codec"]["spec"] == "hsv322" and cfg["data"]["token_shape"] == [8, 8]
+    assert cfg["train"]["steps"] == 6 and cfg["preset"] == "tiny"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [m for m in lines if m["split"] == "train"]
+    val = [m for m in lines if m["split"] == "val"]
+    assert [m["step"] for m in val] == [3, 6] and train[-1]["step"] == 6
+    assert {"loss", "lr", "steps_per_s", "samples_per_s", "tokens_per_s", "data_wait_frac"} <= set(train[-1])
+    ckpt = torch.load(run / "last.pt", weights_only=True)  # plain tensors and primitives only
+    assert ckpt["step"] == 6 and ckpt["format"] == "artforge-checkpoint"
+    assert Image.open(run / "loss.png").size == (720, 420)
+
+
+def test_training_loss_falls(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "60", "--lr", "3e-3", "-o", run)
+    train = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["loss"] for m in train if m["split"] == "train"]
+    assert losses[-1] < losses[0] - 1.0  # from ~ln(129) = 4.9 nats towards the data's entropy
+
+
+def test_models_listing(runner):
+    models = {m["name"]: m for m in json.loads(invoke(runner, "models", "--json").stdout)}
+    hsv = models["hsv-transformer"]
+    assert hsv["codecs"] == ["hsv"] and set(hsv["presets"]) == {"tiny", "small", "base"}
+    assert hsv["config"]["n_layer"]["default"] == 4
+
+
+def test_epochs_and_set(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "2", "--set", "weight_decay=0.5",
+           "--set", "train.ema=0.9", "-o", run)
+    cfg = json.loads((run / "config.json").read_text())
+    per_epoch = cfg["train"]["steps"] // 2
+    assert per_epoch >= 5 and cfg["train"]["weight_decay"] == 0.5 and cfg["train"]["ema"] == 0.9
+    assert torch.load(run / "last.pt", weights_only=True)["ema"] is not None
+
+
+def test_dataloader_workers_give_the_same_run(runner, tiny_cache, tmp_path):
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "5", "-o", tmp_path / "a")
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "5", "-j", "2", "-o", tmp_path / "b")
+    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _wait_for_step(run: Path, step: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "training ended before it could be stopped"
+        ckpt = run / "last.pt"
+        if ckpt.is_file():
+            try:
+                if torch.load(ckpt, weights_only=True)["step"] >= step:
+                    return
+            except Exception:  # noqa: BLE001 - caught between writes? (they are atomic, but be safe)
+                pass
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint in time")
+
+
+SLOW = ["--plugin", "hsv-transformer", "--set", "n_layer=2", "--set", "n_embd=128", "--batch-size", "16",
+        "--set", "ckpt_every=1", "--set", "log_every=1", "--steps", "24", "-q"]
+
+
+def test_exact_resume_after_sigkill(runner, tiny_cache, tmp_path):
+    invoke(runner, "train", *SLOW, "--data", tiny_cache, "-o", tmp_path / "whole")
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *SLOW, "--data", tiny_cache, "-o", run],
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_step(run, 8, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stopped = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert 8 <= stopped < 24
+    invoke(runner, "train", "--resume", "--out", run, "-q")
+    a, b = final_weights(tmp_path / "whole"), final_weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+    losses = [[json.loads(x)["loss"] for x in (d / "metrics.jsonl").read_text().splitlines()
+               if json.loads(x)["split"] == "train"] for d in (tmp_path / "whole", run)]
+    assert losses[0] == losses[1]  # the log is continuous too: no duplicated or lost steps
+
+
+def test_ctrl_c_saves_and_exits_cleanly(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *SLOW, "--data", tiny_cache, "-o", run],
+                            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_step(run, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in out and "--resume" in out and "Traceback" not in err
+    step = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert f"interrupted at step {step}" in out
+    invoke(runner, "train", "--resume", "--out", run, "-q")
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 24
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(runner, tiny_cache, tmp_path):
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    run = tmp_path / "run"
+    r = invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "10", "--set",
+               "nan_at_step=4", "--set", "ckpt_every=1", "-o", run, "-q", ok=False)
+    assert "loss became nan at step 5" in r.output and "last good checkpoint" in r.output
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["step"] == 4 and torch.isfinite(ckpt["model"]["logits"]).all()
+
+
+def test_sample_and_eval(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "4", "-o", run)
+    invoke(runner, "sample", run, "-n", "6", "-o", tmp_path / "g.png", "--tokens", tmp_path / "t.npz", "--seed", "3")
+    tokens = np.load(tmp_path / "t.npz")["tokens"]
+    assert tokens.shape == (6, 8, 8)
+    invoke(runner, "sample", run, "-n", "6", "-o", tmp_path / "g2.png", "--tokens", tmp_path / "t2.npz", "--seed", "3")
+    assert np.array_equal(tokens, np.load(tmp_path / "t2.npz")["tokens"])  # seeded
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "d.png")
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)
+    assert res["split"] == "val" and res["samples"] > 0
+    assert {"bits_per_pixel", "next_token_accuracy", "png_bits_per_pixel"} <= set(res["figures"])
+    assert json.loads((run / "eval.json").read_text())["figures"] == res["figures"]
+
+
+def test_train_bad_inputs(runner, tiny_cache, tmp_path):
+    r = invoke(runner, "train", "--plugin", "nope", "--data", tiny_cache, ok=False)
+    assert "unknown model 'nope'" in r.output and "hsv-transformer" in r.output
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "n_layers=2", ok=False)
+    assert "unknown config key 'n_layers'" in r.output and "n_layer" in r.output
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "n_layer=two", ok=False)
+    assert "expected int" in r.output
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "preset=huge", ok=False)
+    assert "no preset 'huge'" in r.output
+    r = invoke(runner, "train", "--plugin", "hsv-transformer", "--data", tiny_cache, "--batch-size", "500", ok=False)
+    assert "batch size 500 is larger than" in r.output
+    if not torch.cuda.is_available():
+        r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--device", "cuda", "-o", tmp_path / "c", ok=False)
+        assert "CUDA is not available" in r.output
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", tmp_path / "r")
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", tmp_path / "r", ok=False)
+    assert "already holds a run" in r.output
+
+
+def test_model_codec_mismatch(runner, tmp_path):
+    invoke(runner, "data", "build", "builtin:sigils64", "-o", tmp_path / "s.h5", "-q")
+    r = invoke(runner, "train", *TINY, "--data", tmp_path / "s.h5", ok=False)
+    assert "does not work with codec 'binary'" in r.output and "takes: hsv" in r.output
+
+
+def test_empty_split_and_missing_codec(runner, tmp_path, emoji):
+    np.savez(tmp_path / "two.npz", images=emoji[:2])
+    r = invoke(runner, "train", *TINY, "--data", tmp_path / "two.npz", ok=False)
+    assert "give --codec" in r.output
+    invoke(runner, "data", "build", tmp_path / "two.npz", "-c", "hsv322", "--size", "8", "-o", tmp_path / "t.h5", "-q")
+    r = invoke(runner, "train", *TINY, "--data", tmp_path / "t.h5", "--set", "val_fraction=1.0", ok=False)
+    assert "no training samples" in r.output
+
+
+def test_bad_checkpoints(runner, tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint")
+    r = invoke(runner, "sample", tmp_path / "junk.pt", "-o", tmp_path / "x.png", ok=False)
+    assert "junk.pt" in r.output and "not a readable artforge checkpoint" in r.output
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    r = invoke(runner, "sample", tmp_path / "foreign.pt", "-o", tmp_path / "x.png", ok=False)
+    assert "not an artforge checkpoint" in r.output
+    torch.save({"obj": Path("x")}, tmp_path / "pickled.pt")  # needs unpickling an arbitrary object
+    r = invoke(runner, "sample", tmp_path / "pickled.pt", "-o", tmp_path / "x.png", ok=False)
+    assert "not a readable artforge checkpoint" in r.output
+    r = invoke(runner, "sample", tmp_path / "nowhere", "-o", tmp_path / "x.png", ok=False)
+    assert "no such run folder" in r.output
+
+
+def test_sample_bad_options(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", run)
+    assert "--temperature must be > 0" in invoke(runner, "sample", run, "-o", tmp_path / "x.png", "-t", "0",
+                                                  ok=False).output
+    assert "--top-p" in invoke(runner, "sample", run, "-o", tmp_path / "x.png", "--top-p", "1.5", ok=False).output
+    assert "without labels" in invoke(runner, "sample", run, "-o", tmp_path / "x.png", "--label", "a=1",
+                                      ok=False).output
+
+
+def test_ddp_with_two_cpu_processes_matches_one(runner, tiny_cache, tmp_path):
+    args = [*TINY, "--data", str(tiny_cache), "--steps", "6", "--eval-every", "3", "--set", "flip=false"]
+    invoke(runner, "train", *args, "-o", tmp_path / "one")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29531", "-m", "artforge", "train",
+                          *args, "-o", str(tmp_path / "two")], capture_output=True, text=True, env=subprocess_env(),
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("done at step 6") == 1  # only rank 0 speaks ...
+    lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if json.loads(x)["split"] == "val"] == [3, 6]  # ... and writes
+    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    for k in a:  # two half-batches with averaged gradients = one whole batch, up to float rounding
+        assert torch.allclose(a[k], b[k], atol=2e-5), k
