@@ -10,6 +10,20 @@ DATA = Path(__file__).parent / "data"
 
 
 @hookimpl
+def register_codecs(register):
+    from artforge_ascii.codec import AsciiCodec
+
+    register(AsciiCodec)
+
+
+@hookimpl
+def register_renderers(register):
+    from artforge_ascii.renderer import make_renderer
+
+    register("ascii", make_renderer)
+
+
+@hookimpl
 def register_datasets(register):
     register(
         "ascii-art",
