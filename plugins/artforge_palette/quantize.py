@@ -1,0 +1,328 @@
+"""The numeric core of the palette codec: exact lookup, nearest colour, reduction, dithering.
+
+Pixels travel as uint32 keys (RGBA bytes read little-endian), so an exact lookup is one
+multiplicative hash, one gather and one compare per pixel. Pixels that are not palette colours
+go to a nearest-colour search that runs once per *distinct* colour, in CIELAB.
+
+Transparency is decided first and colour second: a pixel's alpha snaps to the nearest alpha
+level the palette has (0 always, 255 for opaque colours, plus any translucent levels), and only
+entries of that level compete on CIELAB distance. With an opaque palette this is the usual
+"alpha < 128 is transparent" rule; translucent entries (shadows, glass) are kept distinct.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from artforge_palette.colorspace import lab_to_srgb, srgb_to_lab
+
+ALPHA_WEIGHT = 100.0  # k-means feature: alpha 0..1 scaled like L* (0..100)
+_CHUNK = 1 << 22  # distance-matrix elements per block
+
+
+def pack(rgba: np.ndarray) -> np.ndarray:
+    """(..., 4) uint8 RGBA -> (...) uint32 keys; fully transparent pixels all become key 0."""
+    rgba = np.ascontiguousarray(rgba, np.uint8)
+    keys = rgba.view("<u4")[..., 0].astype(np.uint32, copy=False)
+    return np.where(keys < (1 << 24), np.uint32(0), keys)
+
+
+def unpack(keys: np.ndarray) -> np.ndarray:
+    """uint32 keys -> (..., 4) uint8 RGBA."""
+    return np.ascontiguousarray(np.asarray(keys, "<u4")).view(np.uint8).reshape(*np.shape(keys), 4)
+
+
+class PaletteIndex:
+    """Lookup structures for one palette (entry 0 is transparent, the rest distinct visible colours)."""
+
+    def __init__(self, palette: np.ndarray):
+        self.palette = np.ascontiguousarray(palette, np.uint8)
+        self.keys = pack(self.palette)
+        self.lab = srgb_to_lab(self.palette[:, :3])
+        self.levels = np.unique(self.palette[:, 3]).astype(np.int32)  # always starts with 0
+        self.level_of = np.searchsorted(self.levels, self.palette[:, 3].astype(np.int32))
+        self._build_hash()
+        order = np.argsort(self.keys, kind="stable")
+        self.sorted_keys, self.sorted_idx = self.keys[order], order
+
+    def _build_hash(self) -> None:
+        """A multiplicative hash with no collisions among the palette keys when one can be found."""
+        n = len(self.keys)
+        rng = np.random.default_rng(12345)
+        best = None
+        for bits in range(max(4, int(np.ceil(np.log2(n))) + 2), 23):
+            for _ in range(24):
+                mult = np.uint32(int(rng.integers(1, 1 << 32)) | 1)
+                slots = (self.keys * mult) >> np.uint32(32 - bits)
+                clashes = n - len(np.unique(slots))
+                if best is None or clashes < best[0]:
+                    best = (clashes, bits, mult, slots)
+                if clashes == 0:
+                    break
+            if best[0] == 0:
+                break
+        _, bits, mult, slots = best
+        table = np.zeros(1 << bits, np.int32)
+        table[slots[::-1]] = np.arange(n - 1, -1, -1)  # on a clash the lowest index wins; others verify
+        self.shift, self.mult, self.table = np.uint32(32 - bits), mult, table
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact matches: (index, found) for uint32 keys of any shape."""
+        cand = self.table[(keys * self.mult) >> self.shift]
+        found = self.keys[cand] == keys
+        if not found.all():  # hash clashes (only for huge palettes): binary search the rest
+            miss = ~found
+            k = keys[miss]
+            pos = np.minimum(np.searchsorted(self.sorted_keys, k), len(self.sorted_keys) - 1)
+            hit = self.sorted_keys[pos] == k
+            cand = cand.copy()
+            cand[miss] = np.where(hit, self.sorted_idx[pos], cand[miss])
+            found = found.copy()
+            found[miss] = hit
+        return cand, found
+
+    def snap_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        """Alpha 0..255 -> index into ``levels`` of the nearest level (ties go to the more opaque)."""
+        a = np.asarray(alpha, np.int32)
+        hi = np.minimum(np.searchsorted(self.levels, a), len(self.levels) - 1)
+        lo = np.maximum(hi - 1, 0)
+        return np.where(a - self.levels[lo] < self.levels[hi] - a, lo, hi)
+
+    def nearest(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Nearest entry for (P, 3) colours (uint8 or float 0..255) with (P,) alphas."""
+        level = self.snap_alpha(alpha)
+        out = np.zeros(len(level), np.int64)
+        todo = np.nonzero(level > 0)[0]
+        if len(todo) == 0:
+            return out
+        lab = srgb_to_lab(rgb[todo])
+        lvl = level[todo]
+        ref, ref_sq, ref_level = self.lab[1:], (self.lab[1:] ** 2).sum(1), self.level_of[1:]
+        step = max(1, _CHUNK // max(1, len(ref)))
+        for s in range(0, len(todo), step):
+            x = lab[s : s + step]
+            d = ref_sq[None, :] - 2.0 * x @ ref.T
+            d[ref_level[None, :] != lvl[s : s + step, None]] = np.inf
+            out[todo[s : s + step]] = d.argmin(1) + 1
+        return out
+
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, int]:
+        """(..., 4) RGBA -> (indices, number of pixels that were not palette colours)."""
+        keys = pack(images)
+        idx, found = self.lookup(keys)
+        moved = int(found.size - np.count_nonzero(found))
+        if moved:
+            miss = np.nonzero(~found.ravel())[0]
+            uniq, inverse = np.unique(keys.ravel()[miss], return_inverse=True)
+            rgba = unpack(uniq)
+            flat = idx.ravel().copy()
+            flat[miss] = self.nearest(rgba[:, :3], rgba[:, 3])[inverse.ravel()]
+            idx = flat.reshape(keys.shape)
+        return idx, moved
+
+
+# -- gathering colours -----------------------------------------------------------------------------
+class ColorCounter:
+    """Streaming count of distinct visible colours (alpha > 0) over many batches."""
+
+    def __init__(self):
+        self.keys = np.zeros(0, np.uint32)
+        self.counts = np.zeros(0, np.int64)
+        self.pixels = 0
+        self.images = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_size = 0
+
+    def add(self, images: np.ndarray) -> None:
+        images = np.asarray(images, np.uint8)
+        self.pixels += images.size // 4
+        self.images += 1 if images.ndim == 3 else int(np.prod(images.shape[:-3]))
+        keys = pack(images).ravel()
+        keys = keys[keys != 0]
+        if keys.size:
+            u, c = np.unique(keys, return_counts=True)
+            self._pending.append((u, c))
+            self._pending_size += len(u)
+            if self._pending_size > 4 * max(len(self.keys), 1 << 16):
+                self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self.keys] + [u for u, _ in self._pending])
+        counts = np.concatenate([self.counts] + [c for _, c in self._pending])
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        start = np.concatenate([[True], keys[1:] != keys[:-1]])
+        self.keys = keys[start]
+        self.counts = np.add.reduceat(counts, np.nonzero(start)[0]) if len(keys) else counts
+        self._pending, self._pending_size = [], 0
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct keys, their pixel counts)."""
+        self._merge()
+        return self.keys, self.counts
+
+
+# -- reduction ------------------------------------------------------------------------------------
+def features(rgba: np.ndarray) -> np.ndarray:
+    """(P, 4) RGBA -> (P, 4) (L*, a*, b*, 100 * alpha): the space colours are reduced in."""
+    return np.concatenate([srgb_to_lab(rgba[:, :3]), rgba[:, 3:4] / 255.0 * ALPHA_WEIGHT], 1)
+
+
+def from_features(f: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`features`, rounded to RGBA bytes (alpha at least 1)."""
+    rgb = np.clip(np.round(lab_to_srgb(f[:, :3])), 0, 255)
+    a = np.clip(np.round(f[:, 3] / ALPHA_WEIGHT * 255.0), 1, 255)
+    return np.concatenate([rgb, a[:, None]], 1).astype(np.uint8)
+
+
+def _sq_dist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return np.maximum((x**2).sum(1)[:, None] - 2.0 * x @ c.T + (c**2).sum(1)[None, :], 0.0)
+
+
+def kmeans(x: np.ndarray, w: np.ndarray, k: int, iters: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted k-means (k-means++ start, Lloyd steps) -> (centroids, assignment)."""
+    rng = np.random.default_rng(seed)
+    w = w.astype(np.float64)
+    centres = np.empty((k, x.shape[1]))
+    centres[0] = x[rng.choice(len(x), p=w / w.sum())]
+    d = _sq_dist(x, centres[:1])[:, 0]
+    for i in range(1, k):
+        p = w * d
+        centres[i] = x[rng.choice(len(x), p=p / p.sum())] if p.sum() > 0 else x[rng.integers(len(x))]
+        d = np.minimum(d, _sq_dist(x, centres[i : i + 1])[:, 0])
+    assign = np.full(len(x), -1)
+    for _ in range(iters):
+        dist = _sq_dist(x, centres)
+        new = dist.argmin(1)
+        if np.array_equal(new, assign):
+            break
+        assign = new
+        mass = np.bincount(assign, weights=w, minlength=k)
+        for j in range(x.shape[1]):
+            centres[:, j] = np.bincount(assign, weights=w * x[:, j], minlength=k) / np.maximum(mass, 1e-12)
+        empty = np.nonzero(mass == 0)[0]
+        if len(empty):  # re-seed empty clusters at the worst-served colours
+            err = w * dist[np.arange(len(x)), assign]
+            centres[empty] = x[np.argsort(-err)[: len(empty)]]
+    return centres, assign
+
+
+def reduce_colors(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Distinct colours with pixel counts -> at most ``n`` visible RGBA colours, most used first.
+
+    Exact colours when there are no more than ``n``; otherwise weighted k-means in
+    (L*, a*, b*, alpha) space, so frequent colours pull the palette towards themselves.
+    """
+    rgba = unpack(keys)
+    if len(keys) <= n:
+        order = np.lexsort((keys, -counts))
+        return rgba[order]
+    # Opaque and translucent colours are reduced apart (slots shared by pixel count), so an
+    # opaque pixel never lands on a colour that is slightly see-through.
+    opaque = rgba[:, 3] == 255
+    share = counts[~opaque].sum() / counts.sum()
+    n_trans = 0 if not (~opaque).any() else int(np.clip(round(n * share), 1, max(1, n - 1)))
+    if opaque.all() or n == 1:
+        n_trans = 0 if opaque.any() else n
+    parts = []
+    for sel, k in ((opaque, n - n_trans), (~opaque, n_trans)):
+        if k == 0 or not sel.any():
+            continue
+        if sel.sum() <= k:
+            parts.append((rgba[sel], counts[sel].astype(np.float64)))
+            continue
+        centres, assign = kmeans(features(rgba[sel]), counts[sel], k)
+        colors = from_features(centres)
+        colors[:, 3] = 255 if sel is opaque else np.minimum(colors[:, 3], 254)
+        parts.append((colors, np.bincount(assign, weights=counts[sel], minlength=k)))
+    colors = np.concatenate([p[0] for p in parts])
+    mass = np.concatenate([p[1] for p in parts])
+    order = np.argsort(-mass, kind="stable")
+    colors, mass = colors[order], mass[order]
+    colors = colors[mass > 0]
+    _, first = np.unique(pack(colors), return_index=True)  # rounding can merge two centres
+    return colors[np.sort(first)]
+
+
+# -- dithering -----------------------------------------------------------------------------------
+BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]], np.float64)
+
+
+def bayer_spread(index: PaletteIndex) -> float:
+    """How far ordered dithering pushes a channel: half the typical gap between neighbouring colours."""
+    rgb = index.palette[1:, :3].astype(np.float64)
+    if len(rgb) < 2:
+        return 0.0
+    d = np.sqrt(_sq_dist(rgb, rgb))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(1))) / 2.0
+
+
+def dither_bayer(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
+    """Ordered 4x4 Bayer dithering; pixels that are already palette colours stay as they are."""
+    n, h, w, _ = images.shape
+    keys = pack(images)
+    idx, found = index.lookup(keys)
+    spread = bayer_spread(index)
+    offset = (BAYER4[np.arange(h)[:, None] % 4, np.arange(w)[None, :] % 4] + 0.5) / 16.0 - 0.5
+    rgb = np.clip(images[..., :3].astype(np.float64) + spread * offset[None, :, :, None], 0, 255)
+    miss = ~found
+    if miss.any():
+        q = np.round(rgb[miss]).astype(np.uint8)
+        a = images[..., 3][miss]
+        uniq, inverse = np.unique(pack(np.concatenate([q, a[:, None]], 1)), return_inverse=True)
+        u = unpack(uniq)
+        idx = idx.copy()
+        idx[miss] = index.nearest(u[:, :3], u[:, 3])[inverse.ravel()]
+    return idx
+
+
+def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
+    """Floyd-Steinberg error diffusion (7/16 right, 3/16, 5/16, 1/16 below), in sRGB.
+
+    A pixel needs its left neighbour and the three above it, so all pixels with the same
+    ``x + 2y`` are independent: each step handles that whole anti-diagonal of every image at
+    once (W + 2H - 2 numpy steps instead of N*H*W Python ones). Pixels that are already palette
+    colours are kept and take no error; pixels that turn transparent pass none on.
+    """
+    n, h, w, _ = images.shape
+    keys = pack(images)
+    idx, found = index.lookup(keys)
+    idx = idx.astype(np.int64)
+    work = images[..., :3].astype(np.float64)
+    alpha = images[..., 3]
+    pal_rgb = index.palette[:, :3].astype(np.float64)
+    ys_all = np.arange(h)
+    for t in range(w + 2 * (h - 1)):
+        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < w)]
+        xs = t - 2 * ys
+        free = ~found[:, ys, xs]  # (N, k)
+        if not free.any():
+            continue
+        target = np.clip(work[:, ys, xs], 0, 255)  # (N, k, 3)
+        fi = np.nonzero(free)
+        chosen = index.nearest(target[fi], alpha[:, ys, xs][fi])
+        sub = idx[:, ys, xs]
+        sub[fi] = chosen
+        idx[:, ys, xs] = sub
+        err = np.zeros_like(target)
+        err[fi] = np.where((chosen > 0)[:, None], target[fi] - pal_rgb[chosen], 0.0)
+        for dy, dx, wgt in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
+            ty, tx = ys + dy, xs + dx
+            ok = (ty < h) & (tx >= 0) & (tx < w)
+            if ok.any():
+                work[:, ty[ok], tx[ok]] += wgt * err[:, ok]
+    return idx
+
+
+def iter_batches(batches: Iterable) -> Iterable[np.ndarray]:
+    """Accept arrays or lists of differently sized images from ``fit``'s stream."""
+    for b in batches:
+        if isinstance(b, list | tuple):
+            yield from (np.asarray(x) for x in b)
+        else:
+            yield np.asarray(b)
