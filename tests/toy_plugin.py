@@ -64,7 +64,7 @@ def _model_class():
 
         def __init__(self, config, info):
             super().__init__(config, info)
-            self.logits = torch.nn.Parameter(torch.zeros(info.vocab_size, *info.token_shape))
+            self.table = torch.nn.Parameter(torch.zeros(info.vocab_size, *info.token_shape))
             self.step = 0
 
         def on_step(self, step, total):
@@ -72,21 +72,21 @@ def _model_class():
 
         def forward(self, batch, phase="main"):
             t = batch["tokens"]
-            logits = self.logits.unsqueeze(0).expand(t.shape[0], *self.logits.shape)
+            logits = self.table.unsqueeze(0).expand(t.shape[0], *self.table.shape)
             loss = F.cross_entropy(logits, t, label_smoothing=self.config.smoothing)
             if 0 <= self.config.nan_at_step <= self.step and self.training:
                 loss = loss * float("nan")
             return {"loss": loss}
 
         def sample(self, n, generator=None, temperature=1.0, labels=None, **_):
-            probs = (self.logits / max(temperature, 1e-6)).softmax(0).movedim(0, -1).reshape(-1, self.info.vocab_size)
+            probs = (self.table / max(temperature, 1e-6)).softmax(0).movedim(0, -1).reshape(-1, self.info.vocab_size)
             idx = torch.multinomial(probs, n, replacement=True, generator=generator)
             return idx.T.reshape(n, *self.info.token_shape)
 
         def onnx_modules(self):
             from artforge.models import OnnxModule
 
-            dec = _Decoder(self.logits)
+            dec = _Decoder(self.table)
             return [OnnxModule("decoder", dec, (torch.zeros(5, 1),), ["z"], ["logits"],
                                {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(torch.ones(3, 1),))]
 
@@ -94,12 +94,12 @@ def _model_class():
             return {"latent_shape": [1], "latent": "gaussian", "sample_cells": True}
 
     class _Decoder(torch.nn.Module):
-        def __init__(self, logits):
+        def __init__(self, table):
             super().__init__()
-            self.logits = logits
+            self.table = table
 
         def forward(self, z):
-            return self.logits.unsqueeze(0) + 0 * z.reshape(-1, *([1] * self.logits.dim()))
+            return self.table.unsqueeze(0) + 0 * z.reshape(-1, *([1] * self.table.dim()))
 
     return Unigram
 

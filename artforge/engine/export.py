@@ -75,7 +75,10 @@ def _compare(spec, path: Path) -> float:
     import onnx
     import onnxruntime as ort
 
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    try:
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ArtforgeError(f"{path}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     inputs = spec.check_inputs if spec.check_inputs is not None else spec.inputs
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}

@@ -1,0 +1,112 @@
+"""ONNX export: checked files, parity at another batch size, and sampling without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from artforge.plugins import get_plugin_manager
+
+import toy_plugin
+from conftest import invoke, subprocess_env
+
+TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_cache, tmp_path_factory):
+    from click.testing import CliRunner
+
+    from artforge.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    runner = CliRunner()
+    run = tmp_path_factory.mktemp("export") / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "3", "-o", run)
+    out = invoke(runner, "export", run, "--onnx").output
+    return run, out
+
+
+def test_export_writes_checked_single_file_models_and_a_manifest(exported):
+    run, out = exported
+    files = sorted(p.name for p in (run / "onnx").iterdir())
+    assert files == ["logits.onnx", "manifest.json", "step.onnx"]  # no external-data sidecars
+    m = json.loads((run / "onnx" / "manifest.json").read_text())
+    assert m["model"] == "hsv-transformer" and m["codec"]["spec"] == "hsv322"
+    assert m["sampler"] == "artforge_hsv.onnx_sampler:sample"
+    for name, mod in m["modules"].items():
+        assert mod["max_abs_diff"] <= 1e-4 and mod["checked_batch"] != mod["traced_batch"]
+        onnx.checker.check_model(onnx.load(str(run / "onnx" / mod["file"])))
+        assert f"{name}.onnx" in out
+    assert m["modules"]["logits"]["dynamic_axes"]["tokens"] == {"0": "batch", "1": "length"}
+
+
+def test_logits_model_has_dynamic_batch_and_length(exported):
+    import onnxruntime as ort
+    import torch
+
+    from artforge.engine.run import load_run
+
+    run, _ = exported
+    sess = ort.InferenceSession(str(run / "onnx" / "logits.onnx"))
+    model = load_run(run).model
+    for b, t in ((1, 1), (4, 64), (7, 13)):
+        x = np.random.default_rng(b).integers(0, 129, (b, t)).astype(np.int64)
+        got = sess.run(None, {"tokens": x})[0]
+        with torch.no_grad():
+            want = model.logits(torch.from_numpy(x)).numpy()
+        assert got.shape == (b, t, 129) and np.abs(got - want).max() < 1e-4
+
+
+def test_onnx_sampling_runs_without_torch(exported, tmp_path):
+    run, _ = exported
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any 'import torch' now fails\n"
+        "from artforge.cli import main\n"
+        f"sys.argv = ['artforge', 'sample', '--onnx', {str(run / 'onnx')!r}, '-n', '3', '-o', "
+        f"{str(tmp_path / 'g.png')!r}, '--tokens', {str(tmp_path / 't.npz')!r}, '--seed', '1']\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(),
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    tokens = np.load(tmp_path / "t.npz")["tokens"]
+    assert tokens.shape == (3, 8, 8) and tokens.max() < 129
+    assert (tmp_path / "g.png").is_file()
+
+
+def test_onnx_sampling_matches_torch_greedy(exported, runner, tmp_path):
+    """The KV-cache step model in onnxruntime generates what torch generates (greedy decoding)."""
+    import torch
+
+    from artforge.engine.run import load_run
+    from artforge.onnx_runtime import sample_onnx
+
+    run, _ = exported
+    toks, _ = sample_onnx(run / "onnx", 4, seed=0, temperature=0.0)
+    with torch.no_grad():
+        want = load_run(run).model.generate(4, temperature=0.0).numpy()
+    assert np.array_equal(toks, want)
+
+
+def test_generic_latent_decoder_sampler(runner, tiny_cache, tmp_path):
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    run = tmp_path / "run"
+    invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "3", "-o", run, "-q")
+    invoke(runner, "export", run, "--onnx", "-o", tmp_path / "onnx")
+    invoke(runner, "sample", "--onnx", tmp_path / "onnx", "-n", "5", "-o", tmp_path / "g.png",
+           "--tokens", tmp_path / "t.npz")
+    assert np.load(tmp_path / "t.npz")["tokens"].shape == (5, 8, 8)
+
+
+def test_export_bad_input(runner, tmp_path):
+    assert "choose a format" in invoke(runner, "export", tmp_path, ok=False).output
+    assert "no such run folder" in invoke(runner, "export", tmp_path / "x", "--onnx", ok=False).output
+    assert "no ONNX manifest" in invoke(runner, "sample", "--onnx", tmp_path, "-o", tmp_path / "g.png",
+                                        ok=False).output

@@ -1,0 +1,121 @@
+"""hsv-transformer: KV-cache decoding, sampling filters, completion, evaluation figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artforge.models import DataInfo
+from artforge.plugins import get_plugin_manager
+from artforge_hsv.model import HSVTransformer, HSVTransformerConfig, filter_logits
+
+import toy_plugin
+from conftest import invoke
+
+TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=32, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 129, (6, 5)))
+    with torch.no_grad():  # a random but not-too-flat distribution
+        for p in m.parameters():
+            p.mul_(2)
+    return m.eval()
+
+
+def test_kv_cache_gives_the_same_tokens_as_recomputing(model):
+    for temperature, top_k, top_p in ((1.0, None, None), (0.7, 20, None), (1.3, None, 0.9)):
+        a = model.generate(5, generator=torch.Generator().manual_seed(1), temperature=temperature, top_k=top_k,
+                           top_p=top_p)
+        b = model.generate(5, generator=torch.Generator().manual_seed(1), temperature=temperature, top_k=top_k,
+                           top_p=top_p, use_cache=False)
+        assert torch.equal(a, b)
+        assert a.shape == (5, 6, 5)
+
+
+def test_cached_logits_equal_full_logits(model):
+    tokens = torch.randint(0, 129, (3, 30))
+    inputs = model._inputs(tokens)
+    full = model.logits(inputs)
+    cache = model._new_cache(3, "cpu", torch.float32)
+    first = model._step(inputs[:, :7], cache, 0)  # a prefilled block ...
+    assert torch.allclose(first, full[:, 6], atol=1e-4, rtol=1e-4)
+    for pos in range(7, 30):  # ... then one token at a time
+        assert torch.allclose(model._step(inputs[:, pos : pos + 1], cache, pos), full[:, pos], atol=1e-4, rtol=1e-4)
+
+
+def test_completion_keeps_the_prompt_rows(model):
+    tokens = torch.randint(0, 129, (2, 6, 5))
+    out = model.complete(tokens, keep_rows=3, n=4, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (2, 4, 6, 5)
+    assert torch.equal(out[:, :, :3], tokens[:, None, :3].expand(2, 4, 3, 5))
+    assert not torch.equal(out[0, 0, 3:], out[0, 1, 3:])  # the rest is sampled
+
+
+def test_filters():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    p = logits.softmax(-1)[0]  # 0.64, 0.24, 0.09, 0.03
+    kept = ~torch.isinf(filter_logits(logits, top_p=0.7))
+    assert kept.tolist() == [[True, True, False, False]] and p[0] < 0.7
+
+
+def test_flops_count(model):
+    n = sum(p.numel() for p in model.parameters()) - model.row_emb.weight.numel() - model.col_emb.weight.numel()
+    assert model.flops_per_token() == 6 * n + 12 * 2 * 32 * 30
+
+
+@pytest.fixture(scope="module")
+def run(tiny_cache, tmp_path_factory):
+    from click.testing import CliRunner
+
+    from artforge.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    d = tmp_path_factory.mktemp("hsvrun") / "run"
+    invoke(CliRunner(), "train", *TINY, "--data", tiny_cache, "--steps", "3", "-o", d)
+    return d
+
+
+def test_complete_command(runner, run, emoji, tmp_path):
+    Image.fromarray(emoji[0], "RGBA").save(tmp_path / "big.png")  # 32x32: resized to the model's 8x8
+    r = invoke(runner, "complete", run, tmp_path / "big.png", "--keep-rows", "4", "-n", "3",
+               "-o", tmp_path / "c.png")
+    assert "resized" in r.output and "1 images x 3 completions" in r.output
+    w, h = Image.open(tmp_path / "c.png").size
+    assert w > 4 * h  # original | prompt | 3 completions
+
+
+def test_complete_bad_input(runner, run, emoji, tmp_path):
+    Image.fromarray(emoji[0], "RGBA").save(tmp_path / "e.png")
+    base = ["complete", run, tmp_path / "e.png", "-o", tmp_path / "c.png"]
+    assert "between 0 and 8" in invoke(runner, *base, "--keep-rows", "9", ok=False).output
+    assert "between 0 and 8" in invoke(runner, *base, "--keep-rows", "-1", ok=False).output
+    assert "--temperature must be > 0" in invoke(runner, *base, "-k", "2", "-t", "0", ok=False).output
+    assert "--top-p" in invoke(runner, *base, "-k", "2", "--top-p", "0", ok=False).output
+    (tmp_path / "bad.png").write_text("x")
+    assert "no usable images" in invoke(runner, "complete", run, tmp_path / "bad.png", "-k", "2", "-o",
+                                        tmp_path / "c.png", ok=False).output
+
+
+def test_complete_rejects_another_models_run(runner, tiny_cache, tmp_path, emoji):
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "2", "-o", tmp_path / "u", "-q")
+    Image.fromarray(emoji[0], "RGBA").save(tmp_path / "e.png")
+    r = invoke(runner, "complete", tmp_path / "u", tmp_path / "e.png", "-k", "2", "-o", tmp_path / "c.png", ok=False)
+    assert "is a 'unigram' run, not 'hsv-transformer'" in r.output
+
+
+def test_eval_figures_are_consistent(run, runner):
+    import json
+
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)["figures"]
+    assert res["bits_per_pixel"] == pytest.approx(res["loss"] / np.log(2))
+    assert 0 <= res["next_token_accuracy"] <= 1
+    assert res["ratio_to_webp"] == pytest.approx(res["bits_per_pixel"] / res["webp_lossless_bits_per_pixel"])
+    assert res["png_bits_per_pixel"] > 0

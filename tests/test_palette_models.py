@@ -1,0 +1,290 @@
+"""Palette models through the CLI on tiny configs: train, sample, eval, interpolate, ONNX, labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from artforge.errors import ArtforgeError
+from artforge.models import DataInfo
+from artforge.plugins import reset_plugin_manager
+
+TILES = Path(__file__).resolve().parents[1] / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
+UNCONDITIONAL = ["palette-ae", "palette-conv-ae", "palette-vae", "palette-conv-vae", "palette-gsvae"]
+VARIATIONAL = {"palette-vae", "palette-conv-vae", "palette-gsvae", "palette-cvae"}
+
+
+@pytest.fixture(autouse=True)
+def _plugins():
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+def run(*args, ok: bool = True):
+    from artforge.cli import cli
+
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, f"artforge {' '.join(map(str, args))}:\n{result.output}"
+    else:
+        assert result.exit_code != 0, result.output
+        assert "Traceback" not in result.output
+    return result
+
+
+def train(cache, model, out, *extra):
+    return run("train", "--plugin", model, "--data", cache, "--steps", 3, "--batch-size", 4, "--set", "preset=tiny",
+               "-q", "-o", out, *extra)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """40 tiles at 8x8, palette:auto/12."""
+    from artforge.data.cache import build_cache
+
+    d = tmp_path_factory.mktemp("palcache")
+    with np.load(TILES) as z:
+        np.savez(d / "t.npz", images=z["images"][:40], names=z["names"][:40])
+    reset_plugin_manager()
+    build_cache(str(d / "t.npz"), "palette:auto/12", d / "t.h5", size=8, workers=1, progress=False)
+    return d / "t.h5"
+
+
+@pytest.fixture(scope="module")
+def punks(tmp_path_factory) -> tuple[Path, Path]:
+    """A CryptoPunks look-alike: 24x24 RGBA PNGs (punk000.png ...) and a punks.json of labels."""
+    d = tmp_path_factory.mktemp("punks")
+    rng = np.random.default_rng(0)
+    skins = {"male": (174, 139, 97), "female": (219, 177, 128), "alien": (200, 251, 251)}
+    labels = {}
+    for i in range(36):
+        kind = ["male", "female", "alien"][i % 3]
+        earring = bool(rng.random() < 0.5)
+        img = np.zeros((24, 24, 4), np.uint8)
+        img[..., :3] = (99, 133, 150)
+        img[..., 3] = 255
+        img[6:22, 7:17] = (*skins[kind], 255)
+        img[10, 9], img[10, 14] = (0, 0, 0, 255), (0, 0, 0, 255)
+        img[22:, 8:16] = (0, 0, 0, 128)  # a translucent shadow: its own palette entry
+        if earring:
+            img[13, 6] = (255, 216, 0, 255)
+        Image.fromarray(img, "RGBA").save(d / f"punk{i:03d}.png")
+        labels[str(i)] = {"type": kind, "accessories": ["Earring"] if earring else [], "count": int(earring)}
+    (d / "punks.json").write_text(json.dumps(labels))
+    return d, d / "punks.json"
+
+
+@pytest.fixture(scope="module")
+def punk_cache(punks, tmp_path_factory) -> Path:
+    folder, labels = punks
+    out = tmp_path_factory.mktemp("punkcache") / "punks.h5"
+    reset_plugin_manager()
+    run("data", "build", folder, "--codec", "palette:auto", "--labels", labels, "-o", out, "-q", "-j", "1")
+    return out
+
+
+def _tokens(path: Path) -> np.ndarray:
+    with np.load(path) as z:
+        return z["tokens"]
+
+
+# -- every model: train, sample, eval, export ------------------------------------------------------
+@pytest.mark.parametrize("model", UNCONDITIONAL)
+def test_train_sample_eval_export(cache, tmp_path, model):
+    out = tmp_path / "run"
+    train(cache, model, out)
+    assert (out / "best.pt").is_file() and (out / "metrics.jsonl").is_file()
+    run("sample", out, "-n", 5, "-o", tmp_path / "s.png", "--tokens", tmp_path / "s.npz")
+    toks = _tokens(tmp_path / "s.npz")
+    assert toks.shape == (5, 8, 8) and toks.max() < 13  # palette indices only, by construction
+    figures = json.loads(run("eval", out, "--json").output)["figures"]
+    for key in ("pixel_accuracy", "exact_image_accuracy", "recon_nats_per_image", "png_bits_per_image", "loss"):
+        assert np.isfinite(figures[key])
+    if model in VARIATIONAL:
+        assert figures["elbo_nats_per_image"] == pytest.approx(figures["recon_nats_per_image"]
+                                                               + figures["kl_nats_per_image"])
+        assert figures["elbo_bits_per_image"] == pytest.approx(figures["elbo_nats_per_image"] / np.log(2))
+    r = run("export", out, "--onnx")
+    assert "max abs diff" in r.output
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["sampler"] == "artforge.onnx_runtime:latent_decoder"
+    assert manifest["info"]["latent"] == ("categorical" if model == "palette-gsvae" else "gaussian")
+    assert manifest["modules"]["decoder"]["max_abs_diff"] < 1e-4
+    run("sample", "--onnx", out / "onnx", "-n", 6, "-o", tmp_path / "o.png", "--tokens", tmp_path / "o.npz")
+    toks = _tokens(tmp_path / "o.npz")
+    assert toks.shape == (6, 8, 8) and toks.max() < 13
+    run("sample", out, "--label", "x=1", "-o", tmp_path / "x.png", ok=False)
+
+
+def test_onnx_decoder_matches_torch_samples(cache, tmp_path):
+    """The exported decoder, fed the same z, gives the same grids as the torch model."""
+    import onnxruntime as ort
+
+    from artforge.engine.run import load_run
+
+    out = tmp_path / "run"
+    train(cache, "palette-conv-vae", out)
+    run("export", out, "--onnx")
+    model = load_run(out).model
+    z = torch.randn(7, *model.latent_shape, generator=torch.Generator().manual_seed(3))
+    sess = ort.InferenceSession(str(out / "onnx" / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {"z": z.numpy()})[0]
+    with torch.no_grad():
+        want = model.decode(z)
+    assert logits.shape == (7, model.V, 8, 8)
+    np.testing.assert_allclose(logits, want.numpy(), atol=1e-4)
+
+
+def test_interpolate_from_the_cli(cache, tmp_path):
+    out = tmp_path / "run"
+    train(cache, "palette-conv-vae", out)
+    with np.load(TILES) as z:
+        a, b = z["images"][0], z["images"][1]
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(b, "RGBA").save(tmp_path / "b.png")
+    run("sample", out, "--interpolate", tmp_path / "a.png", tmp_path / "b.png", "-n", 5, "-o", tmp_path / "i.png",
+        "--tokens", tmp_path / "i.npz")
+    toks = _tokens(tmp_path / "i.npz")
+    assert toks.shape == (5, 8, 8)
+    from artforge.engine.run import load_run
+
+    loaded = load_run(out)
+    ends = [torch.from_numpy(loaded.codec.encode(loaded.codec.read(p, size=8)[None]).astype(np.int64))
+            for p in (tmp_path / "a.png", tmp_path / "b.png")]
+    assert np.array_equal(toks[0], loaded.model.reconstruct(ends[0])[0].numpy())
+    assert np.array_equal(toks[-1], loaded.model.reconstruct(ends[1])[0].numpy())
+
+
+# -- labels: CryptoPunks-style data ---------------------------------------------------------------
+def test_punks_cache_has_labels(punk_cache):
+    from artforge.data.cache import cache_info
+
+    info = cache_info(punk_cache)
+    assert info["items"] == 36
+    cols = info["labels"]["columns"]
+    assert {"type=female", "type=male", "type=alien", "accessories=Earring", "count"} <= set(cols)
+    assert any(c.endswith("80") for c in info["codec"]["colors"])  # the 50% shadow is a colour of its own
+
+
+def test_cvae_samples_by_label(punk_cache, tmp_path):
+    out = tmp_path / "cvae"
+    train(punk_cache, "palette-cvae", out, "--set", "channels=8,8,8")
+    for labels in (["--label", "type=female", "--label", "accessories=Earring"], ["--label", "type=alien"], []):
+        run("sample", out, "-n", 6, "-o", tmp_path / "s.png", "--tokens", tmp_path / "s.npz", *labels)
+        assert _tokens(tmp_path / "s.npz").shape == (6, 24, 24)
+    run("sample", out, "--label", "type=robot", "-o", tmp_path / "bad.png", ok=False)
+    figures = json.loads(run("eval", out, "--json").output)["figures"]
+    assert np.isfinite(figures["elbo_bits_per_image"])
+    run("export", out, "--onnx")
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["info"]["label_rows"] and len(manifest["info"]["label_weights"]) == len(
+        manifest["info"]["label_rows"])
+    run("sample", "--onnx", out / "onnx", "-n", 4, "-o", tmp_path / "o1.png", "--label", "type=male")
+    run("sample", "--onnx", out / "onnx", "-n", 4, "-o", tmp_path / "o2.png")
+
+
+def test_conditional_model_needs_labels(cache, tmp_path):
+    r = run("train", "--plugin", "palette-cvae", "--data", cache, "--steps", 1, "-b", 4, "-o", tmp_path / "r",
+            ok=False)
+    assert "needs labels" in r.output
+
+
+def test_unconditional_model_refuses_labels(punk_cache, tmp_path):
+    out = tmp_path / "vae"
+    train(punk_cache, "palette-conv-vae", out, "--set", "channels=8,8,8")
+    r = run("sample", out, "--label", "type=female", "-o", tmp_path / "s.png", ok=False)
+    assert "unconditional" in r.output
+    run("export", out, "--onnx")
+    r = run("sample", "--onnx", out / "onnx", "--label", "type=female", "-o", tmp_path / "o.png", ok=False)
+    assert "unconditional" in r.output
+
+
+def test_label_bank_counts_rows():
+    from artforge_palette.vae import ConvVAEConfig, PaletteCVAE
+
+    m = PaletteCVAE(ConvVAEConfig(channels=(8, 8), latent_channels=2), DataInfo({}, 5, (4, 4), ["a", "b", "c"]))
+    y = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
+    m._remember_labels(y)
+    m._remember_labels(y[:2])
+    rows = {tuple(r.tolist()): c for r, c in zip(m.label_rows, m.label_counts.tolist(), strict=True) if c > 0}
+    assert rows == {(1.0, 0.0, 0.0): 3.0, (0.0, 1.0, 0.0): 2.0, (1.0, 0.0, 1.0): 1.0}
+    drawn = m._draw_labels(3000, torch.Generator().manual_seed(0))
+    share = (drawn == torch.tensor([1.0, 0, 0])).all(1).float().mean()
+    assert abs(float(share) - 0.5) < 0.05
+    with pytest.raises(ArtforgeError, match="reconstructs an image with its own labels"):
+        m.reconstruct(torch.zeros(1, 4, 4, dtype=torch.long))
+
+
+# -- schedules, priors, resume --------------------------------------------------------------------
+def test_gumbel_temperature_and_kl_schedules():
+    from artforge_palette.gsvae import GSVAEConfig, PaletteGSVAE
+
+    m = PaletteGSVAE(GSVAEConfig(channels=(8, 8), categories=4, tau_start=1.0, tau_end=0.25, anneal=0.5,
+                                 kl_warmup=0.2), DataInfo({}, 5, (4, 4)))
+    taus, betas = [], []
+    for step in range(0, 101, 10):
+        m.on_step(step, 100)
+        taus.append(m.tau)
+        betas.append(m.beta_now)
+    assert taus[0] == 1.0 and taus[5] == pytest.approx(0.25) and taus[-1] == pytest.approx(0.25)
+    assert all(a > b for a, b in zip(taus[:6], taus[1:6], strict=True))
+    assert betas[0] == 0.0 and betas[1] == pytest.approx(0.5) and betas[2:] == [1.0] * 9
+
+
+def test_gsvae_resume_is_exact(cache, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    run("train", "--plugin", "palette-gsvae", "--data", cache, "--steps", 4, "-b", 4, "--set", "preset=tiny",
+        "--set", "flip=true", "-q", "-o", a)
+    run("train", "--plugin", "palette-gsvae", "--data", cache, "--steps", 2, "-b", 4, "--set", "preset=tiny",
+        "--set", "flip=true", "-q", "-o", b)
+    run("train", "--resume", "--out", b, "--steps", 4, "-q")
+    sa = torch.load(a / "last.pt", weights_only=True)["model"]
+    sb = torch.load(b / "last.pt", weights_only=True)["model"]
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_autoencoder_samples_from_its_fitted_gaussian(cache, tmp_path):
+    from artforge.engine.run import load_run
+
+    out = tmp_path / "ae"
+    train(cache, "palette-conv-ae", out)
+    m = load_run(out).model
+    assert float(m.z_seen) == 3 and (m.z_std() > 0).any()
+    s1 = m.sample(4, generator=torch.Generator().manual_seed(1))
+    s2 = m.sample(4, generator=torch.Generator().manual_seed(2))
+    assert s1.shape == (4, 8, 8) and not torch.equal(s1, s2)
+    assert torch.equal(m.sample(3, generator=torch.Generator().manual_seed(1), temperature=0.0)[0],
+                       m._argmax(m.z_mean[None], None)[0])
+
+
+def test_forward_figures_are_consistent():
+    from artforge_palette.vae import PaletteVAE, VAEConfig
+
+    torch.manual_seed(0)
+    m = PaletteVAE(VAEConfig(latent=4, embed=2, hidden=(16,), pixel=4), DataInfo({}, 6, (5, 4))).eval()
+    tokens = torch.randint(0, 6, (3, 5, 4))
+    out = m({"tokens": tokens})
+    assert out["loss"] == pytest.approx(float(out["recon_nats"] + out["kl_nats"]) / 20, rel=1e-5)
+    uniform = np.log(6) * 20
+    assert 0.5 * uniform < float(out["recon_nats"]) < 2 * uniform  # an untrained softmax is near uniform
+    v = m.validate([{"tokens": tokens}])
+    assert set(v) == {"loss", "recon_nats", "kl_nats", "pixel_acc"}
+
+
+def test_model_checks():
+    from artforge_palette.ae import ConvAEConfig, PaletteConvAE
+
+    with pytest.raises(ArtforgeError, match="multiples of 4"):
+        PaletteConvAE(ConvAEConfig(), DataInfo({}, 5, (30, 30)))
+    with pytest.raises(ArtforgeError, match="2-D"):
+        PaletteConvAE(ConvAEConfig(), DataInfo({}, 5, (30,)))
+    r = run("train", "--plugin", "palette-vae", "--data", "builtin:emoji32", "--codec", "hsv322", "--steps", 1,
+            "-o", "unused", ok=False)
+    assert "does not work with codec" in r.output
