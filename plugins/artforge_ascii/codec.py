@@ -266,10 +266,12 @@ class AsciiCodec(Codec):
         atomic_write_text(path, self.piece_text(tokens) + "\n")
 
     def write_texts(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
-        """Many pieces in one .txt file, separated by a blank line (``artforge sample``)."""
+        """Many grids in one .txt file (``artforge sample``): each keeps all its rows, so the pieces
+        stay where the model put them, with trailing spaces stripped; a blank line separates them."""
         from artforge.fsutil import atomic_write_text
 
-        atomic_write_text(path, "\n\n".join(self.piece_text(t) for t in np.asarray(tokens)) + "\n")
+        grids = ["\n".join(line.rstrip(" ") for line in self.to_text(t).split("\n")) for t in np.asarray(tokens)]
+        atomic_write_text(path, "\n\n".join(grids) + "\n")
 
     def convert(self, images: np.ndarray, **options: Any) -> np.ndarray:
         """Any RGBA pictures -> tokens, matching each cell's pixels against the glyph atlas."""

@@ -18,9 +18,12 @@ def register_codecs(register):
 
 @hookimpl
 def register_renderers(register):
-    from artforge_ascii.renderer import make_renderer
+    register("ascii", "artforge_ascii.renderer:make_renderer")  # lazy: torch loads on use
 
-    register("ascii", make_renderer)
+
+@hookimpl
+def register_models(register):
+    register("ascii-vae", "artforge_ascii.model:AsciiVAE")  # lazy: torch loads on use
 
 
 @hookimpl

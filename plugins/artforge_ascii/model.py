@@ -1,0 +1,350 @@
+"""ascii-vae: a convolutional VAE over one-hot character grids, trained through the glyph renderer.
+
+Encoder: a character embedding (a 1x1 convolution of the one-hot grid), a 3x3 convolution at cell
+resolution, a ``patch`` x ``patch`` strided convolution, residual blocks, and a Gaussian latent
+grid of ``latent`` channels at 1/``patch`` resolution. The decoder mirrors it, with the latent
+position (row, column) as two extra inputs so it knows where the grid's edges are.
+
+Loss, per cell:
+- cross-entropy over characters (log-softmax inside ``F.cross_entropy``), each cell weighted by
+  its target character's weight ``(frequency + eps) ** -freq_power`` (normalised to mean 1 over
+  the data), the space's weight times ``space_weight``. Frequencies are counted on the first
+  ``freq_batches`` training batches into a buffer, so checkpoints carry them and resume is exact;
+- ``beta`` x KL(q(z|x) || N(0, I)), warmed up linearly over the first ``kl_warmup`` of the steps,
+  with an optional free-bits floor per latent element;
+- ``image_weight`` x squared error between the glyph render of the target and of a
+  straight-through Gumbel-softmax sample of the prediction, whose temperature falls from
+  ``tau_start`` to ``tau_end`` (exponentially in the step, set in ``on_step``). Without a loss
+  that sees glyph shapes the seed project collapsed to all-space output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artforge.errors import ArtforgeError
+from artforge.models import ArtModel, DataInfo, OnnxModule
+
+
+@dataclass
+class AsciiVAEConfig:
+    embed: int = 16  # per-character embedding
+    patch: int = 4  # cells per latent position, per side
+    width: int = 64  # channels at latent resolution
+    blocks: int = 2  # residual blocks in the encoder and in the decoder
+    latent: int = 8  # latent channels
+    beta: float = 1.0  # KL weight after warm-up
+    kl_warmup: float = 0.3  # fraction of the steps over which beta rises from 0
+    free_bits: float = 0.0  # nats per latent element that cost nothing
+    freq_power: float = 0.5  # character weight = frequency ** -freq_power
+    space_weight: float = 0.5  # extra factor on the space's weight (de-emphasis)
+    max_weight: float = 30.0  # cap on any character's weight (rare characters)
+    freq_batches: int = 20  # training batches counted for the character frequencies
+    image_weight: float = 1.0
+    image_px: int = 6  # font size of the renderer used by the image loss
+    tau_start: float = 1.0
+    tau_end: float = 0.3
+
+
+def _groups(c: int) -> int:
+    return math.gcd(c, 8)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
+            nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, vocab: int, c: AsciiVAEConfig):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, c.embed)
+        self.cell = nn.Conv2d(c.embed, c.embed, 3, padding=1)
+        self.down = nn.Conv2d(c.embed, c.width, c.patch, stride=c.patch)
+        self.blocks = nn.Sequential(*(ResBlock(c.width) for _ in range(c.blocks)))
+        self.head = nn.Sequential(nn.GroupNorm(_groups(c.width), c.width), nn.SiLU(),
+                                  nn.Conv2d(c.width, 2 * c.latent, 1))
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.embed(tokens).permute(0, 3, 1, 2)
+        x = x + F.silu(self.cell(x))
+        x = self.blocks(self.down(x))
+        mu, logvar = self.head(x).chunk(2, dim=1)
+        return mu, logvar.clamp(-12.0, 8.0)
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab: int, c: AsciiVAEConfig, latent_hw: tuple[int, int]):
+        super().__init__()
+        h, w = latent_hw
+        rows = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(1, 1, h, w)
+        cols = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(1, 1, h, w)
+        self.register_buffer("coords", torch.cat([rows, cols], 1).contiguous(), persistent=False)
+        self.inp = nn.Conv2d(c.latent + 2, c.width, 3, padding=1)
+        self.blocks = nn.Sequential(*(ResBlock(c.width) for _ in range(c.blocks)))
+        self.norm = nn.GroupNorm(_groups(c.width), c.width)
+        self.up = nn.ConvTranspose2d(c.width, c.embed, c.patch, stride=c.patch)
+        self.cell = nn.Conv2d(c.embed, c.embed, 3, padding=1)
+        self.out = nn.Conv2d(c.embed, vocab, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        coords = self.coords.expand(z.shape[0], -1, -1, -1)
+        x = self.blocks(self.inp(torch.cat([z, coords], 1)))
+        x = self.up(F.silu(self.norm(x)))
+        x = x + F.silu(self.cell(F.silu(x)))
+        return self.out(F.silu(x))  # (B, vocab, rows, cols) logits
+
+
+class AsciiVAE(ArtModel):
+    name = "ascii-vae"
+    description = "Convolutional VAE over one-hot character grids, trained through the glyph renderer"
+    Config = AsciiVAEConfig
+    codecs = ("ascii",)
+    presets = {
+        "tiny": {"embed": 8, "width": 16, "blocks": 1, "latent": 4, "freq_batches": 2},
+        "cpu": {},
+        "gpu": {"embed": 32, "width": 192, "blocks": 4, "latent": 16},
+    }
+    train_defaults = {"lr": 2e-3, "batch_size": 32, "grad_clip": 1.0, "weight_decay": 0.0}
+    onnx_sampler = "artforge.onnx_runtime:latent_decoder"
+
+    def __init__(self, config: AsciiVAEConfig, info: DataInfo):
+        super().__init__(config, info)
+        if len(info.token_shape) != 2:
+            raise ArtforgeError(f"ascii-vae needs (rows, cols) character grids, got shape {info.token_shape}")
+        rows, cols = info.token_shape
+        p = config.patch
+        if p < 1 or rows % p or cols % p:
+            raise ArtforgeError(f"ascii-vae: the grid {cols}x{rows} must divide by patch={p} "
+                                "(use e.g. ascii:64x64 or --set patch=...)")
+        from artforge.codecs import codec_from_config
+
+        codec = codec_from_config(info.codec)
+        self.vocab = info.vocab_size
+        self.space = codec.space
+        self.latent_shape = (config.latent, rows // p, cols // p)
+        self.encoder = Encoder(self.vocab, config)
+        self.decoder = Decoder(self.vocab, config, self.latent_shape[1:])
+        from artforge_ascii.atlas import build_atlas
+        from artforge_ascii.renderer import GlyphRenderer
+
+        self.renderer = GlyphRenderer(build_atlas(codec.chars, codec.font, config.image_px))
+        ink = 1.0 - self.renderer.glyphs
+        self.image_scale = float((ink**2).sum((1, 2)).mean())  # mean squared ink of one glyph cell
+        self.register_buffer("char_counts", torch.zeros(self.vocab, dtype=torch.float64))
+        self.register_buffer("freq_batches_seen", torch.zeros((), dtype=torch.long))
+        self.tau = config.tau_start
+        self.beta = config.beta
+
+    # -- schedules and weights ----------------------------------------------------------------
+    def on_step(self, step: int, total_steps: int) -> None:
+        c = self.config
+        frac = step / max(1, total_steps)
+        self.tau = c.tau_start * (c.tau_end / c.tau_start) ** min(1.0, frac)
+        self.beta = c.beta * min(1.0, frac / c.kl_warmup) if c.kl_warmup > 0 else c.beta
+
+    def char_weights(self) -> torch.Tensor:
+        """(vocab,) loss weight of each character: inverse frequency ** power, mean 1 over the data."""
+        c = self.config
+        counts = self.char_counts.float()
+        if counts.sum() <= 0:
+            return torch.ones(self.vocab, device=counts.device)
+        freq = counts / counts.sum()
+        w = (freq + 1e-6) ** -c.freq_power
+        w = w / (freq * w).sum()
+        w[self.space] = w[self.space] * c.space_weight
+        return w.clamp(max=c.max_weight)
+
+    def _count(self, tokens: torch.Tensor) -> None:
+        if self.training and int(self.freq_batches_seen) < self.config.freq_batches:
+            self.char_counts += torch.bincount(tokens.reshape(-1), minlength=self.vocab).to(self.char_counts.dtype)
+            self.freq_batches_seen += 1
+
+    # -- the model ----------------------------------------------------------------------------
+    def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(tokens.long())
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def _kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) KL of each latent element from N(0, 1), in nats."""
+        return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
+
+    def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
+        tokens = batch["tokens"].long()
+        self._count(tokens)
+        c = self.config
+        mu, logvar = self.encode(tokens)
+        if self.training:
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        else:
+            z = mu
+        logits = self.decode(z).float()
+        weights = self.char_weights().to(logits.dtype)
+        cells = tokens[0].numel()
+        ce_cells = F.cross_entropy(logits, tokens, reduction="none")  # (B, rows, cols), log-softmax inside
+        ce = (weights[tokens] * ce_cells).mean()
+        kl_el = self._kl(mu.float(), logvar.float())
+        kl_per_piece = kl_el.sum((1, 2, 3)).mean()
+        if c.free_bits > 0:
+            kl_term = kl_el.mean(0).clamp(min=c.free_bits).sum() / cells
+        else:
+            kl_term = kl_per_piece / cells
+        beta = self.beta if self.training else c.beta
+        loss = ce + beta * kl_term
+        out = {"ce": ce.detach(), "kl": kl_per_piece.detach()}
+        if self.training and c.image_weight > 0:
+            img = self.image_loss(logits, tokens)
+            loss = loss + c.image_weight * img
+            out["image"] = img.detach()
+        if not self.training:  # accuracies for validation (an argmax over every cell is not free)
+            pred = logits.argmax(1)
+            ink = tokens != self.space
+            out["acc"] = (pred == tokens).float().mean()
+            out["acc_nonspace"] = (pred == tokens)[ink].float().mean() if ink.any() else out["acc"]
+        out["loss"] = loss
+        return out
+
+    def image_loss(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Squared render error of a straight-through Gumbel-softmax sample, in glyph units per cell.
+
+        Only the batch's ink bounding box (plus a margin of ``patch`` cells) is rendered: outside
+        it every target cell is a space, which the cross-entropy already teaches, and ASCII art
+        is mostly margin (98% of the cells of the ascii-art corpus are spaces).
+        """
+        ink = tokens != self.space
+        if ink.any():
+            m = self.config.patch
+            rows, cols = ink.any(2).any(0).nonzero(), ink.any(1).any(0).nonzero()
+            r0, r1 = max(0, int(rows[0]) - m), int(rows[-1]) + 1 + m
+            c0, c1 = max(0, int(cols[0]) - m), int(cols[-1]) + 1 + m
+            logits, tokens = logits[:, :, r0:r1, c0:c1], tokens[:, r0:r1, c0:c1]
+        u = torch.rand_like(logits).clamp_(1e-9, 1.0 - 1e-9)
+        soft = F.softmax((logits - torch.log(-torch.log(u))) / self.tau, dim=1)
+        hard = F.one_hot(soft.argmax(1), self.vocab).permute(0, 3, 1, 2).to(soft.dtype)
+        sample = hard + soft - soft.detach()  # forward: a real sample; backward: the soft gradient
+        with torch.no_grad():
+            target = self.renderer(tokens)
+        diff = self.renderer(sample) - target
+        return (diff * diff).sum() / (tokens.numel() * self.image_scale)
+
+    # -- using --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        mu, _ = self.encode(tokens)
+        return self.decode(mu).argmax(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               labels: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        """Latents from the prior N(0, I) scaled by ``temperature``; each cell its likeliest character."""
+        if labels is not None:
+            raise ArtforgeError("ascii-vae is unconditional; drop --label")
+        device = self.decoder.coords.device
+        z = torch.randn((n, *self.latent_shape), generator=generator, device=device) * temperature
+        return self.decode(z).argmax(1)
+
+    @torch.no_grad()
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``steps`` grids along the straight line between the posterior means of ``a`` and ``b``."""
+        za, _ = self.encode(a.reshape(1, *a.shape[-2:]))
+        zb, _ = self.encode(b.reshape(1, *b.shape[-2:]))
+        t = torch.linspace(0, 1, max(2, steps), device=za.device).view(-1, 1, 1, 1)
+        return self.decode(za * (1 - t) + zb * t).argmax(1)
+
+    @torch.no_grad()
+    def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        count = 0
+        for batch in batches:
+            n = batch["tokens"].shape[0]
+            for k, v in self(batch).items():
+                totals[k] = totals.get(k, 0.0) + float(v) * n
+            count += n
+        return {k: v / max(count, 1) for k, v in totals.items()}
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
+        """Reconstruction from the posterior mean: character accuracy (all cells, non-space cells,
+        and how often a space is drawn as ink), SSIM of the glyph renders (whole grid, and the
+        piece's bounding box only), KL per piece."""
+        from artforge_ascii.renderer import GlyphRenderer
+        from artforge_ascii.ssim import ssim
+
+        render = GlyphRenderer(codec.atlas).to(self.decoder.coords.device)
+        n = cells = right = ink = ink_right = blank = false_ink = 0
+        ssim_sum = ssim_piece_sum = kl_sum = ce_sum = 0.0
+        weights = self.char_weights()
+        for batch in batches:
+            tokens = batch["tokens"].long()
+            mu, logvar = self.encode(tokens)
+            logits = self.decode(mu).float()
+            pred = logits.argmax(1)
+            ok = pred == tokens
+            is_ink = tokens != self.space
+            n += tokens.shape[0]
+            cells += tokens.numel()
+            right += int(ok.sum())
+            ink += int(is_ink.sum())
+            ink_right += int((ok & is_ink).sum())
+            blank += int((~is_ink).sum())
+            false_ink += int(((pred != self.space) & ~is_ink).sum())
+            kl_sum += float(self._kl(mu.float(), logvar.float()).sum())
+            ce_sum += float((weights[tokens] * F.cross_entropy(logits, tokens, reduction="none")).sum())
+            for i in range(0, tokens.shape[0], 16):  # renders are large: a few grids at a time
+                a = render(tokens[i : i + 16])[:, 0]
+                b = render(pred[i : i + 16])[:, 0]
+                ssim_sum += float(ssim(a, b).sum())
+                ssim_piece_sum += sum(_piece_ssim(a[j], b[j], is_ink[i + j], render.cell, ssim)
+                                      for j in range(a.shape[0]))
+        return {
+            "char_accuracy": right / max(cells, 1),
+            "nonspace_accuracy": ink_right / max(ink, 1),
+            "false_ink_rate": false_ink / max(blank, 1),
+            "ssim": ssim_sum / max(n, 1),
+            "ssim_piece": ssim_piece_sum / max(n, 1),
+            "kl_per_piece": kl_sum / max(n, 1),
+            "weighted_ce": ce_sum / max(cells, 1),
+            "pieces": float(n),
+        }
+
+    # -- export -------------------------------------------------------------------------------
+    def onnx_modules(self) -> list[OnnxModule]:
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn((5, *self.latent_shape), generator=g)
+        check = torch.randn((3, *self.latent_shape), generator=g)
+        return [OnnxModule("decoder", self.decoder.eval(), (z,), ["z"], ["logits"],
+                           {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(check,))]
+
+    def onnx_manifest(self) -> dict:
+        return {"latent_shape": list(self.latent_shape), "latent": "gaussian"}
+
+
+def _piece_ssim(a: torch.Tensor, b: torch.Tensor, ink: torch.Tensor, cell: tuple[int, int], ssim) -> float:
+    """SSIM over the target piece's bounding box (one cell of margin), so blank margins do not count."""
+    rows = ink.any(1).nonzero()
+    cols = ink.any(0).nonzero()
+    if len(rows) == 0:
+        return float(ssim(a, b))
+    h, w = cell
+    r0, r1 = max(0, int(rows[0]) - 1), min(ink.shape[0], int(rows[-1]) + 2)
+    c0, c1 = max(0, int(cols[0]) - 1), min(ink.shape[1], int(cols[-1]) + 2)
+    return float(ssim(a[r0 * h : r1 * h, c0 * w : c1 * w], b[r0 * h : r1 * h, c0 * w : c1 * w]))
