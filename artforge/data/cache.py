@@ -115,7 +115,10 @@ def _run(fn: Callable, jobs: list, workers: int, init_args: tuple) -> Iterator:
         for job in jobs:
             yield fn(job)
         return
-    with _pool_context().Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+    ctx = _pool_context()
+    if ctx.get_start_method() == "fork":
+        init_args[0].warm()
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
         pending: deque = deque()
         it = iter(jobs)
         for job in it:

@@ -44,6 +44,9 @@ class Source:
     def payload(self, ref: Ref, codec) -> Any:
         raise NotImplementedError
 
+    def warm(self) -> None:
+        """Load shared state before worker processes fork (they then share it copy-on-write)."""
+
 
 def _stat(path: Path) -> list:
     st = path.stat()
@@ -130,14 +133,21 @@ class NpzSource(Source):
                 raise BadInput(self.path, f"no array {key!r} for labels (has: {', '.join(z.files)})")
             return z[key]
 
-    def payload(self, ref: Ref, codec) -> Any:
+    def _images(self) -> np.ndarray:
         key = str(_stat(self.path))  # path, size and mtime: a rewritten file is read again
-        if key not in _npz_cache:  # once per worker process
+        if key not in _npz_cache:  # once per process (forked workers inherit it)
             _npz_cache.clear()
             with np.load(self.path, allow_pickle=False) as z:
                 _npz_cache[key] = {"images": z["images"]}
+        return _npz_cache[key]["images"]
+
+    def warm(self) -> None:
+        self._images()
+
+    def payload(self, ref: Ref, codec) -> Any:
+        images = self._images()
         try:
-            return _rgba(_npz_cache[key]["images"][ref.where])
+            return _rgba(images[ref.where])
         except ValueError as exc:
             raise BadInput(f"{self.path}[{ref.name}]", str(exc)) from None
 

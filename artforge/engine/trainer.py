@@ -250,7 +250,7 @@ class Trainer:
         # global RNG (that would make the RNG stream depend on where a run was resumed).
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.num_workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.num_workers > 0,
             generator=torch.Generator().manual_seed(self.cfg.seed),
         )
 
@@ -334,11 +334,12 @@ class Trainer:
         n_sum, t_log, wait = 0, time.perf_counter(), 0.0
         t_start = time.perf_counter() - self.elapsed
         last_eval: dict[str, float] = {}
+        loader = self._loader(self.train_ds, batches)  # one loader: its workers live across epochs
         try:
             while self.step < self.total and self.stop_reason is None:
                 batches.set_position(self.epoch, self.batch_in_epoch)
                 t_wait = time.perf_counter()
-                for idx_batch in self._loader(self.train_ds, batches):
+                for idx_batch in loader:
                     batch = _batch_to(idx_batch, self.device)
                     wait += time.perf_counter() - t_wait
                     lr = lr_at(self.step, cfg, self.total)

@@ -174,12 +174,12 @@ class HSVTransformer(ArtModel):
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.ln_f(x), self.tok_emb.weight[: self.vocab])  # tied weights
 
-    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Full-sequence logits: inputs (B, L) start token + tokens -> (B, L, vocab)."""
+    def logits(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Full-sequence logits: inputs (B, L) start token + tokens -> (B, L, vocab) (or (B, vocab))."""
         x = self._embed(inputs)
         for block in self.blocks:
             x = block(x)
-        return self._head(x)
+        return self._head(x[:, -1]) if last_only else self._head(x)
 
     def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
         flat = tokens.reshape(tokens.shape[0], -1)
@@ -241,7 +241,7 @@ class HSVTransformer(ArtModel):
                     logits = self._step(tok[:, None], cache, pos + 1)
         else:  # recompute the whole prefix each step (the reference the cache must match)
             for pos in range(P, T):
-                logits = self.logits(torch.cat([seq, out[:, P:pos]], 1))[:, -1]
+                logits = self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True)
                 out[:, pos] = pick(logits, temperature, generator, top_k, top_p)
         return out.view(n, self.H, self.W)
 
