@@ -386,6 +386,10 @@ def open_cache(path: str | os.PathLike):
         f.close()
         raise BadInput(path, f"cache schema {schema} is not {SCHEMA} (made by another artforge version); "
                              "rebuild it with `artforge data build ... --force`")
+    layout = f.attrs.get("layout", "fixed")
+    if layout != "fixed":
+        f.close()
+        raise BadInput(path, f"cache layout {layout!r} is not supported by this artforge version")
     return f
 
 

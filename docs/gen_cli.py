@@ -1,0 +1,43 @@
+"""Regenerate docs/cli.md from the click commands: python docs/gen_cli.py (a test checks it is current)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+HEADER = """# Command-line reference
+
+Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_docs.py` fails when
+this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
+(`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
+
+"""
+
+
+def render(cmd: click.Command, path: list[str], out: list[str]) -> None:
+    ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+    level = "#" * min(len(path) + 1, 4)
+    out.append(f"{level} `{' '.join(path)}`\n")
+    out.append("```\n" + cmd.get_help(ctx).replace(ctx.command_path, " ".join(path)) + "\n```\n")
+    if isinstance(cmd, click.Group):
+        for name in cmd.list_commands(ctx):
+            render(cmd.get_command(ctx, name), [*path, name], out)
+
+
+def generate() -> str:
+    import os
+
+    os.environ["COLUMNS"] = "100"
+    from artforge.cli import cli
+
+    out: list[str] = [HEADER]
+    render(cli, ["artforge"], out)
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    target = Path(__file__).with_name("cli.md")
+    target.write_text(generate())
+    print(f"wrote {target}", file=sys.stderr)
