@@ -273,7 +273,7 @@ def _floyd_reference(img: np.ndarray, codec: PaletteCodec) -> np.ndarray:
     """Textbook sequential Floyd-Steinberg, pixel by pixel (what the wavefront version must equal)."""
     index = quantize.PaletteIndex(codec.palette)
     h, w = img.shape[:2]
-    work = img[..., :3].astype(np.float64)
+    work = srgb_to_lab(img[..., :3])
     out = np.zeros((h, w), np.int64)
     for y in range(h):
         for x in range(w):
@@ -281,10 +281,13 @@ def _floyd_reference(img: np.ndarray, codec: PaletteCodec) -> np.ndarray:
             if found[0]:
                 out[y, x] = idx[0]
                 continue
-            target = np.clip(work[y, x], 0, 255)
-            k = index.nearest(target[None], img[y, x, 3:4])[0]
+            target = np.clip(work[y, x], [0, -128, -128], [100, 127, 127])
+            lab_pal = srgb_to_lab(codec.palette[:, :3])
+            dist = ((lab_pal - target) ** 2).sum(1)
+            level = 0 if img[y, x, 3] < 128 else 255  # pico8: transparent or opaque
+            k = 0 if level == 0 else int(np.argmin(np.where(codec.palette[:, 3] == level, dist, np.inf)))
             out[y, x] = k
-            err = target - codec.palette[k, :3] if k > 0 else np.zeros(3)
+            err = target - lab_pal[k] if k > 0 else np.zeros(3)
             for dy, dx, wgt in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
                 if 0 <= y + dy < h and 0 <= x + dx < w:
                     work[y + dy, x + dx] += wgt * err

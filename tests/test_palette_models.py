@@ -13,6 +13,7 @@ from PIL import Image
 
 from artforge.errors import ArtforgeError
 from artforge.models import DataInfo
+from artforge.onnx_runtime import sample_onnx
 from artforge.plugins import reset_plugin_manager
 
 TILES = Path(__file__).resolve().parents[1] / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
@@ -121,6 +122,8 @@ def test_train_sample_eval_export(cache, tmp_path, model):
     toks = _tokens(tmp_path / "o.npz")
     assert toks.shape == (6, 8, 8) and toks.max() < 13
     run("sample", out, "--label", "x=1", "-o", tmp_path / "x.png", ok=False)
+    with pytest.raises(ArtforgeError, match="unconditional"):
+        sample_onnx(out / "onnx", 2, labels=np.ones(3, np.float32))
 
 
 def test_onnx_decoder_matches_torch_samples(cache, tmp_path):
@@ -198,11 +201,8 @@ def test_conditional_model_needs_labels(cache, tmp_path):
 
 def test_unconditional_model_refuses_labels(punk_cache, tmp_path):
     out = tmp_path / "vae"
-    train(punk_cache, "palette-conv-vae", out, "--set", "channels=8,8,8")
+    train(punk_cache, "palette-vae", out)
     r = run("sample", out, "--label", "type=female", "-o", tmp_path / "s.png", ok=False)
-    assert "unconditional" in r.output
-    run("export", out, "--onnx")
-    r = run("sample", "--onnx", out / "onnx", "--label", "type=female", "-o", tmp_path / "o.png", ok=False)
     assert "unconditional" in r.output
 
 
@@ -234,20 +234,25 @@ def test_gumbel_temperature_and_kl_schedules():
         taus.append(m.tau)
         betas.append(m.beta_now)
     assert taus[0] == 1.0 and taus[5] == pytest.approx(0.25) and taus[-1] == pytest.approx(0.25)
-    assert all(a > b for a, b in zip(taus[:6], taus[1:6], strict=True))
+    assert all(a > b for a, b in zip(taus[:5], taus[1:6], strict=True))
     assert betas[0] == 0.0 and betas[1] == pytest.approx(0.5) and betas[2:] == [1.0] * 9
 
 
 def test_gsvae_resume_is_exact(cache, tmp_path):
+    """Stopped after one step and resumed, a run ends with the same weights as one that never stopped
+    (the Gumbel temperature and KL weight come from the step number; the noise from the saved RNG)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    run("train", "--plugin", "palette-gsvae", "--data", cache, "--steps", 4, "-b", 4, "--set", "preset=tiny",
-        "--set", "flip=true", "-q", "-o", a)
-    run("train", "--plugin", "palette-gsvae", "--data", cache, "--steps", 2, "-b", 4, "--set", "preset=tiny",
-        "--set", "flip=true", "-q", "-o", b)
-    run("train", "--resume", "--out", b, "--steps", 4, "-q")
-    sa = torch.load(a / "last.pt", weights_only=True)["model"]
-    sb = torch.load(b / "last.pt", weights_only=True)["model"]
-    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    common = ("--plugin", "palette-gsvae", "--data", cache, "--steps", 4, "-b", 4, "--set", "preset=tiny",
+              "--set", "flip=true", "-q")
+    run("train", *common, "-o", a)
+    run("train", *common, "--max-time", "1e-9", "-o", b)
+    assert torch.load(b / "last.pt", weights_only=True)["step"] == 1
+    run("train", "--resume", "--out", b, "--max-time", "1e9", "-q")
+    sa = torch.load(a / "last.pt", weights_only=True)
+    sb = torch.load(b / "last.pt", weights_only=True)
+    assert sa["step"] == sb["step"] == 4
+    assert sa["model"].keys() == sb["model"].keys()
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
 
 
 def test_autoencoder_samples_from_its_fitted_gaussian(cache, tmp_path):
@@ -271,7 +276,7 @@ def test_forward_figures_are_consistent():
     m = PaletteVAE(VAEConfig(latent=4, embed=2, hidden=(16,), pixel=4), DataInfo({}, 6, (5, 4))).eval()
     tokens = torch.randint(0, 6, (3, 5, 4))
     out = m({"tokens": tokens})
-    assert out["loss"] == pytest.approx(float(out["recon_nats"] + out["kl_nats"]) / 20, rel=1e-5)
+    assert float(out["loss"].detach()) == pytest.approx(float(out["recon_nats"] + out["kl_nats"]) / 20, rel=1e-5)
     uniform = np.log(6) * 20
     assert 0.5 * uniform < float(out["recon_nats"]) < 2 * uniform  # an untrained softmax is near uniform
     v = m.validate([{"tokens": tokens}])

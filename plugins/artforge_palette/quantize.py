@@ -92,12 +92,16 @@ class PaletteIndex:
 
     def nearest(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Nearest entry for (P, 3) colours (uint8 or float 0..255) with (P,) alphas."""
+        return self.nearest_lab(srgb_to_lab(rgb), alpha)
+
+    def nearest_lab(self, lab: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Nearest entry for (P, 3) CIELAB colours with (P,) alphas (0..255)."""
         level = self.snap_alpha(alpha)
         out = np.zeros(len(level), np.int64)
         todo = np.nonzero(level > 0)[0]
         if len(todo) == 0:
             return out
-        lab = srgb_to_lab(rgb[todo])
+        lab = lab[todo]
         lvl = level[todo]
         ref, ref_sq, ref_level = self.lab[1:], (self.lab[1:] ** 2).sum(1), self.level_of[1:]
         step = max(1, _CHUNK // max(1, len(ref)))
@@ -253,13 +257,13 @@ BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]
 
 
 def bayer_spread(index: PaletteIndex) -> float:
-    """How far ordered dithering pushes a channel: half the typical gap between neighbouring colours."""
+    """How far ordered dithering pushes a channel: the typical gap between neighbouring colours."""
     rgb = index.palette[1:, :3].astype(np.float64)
     if len(rgb) < 2:
         return 0.0
     d = np.sqrt(_sq_dist(rgb, rgb))
     np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(1))) / 2.0
+    return float(np.median(d.min(1)))
 
 
 def dither_bayer(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
@@ -281,9 +285,15 @@ def dither_bayer(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
     return idx
 
 
-def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
-    """Floyd-Steinberg error diffusion (7/16 right, 3/16, 5/16, 1/16 below), in sRGB.
+LAB_LOW, LAB_HIGH = np.array([0.0, -128.0, -128.0]), np.array([100.0, 127.0, 127.0])
 
+
+def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
+    """Floyd-Steinberg error diffusion (7/16 right, 3/16, 5/16, 1/16 below) in CIELAB.
+
+    The error is measured in the same space the nearest colour is chosen in, so it pushes
+    towards colours that look closer, not towards whatever sRGB channel overflowed; the target
+    is kept inside the Lab box so a palette that lacks a hue cannot make the error run away.
     A pixel needs its left neighbour and the three above it, so all pixels with the same
     ``x + 2y`` are independent: each step handles that whole anti-diagonal of every image at
     once (W + 2H - 2 numpy steps instead of N*H*W Python ones). Pixels that are already palette
@@ -293,9 +303,8 @@ def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
     keys = pack(images)
     idx, found = index.lookup(keys)
     idx = idx.astype(np.int64)
-    work = images[..., :3].astype(np.float64)
+    work = srgb_to_lab(images[..., :3])
     alpha = images[..., 3]
-    pal_rgb = index.palette[:, :3].astype(np.float64)
     ys_all = np.arange(h)
     for t in range(w + 2 * (h - 1)):
         ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < w)]
@@ -303,14 +312,14 @@ def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
         free = ~found[:, ys, xs]  # (N, k)
         if not free.any():
             continue
-        target = np.clip(work[:, ys, xs], 0, 255)  # (N, k, 3)
+        target = np.clip(work[:, ys, xs], LAB_LOW, LAB_HIGH)  # (N, k, 3)
         fi = np.nonzero(free)
-        chosen = index.nearest(target[fi], alpha[:, ys, xs][fi])
+        chosen = index.nearest_lab(target[fi], alpha[:, ys, xs][fi])
         sub = idx[:, ys, xs]
         sub[fi] = chosen
         idx[:, ys, xs] = sub
         err = np.zeros_like(target)
-        err[fi] = np.where((chosen > 0)[:, None], target[fi] - pal_rgb[chosen], 0.0)
+        err[fi] = np.where((chosen > 0)[:, None], target[fi] - index.lab[chosen], 0.0)
         for dy, dx, wgt in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
             ty, tx = ys + dy, xs + dx
             ok = (ty < h) & (tx >= 0) & (tx < w)

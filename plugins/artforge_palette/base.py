@@ -1,0 +1,319 @@
+"""What every palette model shares: the loss, the figures, sampling, interpolation and ONNX export.
+
+A palette model maps index grids to a code and back to per-pixel logits over the palette, and is
+trained with a softmax cross-entropy over palette indices at every pixel (the seed project used
+independent sigmoids, which do not make a distribution over colours). Subclasses provide
+
+- ``posterior(tokens, y)``: the encoder's output, a dict (``z``; ``mu``/``logvar``; ``logits``),
+- ``code(post)``: the deterministic code (mean or mode), ``draw(post, train)``: a code sampled
+  from q (relaxed while training for Gumbel-softmax), ``kl(post)``: KL(q || prior) per image,
+- ``prior(n, generator, temperature)``: codes for new samples, ``decode(z, y)``: logits.
+
+Figures are in nats per image (the sum over pixels), so the ELBO reads as a code length that can
+be set beside the size of the same index maps as PNG files.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artforge.errors import ArtforgeError
+from artforge.models import ArtModel, DataInfo, OnnxModule
+
+LABEL_BANK = 512  # distinct label vectors remembered for sampling without --label
+
+
+class PaletteModel(ArtModel):
+    codecs = ("palette",)
+    train_defaults = {"lr": 2e-3, "batch_size": 64, "weight_decay": 0.0, "grad_clip": 1.0}
+    onnx_sampler = "artforge.onnx_runtime:latent_decoder"
+    #: "gaussian" or "categorical" (what the ONNX sampler draws), "fitted" for plain AEs
+    latent: ClassVar[str] = "gaussian"
+    variational: ClassVar[bool] = True
+
+    def __init__(self, config: Any, info: DataInfo):
+        super().__init__(config, info)
+        if len(info.token_shape) != 2:
+            raise ArtforgeError(f"{self.name} needs 2-D index grids, got token shape {info.token_shape}")
+        self.H, self.W = info.token_shape
+        self.V = info.vocab_size
+        self.n_labels = len(info.label_columns) if self.needs_labels else 0
+        if self.needs_labels and not self.n_labels:
+            raise ArtforgeError(f"model {self.name!r} is conditional and needs labels; build the cache with "
+                                "--labels (a .json/.csv file, dirs or npz:KEY)")
+        if self.needs_labels:
+            self.register_buffer("label_rows", torch.zeros(LABEL_BANK, self.n_labels))
+            self.register_buffer("label_counts", torch.zeros(LABEL_BANK))
+        self.beta_now = float(getattr(config, "beta", 1.0))
+
+    # -- the pieces subclasses provide ----------------------------------------------------------
+    latent_shape: tuple[int, ...]
+
+    def posterior(self, tokens: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def code(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def draw(self, post: dict[str, torch.Tensor], train: bool) -> torch.Tensor:
+        return self.code(post)
+
+    def kl(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
+        return next(iter(post.values())).new_zeros(next(iter(post.values())).shape[0])
+
+    def prior(self, n: int, generator: torch.Generator | None, temperature: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if not self.needs_labels:
+            return None
+        y = batch.get("labels")
+        if y is None:
+            raise ArtforgeError(f"model {self.name!r} is conditional but the batch has no labels; "
+                                "build the cache with --labels")
+        return y.float()
+
+    def _recon(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the palette, summed over the pixels of each image (nats per image)."""
+        return F.cross_entropy(logits.float(), tokens, reduction="none").flatten(1).sum(1)
+
+    @torch.no_grad()
+    def _remember_labels(self, y: torch.Tensor) -> None:
+        """Count the label vectors seen in training, so sampling without --label can draw from them."""
+        rows, counts = self.label_rows, self.label_counts
+        used = counts > 0
+        eq = (y[:, None, :] == rows[None, :, :]).all(-1) & used[None, :]
+        hit = eq.any(1)
+        counts.index_add_(0, eq.float().argmax(1)[hit], torch.ones_like(y[hit, 0]))
+        if not bool(hit.all()):
+            new, inverse = torch.unique(y[~hit], dim=0, return_inverse=True)
+            seen = torch.bincount(inverse, minlength=len(new)).float()
+            free = (~used).nonzero().flatten()[: len(new)]
+            rows[free] = new[: len(free)]
+            counts[free] = seen[: len(free)]
+
+    def _draw_labels(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        if float(self.label_counts.sum()) == 0:
+            raise ArtforgeError(f"{self.name} saw no labels in training yet; pass --label NAME=VALUE")
+        pick = torch.multinomial(self.label_counts, n, replacement=True, generator=generator)
+        return self.label_rows[pick]
+
+    def _check_labels(self, labels: torch.Tensor | None, n: int, generator=None) -> torch.Tensor | None:
+        if not self.needs_labels:
+            if labels is not None:
+                raise ArtforgeError(f"{self.name} is unconditional; drop --label (use palette-cvae for labels)")
+            return None
+        if labels is None:
+            return self._draw_labels(n, generator)
+        labels = labels.to(self.device, torch.float32)
+        if labels.shape[-1] != self.n_labels:
+            raise ArtforgeError(f"{self.name} takes {self.n_labels} label columns, got {labels.shape[-1]}")
+        return labels.expand(n, -1) if labels.shape[0] == 1 else labels
+
+    # -- training -------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
+        tokens = batch["tokens"]
+        y = self._labels(batch)
+        if self.training and getattr(self.config, "flip", False):
+            flip = torch.rand(tokens.shape[0], 1, 1, device=tokens.device) < 0.5
+            tokens = torch.where(flip, tokens.flip(-1), tokens)
+        if self.training and y is not None:
+            self._remember_labels(y)
+        post = self.posterior(tokens, y)
+        z = self.draw(post, train=self.training)
+        logits = self.decode(z, y)
+        recon = self._recon(logits, tokens)
+        kl = self.kl(post)
+        pixels = self.H * self.W
+        out = {"loss": (recon + self.beta_now * kl).mean() / pixels, "recon_nats": recon.detach().mean()}
+        if self.variational:
+            out["kl_nats"] = kl.detach().mean()
+        out["pixel_acc"] = (logits.detach().argmax(1) == tokens).float().mean()
+        return out
+
+    # -- figures ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _figures(self, batches: Iterable[dict[str, torch.Tensor]], keep_tokens: bool = False) -> dict[str, Any]:
+        sums = {"recon": 0.0, "recon_code": 0.0, "kl": 0.0, "correct": 0, "exact": 0, "images": 0}
+        kept = []
+        for batch in batches:
+            tokens = batch["tokens"]
+            y = self._labels(batch)
+            post = self.posterior(tokens, y)
+            code_logits = self.decode(self.code(post), y)
+            recon_code = self._recon(code_logits, tokens)
+            recon = self._recon(self.decode(self.draw(post, train=False), y), tokens) if self.variational \
+                else recon_code
+            hit = code_logits.argmax(1) == tokens
+            sums["recon"] += float(recon.sum())
+            sums["recon_code"] += float(recon_code.sum())
+            sums["kl"] += float(self.kl(post).sum())
+            sums["correct"] += int(hit.sum())
+            sums["exact"] += int(hit.flatten(1).all(1).sum())
+            sums["images"] += tokens.shape[0]
+            if keep_tokens:
+                kept.append(tokens.cpu().numpy())
+        if keep_tokens:
+            sums["tokens"] = np.concatenate(kept) if kept else np.zeros((0, self.H, self.W), np.int64)
+        return sums
+
+    @torch.no_grad()
+    def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
+        s = self._figures(batches)
+        n = max(1, s["images"])
+        out = {"loss": (s["recon"] + s["kl"]) / n / (self.H * self.W), "recon_nats": s["recon"] / n,
+               "pixel_acc": s["correct"] / (n * self.H * self.W)}
+        if self.variational:
+            out["kl_nats"] = s["kl"] / n
+        return out
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
+        """Pixel and exact-image accuracy of reconstructions from the code (mean / mode); recon
+        cross-entropy, KL and the negative ELBO in nats per image (one posterior sample per image);
+        and the size of the same index maps as optimised indexed PNG files."""
+        s = self._figures(batches, keep_tokens=True)
+        n = max(1, s["images"])
+        pixels = self.H * self.W
+        out = {"images": float(s["images"]), "pixel_accuracy": s["correct"] / (n * pixels),
+               "exact_image_accuracy": s["exact"] / n}
+        if self.variational:
+            nelbo = (s["recon"] + s["kl"]) / n
+            out.update({"recon_nats_per_image": s["recon"] / n, "kl_nats_per_image": s["kl"] / n,
+                        "elbo_nats_per_image": nelbo, "elbo_bits_per_image": nelbo / math.log(2),
+                        "elbo_bits_per_pixel": nelbo / math.log(2) / pixels,
+                        "code_recon_nats_per_image": s["recon_code"] / n})
+        else:
+            out["recon_nats_per_image"] = s["recon_code"] / n
+        out["loss"] = (s["recon"] + s["kl"]) / n / pixels
+        png = png_sizes(s["tokens"], codec.palette) if codec is not None else None
+        if png is not None:
+            out["png_bits_per_image"] = png[0]
+            out["png_idat_bits_per_image"] = png[1]
+            if self.variational:
+                out["elbo_to_png_ratio"] = out["elbo_bits_per_image"] / png[0]
+        return out
+
+    # -- using ----------------------------------------------------------------------------------
+    def _argmax(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.decode(z, y).argmax(1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               labels: torch.Tensor | None = None, top_k: int | None = None, top_p: float | None = None,
+               **options: Any) -> torch.Tensor:
+        """New index grids: codes from the prior (spread scaled by ``temperature``), each pixel's
+        most likely colour."""
+        if top_k is not None or top_p is not None or options:
+            raise ArtforgeError(f"{self.name} decodes each pixel's most likely colour; --top-k/--top-p do not apply")
+        y = self._check_labels(labels, n, generator)
+        return self._argmax(self.prior(n, generator, temperature), y)
+
+    @torch.no_grad()
+    def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Each grid decoded from its own code (mean / mode): the most likely colour per pixel."""
+        if self.needs_labels and labels is None:
+            raise ArtforgeError(f"{self.name} reconstructs an image with its own labels; pass them")
+        y = self._check_labels(labels, tokens.shape[0])
+        return self._argmax(self.code(self.posterior(tokens.to(self.device), y)), y)
+
+    @torch.no_grad()
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``steps`` grids decoded from codes on the straight line between the codes of a and b."""
+        if steps < 2:
+            raise ArtforgeError("interpolation needs at least 2 steps (-n 2 or more)")
+        y = self._check_labels(labels, 1)
+        za = self.code(self.posterior(a.to(self.device).reshape(1, self.H, self.W), y))
+        zb = self.code(self.posterior(b.to(self.device).reshape(1, self.H, self.W), y))
+        t = torch.linspace(0, 1, steps, device=self.device).view(-1, *([1] * (za.dim() - 1)))
+        return self._argmax((1 - t) * za + t * zb, y.expand(steps, -1) if y is not None else None)
+
+    # -- export ---------------------------------------------------------------------------------
+    def onnx_decoder(self) -> nn.Module:
+        """The module ONNX gets: ``z`` (and ``labels``) -> logits (B, V, H, W)."""
+        return _Decoder(self)
+
+    def onnx_modules(self) -> list[OnnxModule]:
+        g = torch.Generator().manual_seed(0)
+        z, z_check = torch.randn(5, *self.latent_shape, generator=g), torch.randn(3, *self.latent_shape, generator=g)
+        if self.latent == "categorical":
+            k = self.latent_shape[-1]
+            z = F.one_hot(torch.randint(0, k, (5, *self.latent_shape[:-1]), generator=g), k).float()
+            z_check = F.one_hot(torch.randint(0, k, (3, *self.latent_shape[:-1]), generator=g), k).float()
+        inputs, check, names = (z,), (z_check,), ["z"]
+        axes = {"z": {0: "batch"}, "logits": {0: "batch"}}
+        if self.needs_labels:
+            inputs += ((torch.rand(5, self.n_labels, generator=g) < 0.5).float(),)
+            check += ((torch.rand(3, self.n_labels, generator=g) < 0.5).float(),)
+            names.append("labels")
+            axes["labels"] = {0: "batch"}
+        return [OnnxModule("decoder", self.onnx_decoder().eval(), inputs, names, ["logits"], axes,
+                           check_inputs=check)]
+
+    def onnx_manifest(self) -> dict:
+        info = {"latent_shape": list(self.latent_shape),
+                "latent": "categorical" if self.latent == "categorical" else "gaussian",
+                "temperature": "latent"}
+        if self.needs_labels:
+            used = self.label_counts > 0
+            info["label_rows"] = self.label_rows[used].cpu().tolist()
+            info["label_weights"] = self.label_counts[used].cpu().tolist()
+        return info
+
+
+class _Decoder(nn.Module):
+    def __init__(self, m: PaletteModel):
+        super().__init__()
+        self.m = m
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.m.decode(z, labels)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over all latent numbers of each item (nats)."""
+    return 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float()).flatten(1).sum(1)
+
+
+def png_sizes(tokens: np.ndarray, palette: np.ndarray) -> tuple[float, float] | None:
+    """Mean bits per image of each index map as an optimised 8-bit indexed PNG (whole file, and
+    the compressed pixel data alone: IDAT payload). None when the palette exceeds 256 entries."""
+    if len(palette) > 256 or len(tokens) == 0:
+        return None
+    from PIL import Image
+
+    pal = palette[:, :3].reshape(-1).tolist()
+    alpha = bytes(palette[:, 3].tolist())
+    total = idat = 0
+    for t in tokens.astype(np.uint8):
+        im = Image.fromarray(t, "P")
+        im.putpalette(pal)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", optimize=True, transparency=alpha)
+        data = buf.getvalue()
+        total += len(data)
+        pos = 8
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if kind == b"IDAT":
+                idat += length
+            pos += 12 + length
+    return 8.0 * total / len(tokens), 8.0 * idat / len(tokens)
