@@ -35,11 +35,13 @@ from artforge.models import ArtModel, DataInfo, OnnxModule
 
 @dataclass
 class AsciiVAEConfig:
-    embed: int = 16  # per-character embedding
+    embed: int = 16  # per-character embedding (encoder)
+    cell: int = 32  # per-cell features of the decoder, before the character logits
     patch: int = 4  # cells per latent position, per side
     width: int = 64  # channels at latent resolution
     blocks: int = 2  # residual blocks in the encoder and in the decoder
-    latent: int = 8  # latent channels
+    latent: int = 8  # channels of the latent grid
+    global_latent: int = 32  # size of the latent vector for the whole piece (layout, style)
     beta: float = 1.0  # KL weight after warm-up
     kl_warmup: float = 0.3  # fraction of the steps over which beta rises from 0
     free_bits: float = 0.0  # nats per latent element that cost nothing
@@ -47,6 +49,7 @@ class AsciiVAEConfig:
     space_weight: float = 0.5  # extra factor on the space's weight (de-emphasis)
     max_weight: float = 30.0  # cap on any character's weight (rare characters)
     freq_batches: int = 20  # training batches counted for the character frequencies
+    calibrate: float = 0.0  # decode with logits - calibrate * log(weight); 1 undoes the weighting's bias
     image_weight: float = 1.0
     image_px: int = 6  # font size of the renderer used by the image loss
     tau_start: float = 1.0
@@ -72,43 +75,71 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
+    """Tokens -> (mu, logvar) of the flat latent: the global vector, then the latent grid."""
+
     def __init__(self, vocab: int, c: AsciiVAEConfig):
         super().__init__()
         self.embed = nn.Embedding(vocab, c.embed)
         self.cell = nn.Conv2d(c.embed, c.embed, 3, padding=1)
         self.down = nn.Conv2d(c.embed, c.width, c.patch, stride=c.patch)
         self.blocks = nn.Sequential(*(ResBlock(c.width) for _ in range(c.blocks)))
-        self.head = nn.Sequential(nn.GroupNorm(_groups(c.width), c.width), nn.SiLU(),
-                                  nn.Conv2d(c.width, 2 * c.latent, 1))
+        self.norm = nn.GroupNorm(_groups(c.width), c.width)
+        self.local = nn.Conv2d(c.width, 2 * c.latent, 1)
+        self.globl = nn.Linear(c.width, 2 * c.global_latent) if c.global_latent else None
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.embed(tokens).permute(0, 3, 1, 2)
-        x = x + F.silu(self.cell(x))
-        x = self.blocks(self.down(x))
-        mu, logvar = self.head(x).chunk(2, dim=1)
+        x = self.blocks(self.down(x + F.silu(self.cell(x))))  # each cell sees its neighbours first
+        x = F.silu(self.norm(x))
+        stats = self.local(x)
+        mu, logvar = stats.chunk(2, dim=1)
+        mu, logvar = mu.flatten(1), logvar.flatten(1)
+        if self.globl is not None:
+            gmu, glogvar = self.globl(x.mean((2, 3))).chunk(2, dim=1)
+            mu, logvar = torch.cat([gmu, mu], 1), torch.cat([glogvar, logvar], 1)
         return mu, logvar.clamp(-12.0, 8.0)
 
 
 class Decoder(nn.Module):
+    """Flat latent (B, global + latent*h*w) -> (B, vocab, rows, cols) logits."""
+
     def __init__(self, vocab: int, c: AsciiVAEConfig, latent_hw: tuple[int, int]):
         super().__init__()
         h, w = latent_hw
+        self.hw, self.latent, self.global_latent = (h, w), c.latent, c.global_latent
         rows = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(1, 1, h, w)
         cols = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(1, 1, h, w)
         self.register_buffer("coords", torch.cat([rows, cols], 1).contiguous(), persistent=False)
         self.inp = nn.Conv2d(c.latent + 2, c.width, 3, padding=1)
+        self.globl = nn.Linear(c.global_latent, c.width) if c.global_latent else None
         self.blocks = nn.Sequential(*(ResBlock(c.width) for _ in range(c.blocks)))
         self.norm = nn.GroupNorm(_groups(c.width), c.width)
-        self.up = nn.ConvTranspose2d(c.width, c.embed, c.patch, stride=c.patch)
-        self.cell = nn.Conv2d(c.embed, c.embed, 3, padding=1)
-        self.out = nn.Conv2d(c.embed, vocab, 1)
+        self.up = nn.ConvTranspose2d(c.width, c.cell, c.patch, stride=c.patch)
+        self.cell = nn.Conv2d(c.cell, c.cell, 3, padding=1)
+        self.out = nn.Conv2d(c.cell, vocab, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h, w = self.hw
+        zg, zl = z[:, : self.global_latent], z[:, self.global_latent :]
         coords = self.coords.expand(z.shape[0], -1, -1, -1)
-        x = self.blocks(self.inp(torch.cat([z, coords], 1)))
-        x = self.up(F.silu(self.norm(x)))
+        x = self.inp(torch.cat([zl.reshape(-1, self.latent, h, w), coords], 1))
+        if self.globl is not None:
+            x = x + self.globl(zg)[:, :, None, None]
+        x = self.up(F.silu(self.norm(self.blocks(x))))
         x = x + F.silu(self.cell(F.silu(x)))
-        return self.out(F.silu(x))  # (B, vocab, rows, cols) logits
+        return self.out(F.silu(x))
+
+
+class CalibratedDecoder(nn.Module):
+    """The decoder plus a fixed per-character logit bias (what ``artforge export --onnx`` writes)."""
+
+    def __init__(self, decoder: Decoder, bias: torch.Tensor):
+        super().__init__()
+        self.decoder = decoder
+        self.register_buffer("bias", bias.detach().float().view(1, -1, 1, 1).clone())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z) + self.bias
 
 
 class AsciiVAE(ArtModel):
@@ -117,9 +148,10 @@ class AsciiVAE(ArtModel):
     Config = AsciiVAEConfig
     codecs = ("ascii",)
     presets = {
-        "tiny": {"embed": 8, "width": 16, "blocks": 1, "latent": 4, "freq_batches": 2},
+        "tiny": {"embed": 8, "cell": 8, "width": 16, "blocks": 1, "latent": 4, "global_latent": 4,
+                 "freq_batches": 2},
         "cpu": {},
-        "gpu": {"embed": 32, "width": 192, "blocks": 4, "latent": 16},
+        "gpu": {"embed": 32, "cell": 64, "width": 192, "blocks": 4, "latent": 16, "global_latent": 64},
     }
     train_defaults = {"lr": 2e-3, "batch_size": 32, "grad_clip": 1.0, "weight_decay": 0.0}
     onnx_sampler = "artforge.onnx_runtime:latent_decoder"
@@ -134,16 +166,15 @@ class AsciiVAE(ArtModel):
             raise ArtforgeError(f"ascii-vae: the grid {cols}x{rows} must divide by patch={p} "
                                 "(use e.g. ascii:64x64 or --set patch=...)")
         from artforge.codecs import codec_from_config
+        from artforge_ascii.atlas import build_atlas
+        from artforge_ascii.renderer import GlyphRenderer
 
         codec = codec_from_config(info.codec)
         self.vocab = info.vocab_size
         self.space = codec.space
-        self.latent_shape = (config.latent, rows // p, cols // p)
+        self.latent_dim = config.global_latent + config.latent * (rows // p) * (cols // p)
         self.encoder = Encoder(self.vocab, config)
-        self.decoder = Decoder(self.vocab, config, self.latent_shape[1:])
-        from artforge_ascii.atlas import build_atlas
-        from artforge_ascii.renderer import GlyphRenderer
-
+        self.decoder = Decoder(self.vocab, config, (rows // p, cols // p))
         self.renderer = GlyphRenderer(build_atlas(codec.chars, codec.font, config.image_px))
         ink = 1.0 - self.renderer.glyphs
         self.image_scale = float((ink**2).sum((1, 2)).mean())  # mean squared ink of one glyph cell
@@ -171,6 +202,15 @@ class AsciiVAE(ArtModel):
         w[self.space] = w[self.space] * c.space_weight
         return w.clamp(max=c.max_weight)
 
+    def logit_bias(self) -> torch.Tensor:
+        """(vocab,) added to the logits when decoding: ``-calibrate * log(weight)``.
+
+        The weighted cross-entropy is minimised by q(c) proportional to weight(c) p(c), so its raw
+        argmax favours rare characters: more of the art's ink is right, and more margin is wrongly
+        inked. ``calibrate=1`` undoes the weighting (the argmax of p itself); 0 keeps it.
+        """
+        return -self.config.calibrate * torch.log(self.char_weights())
+
     def _count(self, tokens: torch.Tensor) -> None:
         if self.training and int(self.freq_batches_seen) < self.config.freq_batches:
             self.char_counts += torch.bincount(tokens.reshape(-1), minlength=self.vocab).to(self.char_counts.dtype)
@@ -178,13 +218,17 @@ class AsciiVAE(ArtModel):
 
     # -- the model ----------------------------------------------------------------------------
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, rows, cols) tokens -> (mu, logvar), each (B, latent_dim)."""
         return self.encoder(tokens.long())
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+    def decode(self, z: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """(B, latent_dim) latents -> (B, vocab, rows, cols) logits (bias-corrected when ``calibrated``)."""
+        logits = self.decoder(z)
+        return logits + self.logit_bias().to(logits.dtype).view(1, -1, 1, 1) if calibrated else logits
 
-    def _kl(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) KL of each latent element from N(0, 1), in nats."""
+    @staticmethod
+    def _kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL of each latent element from N(0, 1), in nats."""
         return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
 
     def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
@@ -192,33 +236,28 @@ class AsciiVAE(ArtModel):
         self._count(tokens)
         c = self.config
         mu, logvar = self.encode(tokens)
-        if self.training:
-            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        else:
-            z = mu
-        logits = self.decode(z).float()
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        logits = self.decode(z, calibrated=False).float()
         weights = self.char_weights().to(logits.dtype)
         cells = tokens[0].numel()
-        ce_cells = F.cross_entropy(logits, tokens, reduction="none")  # (B, rows, cols), log-softmax inside
-        ce = (weights[tokens] * ce_cells).mean()
+        ce = (weights[tokens] * F.cross_entropy(logits, tokens, reduction="none")).mean()  # log-softmax inside
         kl_el = self._kl(mu.float(), logvar.float())
-        kl_per_piece = kl_el.sum((1, 2, 3)).mean()
-        if c.free_bits > 0:
-            kl_term = kl_el.mean(0).clamp(min=c.free_bits).sum() / cells
-        else:
-            kl_term = kl_per_piece / cells
-        beta = self.beta if self.training else c.beta
-        loss = ce + beta * kl_term
+        kl_per_piece = kl_el.sum(1).mean()
+        kl_term = (kl_el.mean(0).clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl_per_piece) / cells
+        loss = ce + (self.beta if self.training else c.beta) * kl_term
         out = {"ce": ce.detach(), "kl": kl_per_piece.detach()}
         if self.training and c.image_weight > 0:
             img = self.image_loss(logits, tokens)
             loss = loss + c.image_weight * img
             out["image"] = img.detach()
         if not self.training:  # accuracies for validation (an argmax over every cell is not free)
-            pred = logits.argmax(1)
+            pred = (logits + self.logit_bias().view(1, -1, 1, 1)).argmax(1)
             ink = tokens != self.space
             out["acc"] = (pred == tokens).float().mean()
             out["acc_nonspace"] = (pred == tokens)[ink].float().mean() if ink.any() else out["acc"]
+            raw = logits.argmax(1)  # without the calibration bias: more ink, right or wrong
+            out["acc_raw"] = (raw == tokens).float().mean()
+            out["acc_nonspace_raw"] = (raw == tokens)[ink].float().mean() if ink.any() else out["acc_raw"]
         out["loss"] = loss
         return out
 
@@ -258,7 +297,7 @@ class AsciiVAE(ArtModel):
         if labels is not None:
             raise ArtforgeError("ascii-vae is unconditional; drop --label")
         device = self.decoder.coords.device
-        z = torch.randn((n, *self.latent_shape), generator=generator, device=device) * temperature
+        z = torch.randn((n, self.latent_dim), generator=generator, device=device) * temperature
         return self.decode(z).argmax(1)
 
     @torch.no_grad()
@@ -267,7 +306,7 @@ class AsciiVAE(ArtModel):
         """``steps`` grids along the straight line between the posterior means of ``a`` and ``b``."""
         za, _ = self.encode(a.reshape(1, *a.shape[-2:]))
         zb, _ = self.encode(b.reshape(1, *b.shape[-2:]))
-        t = torch.linspace(0, 1, max(2, steps), device=za.device).view(-1, 1, 1, 1)
+        t = torch.linspace(0, 1, max(2, steps), device=za.device).view(-1, 1)
         return self.decode(za * (1 - t) + zb * t).argmax(1)
 
     @torch.no_grad()
@@ -296,8 +335,8 @@ class AsciiVAE(ArtModel):
         for batch in batches:
             tokens = batch["tokens"].long()
             mu, logvar = self.encode(tokens)
-            logits = self.decode(mu).float()
-            pred = logits.argmax(1)
+            raw = self.decode(mu, calibrated=False).float()
+            pred = (raw + self.logit_bias().view(1, -1, 1, 1)).argmax(1)
             ok = pred == tokens
             is_ink = tokens != self.space
             n += tokens.shape[0]
@@ -308,7 +347,7 @@ class AsciiVAE(ArtModel):
             blank += int((~is_ink).sum())
             false_ink += int(((pred != self.space) & ~is_ink).sum())
             kl_sum += float(self._kl(mu.float(), logvar.float()).sum())
-            ce_sum += float((weights[tokens] * F.cross_entropy(logits, tokens, reduction="none")).sum())
+            ce_sum += float((weights[tokens] * F.cross_entropy(raw, tokens, reduction="none")).sum())
             for i in range(0, tokens.shape[0], 16):  # renders are large: a few grids at a time
                 a = render(tokens[i : i + 16])[:, 0]
                 b = render(pred[i : i + 16])[:, 0]
@@ -329,13 +368,14 @@ class AsciiVAE(ArtModel):
     # -- export -------------------------------------------------------------------------------
     def onnx_modules(self) -> list[OnnxModule]:
         g = torch.Generator().manual_seed(0)
-        z = torch.randn((5, *self.latent_shape), generator=g)
-        check = torch.randn((3, *self.latent_shape), generator=g)
-        return [OnnxModule("decoder", self.decoder.eval(), (z,), ["z"], ["logits"],
+        z = torch.randn((5, self.latent_dim), generator=g)
+        check = torch.randn((3, self.latent_dim), generator=g)
+        module = CalibratedDecoder(self.decoder, self.logit_bias()).eval()
+        return [OnnxModule("decoder", module, (z,), ["z"], ["logits"],
                            {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(check,))]
 
     def onnx_manifest(self) -> dict:
-        return {"latent_shape": list(self.latent_shape), "latent": "gaussian"}
+        return {"latent_shape": [self.latent_dim], "latent": "gaussian"}
 
 
 def _piece_ssim(a: torch.Tensor, b: torch.Tensor, ink: torch.Tensor, cell: tuple[int, int], ssim) -> float:

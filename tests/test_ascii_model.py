@@ -1,0 +1,133 @@
+"""ascii-vae: a tiny training run, sampling, interpolation, evaluation and ONNX export through the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from artforge.codecs import get_codec
+from artforge.models import DataInfo
+
+from conftest import invoke
+
+BUILTIN = Path(__file__).resolve().parents[1] / "plugins" / "artforge_ascii" / "data" / "ascii-art.jsonl.gz"
+SPEC = "ascii:16x8,crop"
+TINY = ["--plugin", "ascii-vae", "--set", "preset=tiny", "--batch-size", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """48 pieces of the built-in set cropped to 16x8, a cache, and a 3-step run."""
+    from click.testing import CliRunner
+
+    from artforge.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    d = tmp_path_factory.mktemp("ascii")
+    with gzip.open(BUILTIN, "rt") as fh:
+        items = [json.loads(line) for _, line in zip(range(48), fh, strict=False)]
+    (d / "tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in items))
+    runner = CliRunner()
+    invoke(runner, "data", "build", d / "tiny.jsonl", "--codec", SPEC, "-o", d / "tiny.h5")
+    invoke(runner, "train", *TINY, "--data", d / "tiny.h5", "--steps", "3", "-o", d / "run")
+    (d / "a.txt").write_text(" /\\_/\\\n( o.o )\n > ^ <\n")
+    (d / "b.txt").write_text(" _  _\n| || |\n|_||_|\n")
+    return d
+
+
+def test_training_writes_a_run_with_finite_losses_and_counted_frequencies(run):
+    from artforge.engine.run import load_run
+
+    recs = [json.loads(line) for line in (run / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["split"] == "train"]
+    assert train and all(math.isfinite(r[k]) for r in train for k in ("loss", "ce", "kl", "image"))
+    val = [r for r in recs if r["split"] == "val"][-1]
+    assert {"loss", "acc", "acc_nonspace", "kl"} <= set(val)
+    model = load_run(run / "run").model
+    counts = model.char_counts
+    assert int(model.freq_batches_seen) == 2 and counts.sum() == 2 * 8 * 16 * 8  # preset tiny counts 2 batches
+    w = model.char_weights()
+    assert w[model.space] < w[counts.argsort()[-2]]  # spaces weigh less than the next commonest character
+
+
+def test_sample_and_interpolate_write_png_and_text(run, runner):
+    codec = get_codec(SPEC)
+    invoke(runner, "sample", run / "run", "-n", "4", "-o", run / "s.png")
+    assert (run / "s.png").is_file()
+    lines = (run / "s.txt").read_text().split("\n")
+    assert len(lines) == 4 * 9  # four 8-row grids, a blank line after each
+    invoke(runner, "sample", run / "run", "--interpolate", run / "a.txt", run / "b.txt", "-n", "5",
+           "-o", run / "i.png", "--tokens", run / "i.npz")
+    lines = (run / "i.txt").read_text().split("\n")
+    assert len(lines) == 5 * 9
+    toks = np.load(run / "i.npz")["tokens"]
+    assert toks.shape == (5, 8, 16)
+    assert codec.to_text(toks[0]).split("\n") == [x.ljust(16) for x in lines[:8]]
+
+
+def test_eval_reports_the_figures(run, runner):
+    out = json.loads(invoke(runner, "eval", run / "run", "--json").output)
+    f = out["figures"]
+    for k in ("char_accuracy", "nonspace_accuracy", "false_ink_rate", "ssim", "ssim_piece"):
+        assert 0.0 <= f[k] <= 1.0, k
+    assert f["kl_per_piece"] >= 0 and f["pieces"] == out["samples"]
+
+
+def test_onnx_export_of_the_decoder_and_numpy_sampling(run, runner):
+    import onnxruntime as ort
+
+    from artforge.engine.run import load_run
+
+    invoke(runner, "export", run / "run", "--onnx")
+    m = json.loads((run / "run" / "onnx" / "manifest.json").read_text())
+    assert m["sampler"] == "artforge.onnx_runtime:latent_decoder"
+    assert m["info"] == {"latent_shape": [4 + 4 * 2 * 4], "latent": "gaussian"}
+    assert m["modules"]["decoder"]["max_abs_diff"] <= 1e-4
+    sess = ort.InferenceSession(str(run / "run" / "onnx" / "decoder.onnx"))
+    model = load_run(run / "run").model
+    z = np.random.default_rng(1).standard_normal((7, 36)).astype(np.float32)
+    with torch.no_grad():
+        want = model.decode(torch.from_numpy(z)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"z": z})[0], want, atol=1e-4)
+    invoke(runner, "sample", "--onnx", run / "run" / "onnx", "-n", "3", "-o", run / "o.png")
+    assert len((run / "o.txt").read_text().split("\n")) == 3 * 9
+
+
+def _model(**over):
+    from artforge_ascii.model import AsciiVAE, AsciiVAEConfig
+
+    codec = get_codec("ascii:16x8")
+    cfg = AsciiVAEConfig(**{"embed": 8, "width": 16, "blocks": 1, "latent": 4, "freq_batches": 1, **over})
+    return AsciiVAE(cfg, DataInfo(codec.config(), codec.vocab_size, (8, 16))), codec
+
+
+def test_schedules_come_from_the_step():
+    m, _ = _model(tau_start=1.0, tau_end=0.25, beta=2.0, kl_warmup=0.5)
+    m.on_step(0, 100)
+    assert m.tau == 1.0 and m.beta == 0.0
+    m.on_step(25, 100)
+    assert m.beta == pytest.approx(1.0) and m.tau == pytest.approx(0.25**0.25)
+    m.on_step(100, 100)
+    assert m.beta == 2.0 and m.tau == pytest.approx(0.25)
+
+
+def test_image_loss_reaches_the_logits_and_frequencies_freeze():
+    m, codec = _model(image_weight=1.0)
+    tokens = torch.from_numpy(codec.encode(["|_|", "/ \\"]).astype(np.int64))
+    m.train()
+    m.on_step(0, 10)
+    logits = torch.randn(2, 95, 8, 16, requires_grad=True)
+    m.image_loss(logits, tokens).backward()
+    assert logits.grad.abs().sum() > 0
+    m({"tokens": tokens})
+    counts = m.char_counts.clone()
+    assert counts.sum() == tokens.numel() and counts[codec.chars.index("_")] == 1
+    out = m({"tokens": tokens})  # freq_batches=1: counting has stopped
+    assert torch.equal(m.char_counts, counts) and torch.isfinite(out["loss"])
+    assert "char_counts" in m.state_dict() and "freq_batches_seen" in m.state_dict()
