@@ -31,6 +31,17 @@ def _plugins():
     reset_plugin_manager()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def run(*args, ok: bool = True):
     from artforge.cli import cli
 

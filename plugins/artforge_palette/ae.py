@@ -107,7 +107,7 @@ class PaletteAE(FittedPrior):
 
 @dataclass
 class ConvAEConfig:
-    channels: tuple[int, ...] = (32, 64, 64)  # width at each level; each level after the first halves H and W
+    channels: tuple[int, ...] = (16, 64, 64)  # width at each level; each level after the first halves H and W
     blocks: int = 1  # residual blocks per level
     latent_channels: int = 8  # 32x32 tiles with 3 levels -> an 8x8x8 code
     flip: bool = False

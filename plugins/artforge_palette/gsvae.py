@@ -25,7 +25,7 @@ from artforge_palette.nets import ConvDecoder, ConvEncoder
 
 @dataclass
 class GSVAEConfig:
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[int, ...] = (16, 64, 64)
     blocks: int = 1
     categories: int = 16  # values per latent cell: 4 bits each at most
     tau_start: float = 1.0

@@ -82,7 +82,7 @@ class PaletteVAE(GaussianLatent):
 
 @dataclass
 class ConvVAEConfig:
-    channels: tuple[int, ...] = (32, 64, 64)
+    channels: tuple[int, ...] = (16, 64, 64)
     blocks: int = 1
     latent_channels: int = 8
     beta: float = 1.0
