@@ -24,9 +24,33 @@ lint: setup
 test: setup lint
 	$(PY) -m pytest -q
 
+EMOJI := docs/images/emoji
+
+# The main job on built-in data: codec tour, cache, ~1 minute of CPU training, samples,
+# completions, evaluation, ONNX export and onnxruntime sampling. Everything lands in $(DEMO)/.
 demo: setup
-	@echo "== codec tour: encode bundled emoji at hsv544/433/322, decode, side-by-side PNG"
-	$(ARTFORGE) tour -o $(DEMO)/tour.png
+	@mkdir -p $(DEMO)
+	@echo "== 1. codec tour: bundled emoji through hsv544 / hsv433 / hsv322, side by side"
+	$(ARTFORGE) preview $(EMOJI) -c hsv544 -c hsv433 -c hsv322 -o $(DEMO)/tour.png
+	$(ARTFORGE) encode -c hsv433 $(EMOJI) -o $(DEMO)/emoji-hsv433.npz
+	$(ARTFORGE) decode $(DEMO)/emoji-hsv433.npz -o $(DEMO)/emoji-hsv433.png
+	@echo "== 2. token cache of the built-in emoji set (16x16, hsv433)"
+	$(ARTFORGE) data build builtin:emoji32 -c hsv433 --size 16 -o $(DEMO)/emoji16.h5
+	$(ARTFORGE) data info $(DEMO)/emoji16.h5
+	@echo "== 3. train the tiny pixel transformer for about a minute on the CPU"
+	rm -rf $(DEMO)/run
+	$(ARTFORGE) train --plugin hsv-transformer --data $(DEMO)/emoji16.h5 --set preset=tiny \
+		--steps 400 --batch-size 32 --lr 3e-3 --eval-every 100 -o $(DEMO)/run
+	@echo "== 4. sample, complete, evaluate"
+	$(ARTFORGE) sample $(DEMO)/run -n 36 -t 0.9 -o $(DEMO)/samples.png
+	$(ARTFORGE) complete $(DEMO)/run $(EMOJI) --keep-rows 8 -n 4 -o $(DEMO)/complete.png
+	$(ARTFORGE) eval $(DEMO)/run
+	@echo "== 5. export to ONNX and sample with onnxruntime alone"
+	$(ARTFORGE) export $(DEMO)/run --onnx
+	$(ARTFORGE) sample --onnx $(DEMO)/run/onnx -n 16 -o $(DEMO)/onnx-samples.png
+	@echo
+	@echo "done. In $(DEMO)/: tour.png (codecs), samples.png, complete.png, onnx-samples.png,"
+	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/)"
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -191,7 +191,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet)
-    run_config["train"] = {**run_config["train"], "steps": trainer.total}
+    import dataclasses
+
+    run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
     if main:
         write_run_config(run_dir, run_config)
     _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "

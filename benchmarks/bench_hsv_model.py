@@ -1,0 +1,88 @@
+"""hsv-transformer speed: training tokens/s (and MFU on a GPU), KV-cache vs recompute sampling.
+
+On a CPU it measures the tiny preset; with CUDA it also measures the base preset the issue names
+(d512, 8 layers, 8 heads, batch 64, 32x32 hsv544, bf16, torch.compile) and 64-image sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import table  # noqa: E402
+
+
+def train_speed(cache: Path, preset: str, batch: int, steps: int, device: str, compile_: bool) -> dict:
+    from artforge.data.cache import cache_info
+    from artforge.engine.trainer import Trainer, TrainConfig, new_run_config
+    from artforge.models import DataInfo, get_model_class, make_config
+
+    cls = get_model_class("hsv-transformer")
+    mcfg, _ = make_config(cls, {"preset": preset})
+    cfg = TrainConfig(steps=steps, batch_size=batch, log_every=max(1, steps // 4), eval_every=steps, device=device,
+                      compile=compile_, samples=4, lr=3e-4)
+    ci = cache_info(cache)
+    info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]))
+    with tempfile.TemporaryDirectory() as d:
+        run = Path(d)
+        Trainer(run, new_run_config(cls, mcfg, preset, info, str(cache), None, cfg), cfg, resume=False,
+                quiet=True).fit()
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    last = [m for m in lines if m["split"] == "train"][-2:]  # after warm-up / compilation
+    return {k: sum(m.get(k, 0.0) for m in last) / len(last) for k in ("tokens_per_s", "mfu", "steps_per_s")}
+
+
+def sample_speed(preset: str, n: int, device: str) -> tuple[float, float]:
+    import torch
+
+    from artforge.models import DataInfo, get_model_class, make_config
+
+    cls = get_model_class("hsv-transformer")
+    mcfg, _ = make_config(cls, {"preset": preset})
+    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(device).eval()
+    times = []
+    for use_cache in (True, False):
+        g = torch.Generator(device).manual_seed(0)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            model.generate(1, generator=g, use_cache=use_cache)  # warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            model.generate(n, generator=g, use_cache=use_cache)
+            if device == "cuda":
+                torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return times[0], times[1]
+
+
+def main() -> None:
+    import torch
+
+    from artforge.data.cache import build_cache
+
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        cache = Path(d) / "emoji.h5"
+        build_cache("builtin:emoji32", "hsv544", cache, workers=1, progress=False)
+        r = train_speed(cache, "tiny", 16, 24, "cpu", False)
+        rows.append(("train tiny, batch 16, 32x32 hsv544, CPU", f"{r['tokens_per_s']:,.0f} tokens/s", "-"))
+        if torch.cuda.is_available():
+            r = train_speed(cache, "base", 64, 120, "cuda", True)
+            rows.append(("train base, batch 64, 32x32 hsv544, bf16, compile", f"{r['tokens_per_s']:,.0f} tokens/s",
+                         f"MFU {r['mfu']:.1%}"))
+    kv, full = sample_speed("tiny", 4, "cpu")
+    rows.append(("sample 4 x 1024 tokens, tiny, CPU: KV cache", f"{kv:.2f} s", f"{full / kv:.0f}x faster than "
+                 f"recomputing the prefix ({full:.1f} s)"))
+    if torch.cuda.is_available():
+        kv, full = sample_speed("base", 64, "cuda")
+        rows.append(("sample 64 x 1024 tokens, base, GPU: KV cache", f"{kv:.2f} s",
+                     f"{full / kv:.0f}x faster than recomputing the prefix ({full:.1f} s)"))
+    table(rows, ("what", "figure", "note"))
+
+
+if __name__ == "__main__":
+    main()
