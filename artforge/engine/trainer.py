@@ -200,7 +200,8 @@ class Trainer:
     def _make_optimizer(self, params: list) -> torch.optim.Optimizer:
         decay = [p for p in params if p.ndim >= 2]
         rest = [p for p in params if p.ndim < 2]
-        groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        groups = [g for g in ({"params": decay, "weight_decay": self.cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}) if g["params"]]
         kw = {"fused": True} if self.device.type == "cuda" else {}
         return torch.optim.AdamW(groups, lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2), **kw)
 
