@@ -103,6 +103,8 @@ def test_ssim_against_a_direct_computation():
             vals.append((2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2)))
     assert abs(float(ssim(a, b)[0]) - np.mean(vals)) < 1e-10
     assert float(ssim(a, b)[0]) < 1.0 and torch.allclose(ssim(a, b), ssim(b, a))
+    fast = ssim(torch.from_numpy(a).float(), torch.from_numpy(b).float())  # float32 path
+    assert fast.dtype == torch.float32 and abs(float(fast[0]) - np.mean(vals)) < 1e-4
 
 
 def _test_picture() -> np.ndarray:
@@ -151,3 +153,23 @@ def test_conversion_options_and_fit_grid():
         codec.convert(img, edges=2.0)
     with pytest.raises(ArtforgeError, match="--dither"):
         codec.convert(img, dither="bayer")
+
+
+def test_grid_ssim_skips_blank_margins_exactly():
+    from artforge_ascii.ssim import grid_ssim
+
+    codec = get_codec("ascii:20x12")
+    render = get_renderer(codec)
+    g = torch.Generator().manual_seed(3)
+    target = torch.zeros(12, 20, dtype=torch.long)
+    pred = torch.zeros(12, 20, dtype=torch.long)
+    target[4:7, 5:12] = torch.randint(1, 95, (3, 7), generator=g)
+    pred[5:8, 7:14] = torch.randint(1, 95, (3, 7), generator=g)
+    whole, piece = grid_ssim(render, target, pred, codec.space)
+    full = ssim(render(target[None])[:, 0], render(pred[None])[:, 0])
+    assert abs(whole - float(full[0])) < 1e-5
+    h, w = codec.atlas.cell
+    crop = (slice(3 * h, 8 * h), slice(4 * w, 13 * w))
+    direct = ssim(render(target[None])[0, 0][crop], render(pred[None])[0, 0][crop])
+    assert abs(piece - float(direct[0])) < 1e-5 and piece < whole
+    assert grid_ssim(render, target, target, codec.space) == (1.0, 1.0)

@@ -1,9 +1,12 @@
 """ascii-vae: a convolutional VAE over one-hot character grids, trained through the glyph renderer.
 
 Encoder: a character embedding (a 1x1 convolution of the one-hot grid), a 3x3 convolution at cell
-resolution, a ``patch`` x ``patch`` strided convolution, residual blocks, and a Gaussian latent
-grid of ``latent`` channels at 1/``patch`` resolution. The decoder mirrors it, with the latent
-position (row, column) as two extra inputs so it knows where the grid's edges are.
+resolution, a ``patch`` x ``patch`` strided convolution and residual blocks, giving a Gaussian
+latent grid (``latent`` channels at 1/``patch`` resolution) plus a ``global_latent`` vector pooled
+over the whole piece. Both travel as one flat vector z. The decoder mirrors the encoder; it gets
+the latent position (row, column) as two extra inputs. The global vector is there for sampling:
+ASCII art is mostly margin, so the grid latents of the margin match the prior, and without a
+latent for the layout, grids sampled from N(0, I) decode to nearly blank pages.
 
 Loss, per cell:
 - cross-entropy over characters (log-softmax inside ``F.cross_entropy``), each cell weighted by
@@ -16,6 +19,8 @@ Loss, per cell:
   straight-through Gumbel-softmax sample of the prediction, whose temperature falls from
   ``tau_start`` to ``tau_end`` (exponentially in the step, set in ``on_step``). Without a loss
   that sees glyph shapes the seed project collapsed to all-space output.
+
+Decoding takes the argmax of ``logits - calibrate * log(weight)`` (see ``logit_bias``).
 """
 
 from __future__ import annotations
@@ -326,7 +331,7 @@ class AsciiVAE(ArtModel):
         and how often a space is drawn as ink), SSIM of the glyph renders (whole grid, and the
         piece's bounding box only), KL per piece."""
         from artforge_ascii.renderer import GlyphRenderer
-        from artforge_ascii.ssim import ssim
+        from artforge_ascii.ssim import grid_ssim
 
         render = GlyphRenderer(codec.atlas).to(self.decoder.coords.device)
         n = cells = right = ink = ink_right = blank = false_ink = 0
@@ -348,12 +353,10 @@ class AsciiVAE(ArtModel):
             false_ink += int(((pred != self.space) & ~is_ink).sum())
             kl_sum += float(self._kl(mu.float(), logvar.float()).sum())
             ce_sum += float((weights[tokens] * F.cross_entropy(raw, tokens, reduction="none")).sum())
-            for i in range(0, tokens.shape[0], 16):  # renders are large: a few grids at a time
-                a = render(tokens[i : i + 16])[:, 0]
-                b = render(pred[i : i + 16])[:, 0]
-                ssim_sum += float(ssim(a, b).sum())
-                ssim_piece_sum += sum(_piece_ssim(a[j], b[j], is_ink[i + j], render.cell, ssim)
-                                      for j in range(a.shape[0]))
+            for t, p in zip(tokens, pred, strict=True):
+                whole, piece = grid_ssim(render, t, p, self.space)
+                ssim_sum += whole
+                ssim_piece_sum += piece
         return {
             "char_accuracy": right / max(cells, 1),
             "nonspace_accuracy": ink_right / max(ink, 1),
@@ -376,15 +379,3 @@ class AsciiVAE(ArtModel):
 
     def onnx_manifest(self) -> dict:
         return {"latent_shape": [self.latent_dim], "latent": "gaussian"}
-
-
-def _piece_ssim(a: torch.Tensor, b: torch.Tensor, ink: torch.Tensor, cell: tuple[int, int], ssim) -> float:
-    """SSIM over the target piece's bounding box (one cell of margin), so blank margins do not count."""
-    rows = ink.any(1).nonzero()
-    cols = ink.any(0).nonzero()
-    if len(rows) == 0:
-        return float(ssim(a, b))
-    h, w = cell
-    r0, r1 = max(0, int(rows[0]) - 1), min(ink.shape[0], int(rows[-1]) + 2)
-    c0, c1 = max(0, int(cols[0]) - 1), min(ink.shape[1], int(cols[-1]) + 2)
-    return float(ssim(a[r0 * h : r1 * h, c0 * w : c1 * w], b[r0 * h : r1 * h, c0 * w : c1 * w]))

@@ -19,9 +19,14 @@ def _window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -
 
 def ssim(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, window: int = 11, sigma: float = 1.5,
          data_range: float = 1.0) -> torch.Tensor:
-    """Mean SSIM of each pair of grey images ``(N, H, W)`` (or ``(H, W)``) in ``[0, data_range]`` -> ``(N,)``."""
-    a = torch.as_tensor(a, dtype=torch.float64)
-    b = torch.as_tensor(b, dtype=torch.float64, device=a.device)
+    """Mean SSIM of each pair of grey images ``(N, H, W)`` (or ``(H, W)``) in ``[0, data_range]`` -> ``(N,)``.
+
+    Computed in float32 for float32 tensors (fast convolutions), else in float64.
+    """
+    a = torch.as_tensor(a)
+    dtype = torch.float32 if a.dtype == torch.float32 else torch.float64
+    a = a.to(dtype)
+    b = torch.as_tensor(b).to(device=a.device, dtype=dtype)
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
     if a.ndim == 2:
@@ -42,3 +47,48 @@ def ssim(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, window: int
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.mean(dim=(1, 2, 3))
+
+
+def _box(ink: torch.Tensor, mr: int, mc: int) -> tuple[slice, slice] | None:
+    """Cell slices of the bounding box of ``ink`` (rows, cols), ``mr``/``mc`` cells wider; None if blank."""
+    rows, cols = ink.any(1).nonzero(), ink.any(0).nonzero()
+    if len(rows) == 0:
+        return None
+    r, c = ink.shape
+    return (slice(max(0, int(rows[0]) - mr), min(r, int(rows[-1]) + 1 + mr)),
+            slice(max(0, int(cols[0]) - mc), min(c, int(cols[-1]) + 1 + mc)))
+
+
+def grid_ssim(render, target: torch.Tensor, pred: torch.Tensor, space: int, window: int = 11) -> tuple[float, float]:
+    """SSIM between the glyph renders of two ``(rows, cols)`` grids: (whole picture, target piece's box).
+
+    Blank cells render as flat paper, and SSIM of flat paper against flat paper is exactly 1, so
+    for the whole picture only the box around the ink of either grid, widened by a window's size,
+    is rendered: every window not inside it sees paper only, and scores 1. The piece figure is the SSIM
+    over the target's bounding box plus one cell, where margins cannot inflate it.
+    """
+    h, w = render.cell
+    rows, cols = target.shape
+    H, W = rows * h, cols * w
+    s = min(window, H, W)
+    s -= 1 - s % 2
+
+    def over(box) -> tuple[float, int]:
+        a = render(target[None, box[0], box[1]])[0, 0]
+        b = render(pred[None, box[0], box[1]])[0, 0]
+        n = (a.shape[0] - s + 1) * (a.shape[1] - s + 1)
+        return float(ssim(a, b, window=s)[0]), n
+
+    whole_box = _box((target != space) | (pred != space), -(-(s - 1) // h), -(-(s - 1) // w))
+    if whole_box is None:
+        return 1.0, 1.0
+    total = (H - s + 1) * (W - s + 1)
+    if min(whole_box[0].stop - whole_box[0].start, whole_box[1].stop - whole_box[1].start) * min(h, w) < s:
+        whole_box = (slice(0, rows), slice(0, cols))  # too small to hold a window: use the whole grid
+    mean, n = over(whole_box)
+    whole = (total - n + mean * n) / total
+    piece_box = _box(target != space, 1, 1)
+    if piece_box is None or min(piece_box[0].stop - piece_box[0].start,
+                                piece_box[1].stop - piece_box[1].start) * min(h, w) < s:
+        return whole, whole
+    return whole, over(piece_box)[0]
