@@ -93,7 +93,7 @@ def test_onnx_export_of_the_decoder_and_numpy_sampling(run, runner):
     model = load_run(run / "run").model
     z = np.random.default_rng(1).standard_normal((7, 36)).astype(np.float32)
     with torch.no_grad():
-        want = model.decode(torch.from_numpy(z)).numpy()
+        want = model.decode(model.from_noise(torch.from_numpy(z))).numpy()  # noise -> prior -> decoder
     np.testing.assert_allclose(sess.run(None, {"z": z})[0], want, atol=1e-4)
     invoke(runner, "sample", "--onnx", run / "run" / "onnx", "-n", "3", "-o", run / "o.png")
     assert len((run / "o.txt").read_text().split("\n")) == 3 * 9
@@ -131,3 +131,25 @@ def test_image_loss_reaches_the_logits_and_frequencies_freeze():
     out = m({"tokens": tokens})  # freq_batches=1: counting has stopped
     assert torch.equal(m.char_counts, counts) and torch.isfinite(out["loss"])
     assert "char_counts" in m.state_dict() and "freq_batches_seen" in m.state_dict()
+
+
+def test_grid_prior_depends_on_the_global_latent():
+    m, codec = _model(global_latent=4)
+    with torch.no_grad():
+        for p in m.prior.net[-1].parameters():  # away from its N(0, I) start
+            p.normal_(0, 0.5)
+    noise = torch.randn(3, m.latent_dim, generator=torch.Generator().manual_seed(0))
+    z = m.from_noise(noise)
+    assert torch.equal(z[:, :4], noise[:, :4]) and not torch.allclose(z[:, 4:], noise[:, 4:])
+    other = noise.clone()
+    other[:, :4] += 1.0
+    assert not torch.allclose(m.from_noise(other)[:, 4:], z[:, 4:])
+    # the grid's KL is zero when its posterior is the prior given the global part, positive otherwise
+    with torch.no_grad():
+        pmu, plogvar = m.prior(z[:, :4])
+        mu = torch.cat([z[:, :4], pmu], 1)
+        logvar = torch.cat([torch.zeros(3, 4), plogvar], 1)
+        assert m.kl(mu, logvar, mu)[:, 4:].abs().max() < 1e-5
+        shifted = mu.clone()
+        shifted[:, 4:] += 0.1
+        assert (m.kl(shifted, logvar, shifted)[:, 4:] > 0).all()

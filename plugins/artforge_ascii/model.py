@@ -47,6 +47,7 @@ class AsciiVAEConfig:
     blocks: int = 2  # residual blocks in the encoder and in the decoder
     latent: int = 8  # channels of the latent grid
     global_latent: int = 32  # size of the latent vector for the whole piece (layout, style)
+    prior_width: int = 32  # channels of the network giving the latent grid's prior from the global vector
     beta: float = 1.0  # KL weight after warm-up
     kl_warmup: float = 0.3  # fraction of the steps over which beta rises from 0
     free_bits: float = 0.0  # nats per latent element that cost nothing
@@ -135,16 +136,54 @@ class Decoder(nn.Module):
         return self.out(F.silu(x))
 
 
-class CalibratedDecoder(nn.Module):
-    """The decoder plus a fixed per-character logit bias (what ``artforge export --onnx`` writes)."""
+class GridPrior(nn.Module):
+    """p(z_grid | z_global): a Gaussian per latent element, from the global vector and the position.
 
-    def __init__(self, decoder: Decoder, bias: torch.Tensor):
+    The global vector can then say where the piece's ink is (and what it is like), and the grid
+    latents of the margin cost nothing only where the prior expects margin: samples get a layout.
+    """
+
+    def __init__(self, c: AsciiVAEConfig, latent_hw: tuple[int, int]):
         super().__init__()
-        self.decoder = decoder
+        h, w = latent_hw
+        rows = torch.linspace(-1, 1, h).view(1, 1, h, 1).expand(1, 1, h, w)
+        cols = torch.linspace(-1, 1, w).view(1, 1, 1, w).expand(1, 1, h, w)
+        self.register_buffer("coords", torch.cat([rows, cols], 1).contiguous(), persistent=False)
+        self.inp = nn.Linear(c.global_latent, c.prior_width)
+        self.net = nn.Sequential(
+            nn.Conv2d(c.prior_width + 2, c.prior_width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c.prior_width, c.prior_width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(c.prior_width, 2 * c.latent, 1),
+        )
+        nn.init.zeros_(self.net[-1].weight)  # starts as N(0, I)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, zg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = zg.shape[0]
+        g = self.inp(zg)[:, :, None, None].expand(-1, -1, *self.coords.shape[2:])
+        mu, logvar = self.net(torch.cat([g, self.coords.expand(b, -1, -1, -1)], 1)).chunk(2, dim=1)
+        return mu.flatten(1), logvar.clamp(-8.0, 4.0).flatten(1)
+
+
+def from_noise(prior: GridPrior | None, global_latent: int, noise: torch.Tensor) -> torch.Tensor:
+    """Standard-normal noise (B, latent_dim) -> a latent drawn from the (hierarchical) prior."""
+    if prior is None:
+        return noise
+    pmu, plogvar = prior(noise[:, :global_latent])
+    return torch.cat([noise[:, :global_latent], pmu + (0.5 * plogvar).exp() * noise[:, global_latent:]], 1)
+
+
+class Generator(nn.Module):
+    """Standard-normal noise -> character logits: the prior, the decoder and the logit bias in one
+    module (what ``artforge export --onnx`` writes as ``decoder.onnx``)."""
+
+    def __init__(self, prior: GridPrior | None, decoder: Decoder, global_latent: int, bias: torch.Tensor):
+        super().__init__()
+        self.prior, self.decoder, self.global_latent = prior, decoder, global_latent
         self.register_buffer("bias", bias.detach().float().view(1, -1, 1, 1).clone())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z) + self.bias
+    def forward(self, noise: torch.Tensor) -> torch.Tensor:
+        return self.decoder(from_noise(self.prior, self.global_latent, noise)) + self.bias
 
 
 class AsciiVAE(ArtModel):
@@ -180,6 +219,7 @@ class AsciiVAE(ArtModel):
         self.latent_dim = config.global_latent + config.latent * (rows // p) * (cols // p)
         self.encoder = Encoder(self.vocab, config)
         self.decoder = Decoder(self.vocab, config, (rows // p, cols // p))
+        self.prior = GridPrior(config, (rows // p, cols // p)) if config.global_latent else None
         self.renderer = GlyphRenderer(build_atlas(codec.chars, codec.font, config.image_px))
         ink = 1.0 - self.renderer.glyphs
         self.image_scale = float((ink**2).sum((1, 2)).mean())  # mean squared ink of one glyph cell
@@ -232,9 +272,27 @@ class AsciiVAE(ArtModel):
         return logits + self.logit_bias().to(logits.dtype).view(1, -1, 1, 1) if calibrated else logits
 
     @staticmethod
-    def _kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """KL of each latent element from N(0, 1), in nats."""
-        return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
+    def _kl_normal(mu: torch.Tensor, logvar: torch.Tensor, pmu: torch.Tensor | None = None,
+                   plogvar: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(N(mu, var) || N(pmu, pvar)) of each latent element (default prior N(0, 1)), in nats."""
+        if pmu is None:
+            return 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar)
+        return 0.5 * (plogvar - logvar + (logvar.exp() + (mu - pmu) ** 2) * torch.exp(-plogvar) - 1.0)
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent_dim) KL per element: the global vector against N(0, I), the grid against its
+        prior given the global part of ``z``."""
+        mu, logvar = mu.float(), logvar.float()
+        if self.prior is None:
+            return self._kl_normal(mu, logvar)
+        g = self.config.global_latent
+        pmu, plogvar = self.prior(z[:, :g].float())
+        return torch.cat([self._kl_normal(mu[:, :g], logvar[:, :g]),
+                          self._kl_normal(mu[:, g:], logvar[:, g:], pmu, plogvar)], 1)
+
+    def from_noise(self, noise: torch.Tensor) -> torch.Tensor:
+        """Standard-normal noise (B, latent_dim) -> a latent drawn from the (hierarchical) prior."""
+        return from_noise(self.prior, self.config.global_latent, noise)
 
     def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
         tokens = batch["tokens"].long()
@@ -246,7 +304,7 @@ class AsciiVAE(ArtModel):
         weights = self.char_weights().to(logits.dtype)
         cells = tokens[0].numel()
         ce = (weights[tokens] * F.cross_entropy(logits, tokens, reduction="none")).mean()  # log-softmax inside
-        kl_el = self._kl(mu.float(), logvar.float())
+        kl_el = self.kl(mu, logvar, z)
         kl_per_piece = kl_el.sum(1).mean()
         kl_term = (kl_el.mean(0).clamp(min=c.free_bits).sum() if c.free_bits > 0 else kl_per_piece) / cells
         loss = ce + (self.beta if self.training else c.beta) * kl_term
@@ -298,12 +356,13 @@ class AsciiVAE(ArtModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                labels: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        """Latents from the prior N(0, I) scaled by ``temperature``; each cell its likeliest character."""
+        """Noise from N(0, I) scaled by ``temperature``, through the prior (global vector, then the
+        grid given it) and the decoder; each cell its likeliest character."""
         if labels is not None:
             raise ArtforgeError("ascii-vae is unconditional; drop --label")
         device = self.decoder.coords.device
-        z = torch.randn((n, self.latent_dim), generator=generator, device=device) * temperature
-        return self.decode(z).argmax(1)
+        noise = torch.randn((n, self.latent_dim), generator=generator, device=device) * temperature
+        return self.decode(self.from_noise(noise)).argmax(1)
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int,
@@ -351,7 +410,7 @@ class AsciiVAE(ArtModel):
             ink_right += int((ok & is_ink).sum())
             blank += int((~is_ink).sum())
             false_ink += int(((pred != self.space) & ~is_ink).sum())
-            kl_sum += float(self._kl(mu.float(), logvar.float()).sum())
+            kl_sum += float(self.kl(mu, logvar, mu).sum())
             ce_sum += float((weights[tokens] * F.cross_entropy(raw, tokens, reduction="none")).sum())
             for t, p in zip(tokens, pred, strict=True):
                 whole, piece = grid_ssim(render, t, p, self.space)
@@ -373,7 +432,7 @@ class AsciiVAE(ArtModel):
         g = torch.Generator().manual_seed(0)
         z = torch.randn((5, self.latent_dim), generator=g)
         check = torch.randn((3, self.latent_dim), generator=g)
-        module = CalibratedDecoder(self.decoder, self.logit_bias()).eval()
+        module = Generator(self.prior, self.decoder, self.config.global_latent, self.logit_bias()).eval()
         return [OnnxModule("decoder", module, (z,), ["z"], ["logits"],
                            {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(check,))]
 
