@@ -71,10 +71,8 @@ def info(cache: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(i, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from artforge.cli.display import print_table
 
-    t = Table(show_header=False, box=None)
     rows = [
         ("items", f"{i['items']} (read {i['read']}, skipped {i['skipped']})"),
         ("codec", f"{i['codec_spec']} (vocab {i['vocab_size']})"),
@@ -92,9 +90,7 @@ def info(cache: str, as_json: bool) -> None:
             rows.append(("", f"{i['labels_without_image']} labels name no image"))
     for name, reason in i["skipped_items"][:50]:
         rows.append(("skipped", f"{name}: {reason}"))
-    for k, v in rows:
-        t.add_row(f"[bold]{k}[/bold]", v)
-    Console().print(t)
+    print_table(("", ""), rows, styles={0: "bold"}, show_header=False, box=None)
 
 
 @data.command()
@@ -150,13 +146,10 @@ def datasets(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from artforge.cli.display import print_table
 
-    t = Table("data set", "default codec", "plugin", "description")
-    for r in rows:
-        t.add_row(r["name"], r["codec"] or "", r["plugin"], r["description"])
-    Console().print(t)
+    print_table(("data set", "default codec", "plugin", "description"),
+                [(r["name"], r["codec"] or "", r["plugin"], r["description"]) for r in rows])
 
 
 def register(cli: click.Group) -> None:

@@ -12,12 +12,6 @@ import click
 from artforge.errors import ArtforgeError
 
 
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
@@ -31,19 +25,12 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
-    from rich.table import Table
+    from artforge.cli.display import print_table
 
-    table = Table("plugin", "version", "hooks", "provides", "errors")
-    for info in infos:
-        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items() if v)
-        table.add_row(
-            info.name,
-            info.version or "",
-            ", ".join(h.removeprefix("register_") for h in info.hooks),
-            provides,
-            "[red]" + "\n".join(info.errors) + "[/red]" if info.errors else "",
-        )
-    _console().print(table)
+    rows = [(info.name, info.version or "", ", ".join(h.removeprefix("register_") for h in info.hooks),
+             "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items() if v), "\n".join(info.errors))
+            for info in infos]
+    print_table(("plugin", "version", "hooks", "provides", "errors"), rows, styles={4: "red"})
 
 
 @click.command()
@@ -66,12 +53,10 @@ def codecs(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
+    from artforge.cli.display import print_table
 
-    table = Table("codec", "spec", "input", "plugin", "description")
-    for r in rows:
-        table.add_row(r["name"], r["spec"], r["input"], r["plugin"], r["description"])
-    _console().print(table)
+    print_table(("codec", "spec", "input", "plugin", "description"),
+                [(r["name"], r["spec"], r["input"], r["plugin"], r["description"]) for r in rows])
 
 
 def _pip(args: list[str]) -> None:

@@ -37,14 +37,12 @@ def models(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from artforge.cli.display import print_table
 
-    t = Table("model", "codecs", "description", "config (defaults)", "presets")
-    for r in rows:
-        cfg = ", ".join(f"{k}={v['default']}" for k, v in r["config"].items())
-        t.add_row(r["name"], ", ".join(r["codecs"]), r["description"], cfg, ", ".join(r["presets"]))
-    Console().print(t)
+    print_table(("model", "codecs", "description", "config (defaults)", "presets"),
+                [(r["name"], ", ".join(r["codecs"]), r["description"],
+                  ", ".join(f"{k}={v['default']}" for k, v in r["config"].items()), ", ".join(r["presets"]))
+                 for r in rows])
 
 
 def _slug(text: str) -> str:
