@@ -173,9 +173,13 @@ def test_nearest_colour_matches_a_brute_force_search():
 
 
 def test_nearest_is_perceptual_not_rgb():
-    # (0, 0, 120) dark blue: in RGB it is closest to black; in CIELAB to the blue
-    c = codec_with([[0, 0, 0, 255], [40, 40, 200, 255]])
-    assert c.encode(np.array([[[[0, 0, 120, 255]]]], np.uint8)).item() == 2
+    # in sRGB (0, 0, 120) is nearer black than pure blue, and grey (60, 60, 60) nearer (60, 60, 160)
+    # than black; in CIELAB it is the other way round both times
+    for pal, px, want in (([[0, 0, 0], [0, 0, 255]], [0, 0, 120], 2), ([[0, 0, 0], [60, 60, 160]], [60, 60, 60], 1)):
+        rgb = np.array(pal, float)
+        assert np.linalg.norm(rgb - px, axis=1).argmin() + 1 != want
+        c = codec_with([[*p, 255] for p in pal])
+        assert c.encode(np.array([[[[*px, 255]]]], np.uint8)).item() == want
 
 
 def test_alpha_snaps_before_colour():

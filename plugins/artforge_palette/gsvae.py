@@ -41,7 +41,8 @@ class PaletteGSVAE(PaletteModel):
     name = "palette-gsvae"
     description = "Gumbel-softmax VAE: a grid of categorical latents, temperature annealed"
     Config = GSVAEConfig
-    presets = {"tiny": {"channels": (8, 8), "blocks": 1, "categories": 4}}
+    presets = {"tiny": {"channels": (8, 8), "blocks": 1, "categories": 4},
+               "wide": {"channels": (64, 128, 128), "blocks": 2}}
     latent = "categorical"
     variational = True
 

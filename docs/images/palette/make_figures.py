@@ -1,21 +1,23 @@
 """Make the pictures in docs/plugins/palette.md (run from the repository root).
 
-    python docs/images/palette/make_figures.py convert          # no training needed
-    python docs/images/palette/make_figures.py runs RUNS_DIR     # needs the runs named in the doc
+    python docs/images/palette/make_figures.py convert        # codec pictures, no training needed
+    python docs/images/palette/make_figures.py runs RUNS      # model pictures from the runs in the doc
 
-Pictures are small PNGs written next to this script.
+RUNS holds the run folders named in the doc (conv-ae, conv-vae, vae, gsvae, cvae).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
+TILES = ROOT / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
 ARTFORGE = [sys.executable, "-m", "artforge"]
 
 
@@ -37,19 +39,13 @@ def test_photo(w: int = 192, h: int = 144) -> np.ndarray:
     return rgba.round().astype(np.uint8)
 
 
-def upscale(img: np.ndarray, k: int) -> np.ndarray:
-    return img.repeat(k, 0).repeat(k, 1)
-
-
 def convert_figure() -> None:
     from artforge.codecs import get_codec
     from artforge.grid import make_grid
     from artforge.imageio import fit_square, save_png
     from artforge_palette.commands import swatch_image
 
-    photo = test_photo()
-    save_png(photo, HERE / "photo.png")
-    small = fit_square(photo, 64)
+    small = fit_square(test_photo(), 64)  # what `artforge convert --size 64` does first
     cells = [small]
     for spec, dither in (("palette:pico8", "none"), ("palette:pico8", "bayer"), ("palette:pico8", "floyd"),
                          ("palette:gameboy", "floyd"), ("palette:auto/8", "floyd")):
@@ -63,15 +59,30 @@ def convert_figure() -> None:
 
 
 def runs_figures(runs: Path) -> None:
-    def sample(run: str, out: str, *extra: str) -> None:
-        subprocess.run([*ARTFORGE, "sample", str(runs / run), "-o", str(HERE / out), *extra], check=True)
+    from PIL import Image
 
-    sample("conv-vae", "conv-vae-samples.png", "-n", "32", "--seed", "1")
-    sample("gsvae", "gsvae-samples.png", "-n", "32", "--seed", "1")
-    sample("vae", "vae-samples.png", "-n", "32", "--seed", "1")
-    sample("conv-ae", "conv-ae-samples.png", "-n", "32", "--seed", "1")
-    for label in ("category=dngn", "category=item", "category=mon", "category=player"):
-        sample("cvae", f"cvae-{label.split('=')[1]}.png", "-n", "16", "--seed", "2", "--label", label)
+    from artforge.codecs import codec_from_config
+    from artforge.grid import make_grid
+    from artforge.imageio import save_png
+    from artforge.tokenfile import load_tokens
+
+    def sample(run: str, out: Path, *extra: str) -> None:
+        subprocess.run([*ARTFORGE, "sample", str(runs / run), "-o", str(out), *extra], check=True)
+
+    for run, n in (("conv-vae", 16), ("vae", 16), ("gsvae", 16), ("conv-ae", 8)):
+        sample(run, HERE / f"{run}-samples.png", "-n", str(n), "--seed", "1")
+    with tempfile.TemporaryDirectory() as tmp, np.load(TILES) as z:
+        names = list(z["names"])
+        for name, key in (("a", "mon/animals/butterfly4.png"), ("b", "mon/sphinx.png")):
+            Image.fromarray(z["images"][names.index(key)], "RGBA").save(Path(tmp) / f"{name}.png")
+        sample("vae", HERE / "vae-interpolation.png", "--interpolate", f"{tmp}/a.png", f"{tmp}/b.png", "-n", "8")
+        rows = []
+        for label in ("dngn", "item", "mon", "player", "gui"):  # one row per label; each column one z
+            sample("cvae", Path(tmp) / f"{label}.png", "-n", "8", "--seed", "3", "--label", f"category={label}",
+                   "--tokens", f"{tmp}/{label}.npz")
+            tf = load_tokens(f"{tmp}/{label}.npz")
+            rows.append(codec_from_config(tf.codec).decode(tf.tokens))
+        save_png(make_grid(np.concatenate(rows), ncols=8), HERE / "cvae-by-label.png")
     reconstructions(runs)
 
 
@@ -86,7 +97,7 @@ def reconstructions(runs: Path) -> None:
     for run in ("conv-ae", "conv-vae"):
         loaded = load_run(runs / run)
         ds = TokenDataset(loaded.config["data"]["cache"], "val", loaded.config["train"]["val_fraction"])
-        tokens = ds.__getitems__(list(range(0, 48, 3)))["tokens"]
+        tokens = ds.__getitems__(list(range(0, 48, 3)))["tokens"]  # held-out tiles
         with torch.no_grad():
             rec = loaded.model.reconstruct(tokens)
         pairs = np.stack([loaded.codec.decode(tokens.numpy()), loaded.codec.decode(rec.numpy())], 1)
