@@ -63,8 +63,8 @@ def test_models_listing(runner):
 
 def test_epochs_and_set(runner, tiny_cache, tmp_path):
     run = tmp_path / "run"
-    invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "2", "--set", "weight_decay=0.5",
-           "--set", "train.ema=0.9", "-o", run)
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "2", "--eval-every", "100",
+           "--set", "weight_decay=0.5", "--set", "train.ema=0.9", "-o", run)
     cfg = json.loads((run / "config.json").read_text())
     per_epoch = cfg["train"]["steps"] // 2
     assert per_epoch >= 5 and cfg["train"]["weight_decay"] == 0.5 and cfg["train"]["ema"] == 0.9
