@@ -33,14 +33,20 @@ def register_datasets(register):
     )
 
 
+MODELS = {
+    "palette-ae": "artforge_palette.ae:PaletteAE",
+    "palette-conv-ae": "artforge_palette.ae:PaletteConvAE",
+    "palette-vae": "artforge_palette.vae:PaletteVAE",
+    "palette-conv-vae": "artforge_palette.vae:PaletteConvVAE",
+    "palette-cvae": "artforge_palette.vae:PaletteCVAE",
+    "palette-gsvae": "artforge_palette.gsvae:PaletteGSVAE",
+}
+
+
 @hookimpl
 def register_models(register):
-    from artforge_palette.ae import PaletteAE, PaletteConvAE
-    from artforge_palette.gsvae import PaletteGSVAE
-    from artforge_palette.vae import PaletteConvVAE, PaletteCVAE, PaletteVAE
-
-    for cls in (PaletteAE, PaletteConvAE, PaletteVAE, PaletteConvVAE, PaletteCVAE, PaletteGSVAE):
-        register(cls)
+    for name, target in MODELS.items():
+        register(name, target)  # lazy: torch loads when a model is used
 
 
 @hookimpl
