@@ -46,7 +46,7 @@ def bare_loop(cache: Path, run_config: dict) -> float:
 
 def main() -> None:
     from artforge.data.cache import build_cache
-    from artforge.engine.trainer import Trainer, TrainConfig, new_run_config
+    from artforge.engine.trainer import TrainConfig, Trainer, new_run_config
     from artforge.models import DataInfo, get_model_class, make_config
 
     with tempfile.TemporaryDirectory() as d:

@@ -18,7 +18,7 @@ from common import table  # noqa: E402
 
 def train_speed(cache: Path, preset: str, batch: int, steps: int, device: str, compile_: bool) -> dict:
     from artforge.data.cache import cache_info
-    from artforge.engine.trainer import Trainer, TrainConfig, new_run_config
+    from artforge.engine.trainer import TrainConfig, Trainer, new_run_config
     from artforge.models import DataInfo, get_model_class, make_config
 
     cls = get_model_class("hsv-transformer")
