@@ -17,7 +17,8 @@ this page is out of date. Every command takes `-h/--help`. Bad input exits non-z
 
 
 def render(cmd: click.Command, path: list[str], out: list[str]) -> None:
-    ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+    ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100,
+                        help_option_names=["-h", "--help"])
     level = "#" * min(len(path) + 1, 4)
     out.append(f"{level} `{' '.join(path)}`\n")
     out.append("```\n" + cmd.get_help(ctx).replace(ctx.command_path, " ".join(path)) + "\n```\n")
