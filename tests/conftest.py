@@ -26,6 +26,17 @@ def _fresh_plugins(monkeypatch):
     reset_plugin_manager()
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -15,43 +15,21 @@ from PIL import Image
 
 from artforge.codecs import codec_from_config, get_codec
 from artforge.errors import ArtforgeError, BadInput
-from artforge.plugins import reset_plugin_manager
 from artforge_palette import quantize
 from artforge_palette.codec import PaletteCodec
 from artforge_palette.colorspace import lab_to_srgb, srgb_to_lab
 from artforge_palette.palettes import read_palette, write_palette
 
+from conftest import invoke
+
 TILES = Path(__file__).resolve().parents[1] / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
 
 
-@pytest.fixture(autouse=True)
-def _plugins():
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args, ok: bool = True):
-    from artforge.cli import cli
-
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, f"artforge {' '.join(map(str, args))}:\n{result.output}"
-    else:
-        assert result.exit_code != 0, result.output
-        assert "Traceback" not in result.output
-    return result
+    return invoke(CliRunner(), *args, ok=ok)
 
 
 @pytest.fixture(scope="module")

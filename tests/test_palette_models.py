@@ -16,39 +16,18 @@ from artforge.models import DataInfo
 from artforge.onnx_runtime import sample_onnx
 from artforge.plugins import reset_plugin_manager
 
+from conftest import invoke
+
 TILES = Path(__file__).resolve().parents[1] / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
 UNCONDITIONAL = ["palette-ae", "palette-conv-ae", "palette-vae", "palette-conv-vae", "palette-gsvae"]
 VARIATIONAL = {"palette-vae", "palette-conv-vae", "palette-gsvae", "palette-cvae"}
 
 
-@pytest.fixture(autouse=True)
-def _plugins():
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared machine extra threads only wait."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args, ok: bool = True):
-    from artforge.cli import cli
-
-    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, f"artforge {' '.join(map(str, args))}:\n{result.output}"
-    else:
-        assert result.exit_code != 0, result.output
-        assert "Traceback" not in result.output
-    return result
+    return invoke(CliRunner(), *args, ok=ok)
 
 
 def train(cache, model, out, *extra):

@@ -374,17 +374,6 @@ class AsciiVAE(ArtModel):
         return self.decode(za * (1 - t) + zb * t).argmax(1)
 
     @torch.no_grad()
-    def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
-        totals: dict[str, float] = {}
-        count = 0
-        for batch in batches:
-            n = batch["tokens"].shape[0]
-            for k, v in self(batch).items():
-                totals[k] = totals.get(k, 0.0) + float(v) * n
-            count += n
-        return {k: v / max(count, 1) for k, v in totals.items()}
-
-    @torch.no_grad()
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
         """Reconstruction from the posterior mean: character accuracy (all cells, non-space cells,
         and how often a space is drawn as ink), SSIM of the glyph renders (whole grid, and the
