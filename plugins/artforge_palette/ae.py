@@ -18,7 +18,7 @@ from torch import nn
 from artforge.errors import ArtforgeError
 from artforge.models import DataInfo
 from artforge_palette.base import PaletteModel
-from artforge_palette.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from artforge_palette.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_presets
 
 
 def conv_latent_side(name: str, shape: tuple[int, int], levels: int) -> tuple[int, int]:
@@ -117,8 +117,7 @@ class PaletteConvAE(FittedPrior):
     name = "palette-conv-ae"
     description = "Convolutional autoencoder over palette indices, code (C, H/4, W/4) by default"
     Config = ConvAEConfig
-    presets = {"tiny": {"channels": (8, 8), "blocks": 1, "latent_channels": 2},
-               "wide": {"channels": (64, 128, 128), "blocks": 2}}
+    presets = conv_presets(latent_channels=2)
 
     def __init__(self, config: ConvAEConfig, info: DataInfo):
         super().__init__(config, info)

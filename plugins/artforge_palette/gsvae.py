@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from artforge.models import DataInfo
 from artforge_palette.ae import conv_latent_side
 from artforge_palette.base import PaletteModel
-from artforge_palette.nets import ConvDecoder, ConvEncoder
+from artforge_palette.nets import ConvDecoder, ConvEncoder, conv_presets
 
 
 @dataclass
@@ -41,8 +41,7 @@ class PaletteGSVAE(PaletteModel):
     name = "palette-gsvae"
     description = "Gumbel-softmax VAE: a grid of categorical latents, temperature annealed"
     Config = GSVAEConfig
-    presets = {"tiny": {"channels": (8, 8), "blocks": 1, "categories": 4},
-               "wide": {"channels": (64, 128, 128), "blocks": 2}}
+    presets = conv_presets(categories=4)
     latent = "categorical"
     variational = True
 

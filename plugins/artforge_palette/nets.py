@@ -19,6 +19,12 @@ def _groups(c: int) -> int:
     return math.gcd(8, c)
 
 
+
+def conv_presets(**tiny_latent) -> dict[str, dict]:
+    """The presets every convolutional palette model offers; ``tiny_latent`` sizes its tiny code."""
+    return {"tiny": {"channels": (8, 8), "blocks": 1, **tiny_latent},
+            "wide": {"channels": (64, 128, 128), "blocks": 2}}
+
 class ResBlock(nn.Module):
     """Pre-norm residual block: GroupNorm, SiLU, 3x3 conv (+ label projection), twice."""
 

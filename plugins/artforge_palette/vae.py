@@ -19,7 +19,7 @@ import torch
 from artforge.models import DataInfo
 from artforge_palette.ae import conv_latent_side
 from artforge_palette.base import PaletteModel, gaussian_kl
-from artforge_palette.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from artforge_palette.nets import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, conv_presets
 
 
 class GaussianLatent(PaletteModel):
@@ -94,8 +94,7 @@ class PaletteConvVAE(GaussianLatent):
     name = "palette-conv-vae"
     description = "Convolutional VAE over palette indices, latent (C, H/4, W/4) by default"
     Config = ConvVAEConfig
-    presets = {"tiny": {"channels": (8, 8), "blocks": 1, "latent_channels": 2},
-               "wide": {"channels": (64, 128, 128), "blocks": 2}}
+    presets = conv_presets(latent_channels=2)
 
     def __init__(self, config: ConvVAEConfig, info: DataInfo):
         super().__init__(config, info)
