@@ -48,8 +48,15 @@ demo: setup
 	@echo "== 5. export to ONNX and sample with onnxruntime alone"
 	$(ARTFORGE) export $(DEMO)/run --onnx
 	$(ARTFORGE) sample --onnx $(DEMO)/run/onnx -n 16 -o $(DEMO)/onnx-samples.png
+	@echo "== 6. other art forms: one emoji as PICO-8 pixel art and as ASCII art"
+	$(ARTFORGE) convert $(EMOJI)/tiger-face.png --codec palette:pico8 --size 32 --dither floyd \
+		-o $(DEMO)/tiger-pico8.png
+	$(ARTFORGE) convert $(EMOJI)/tiger-face.png --codec ascii:32x16 -o $(DEMO)/tiger.txt \
+		--png $(DEMO)/tiger-ascii.png
+	@cat $(DEMO)/tiger.txt
 	@echo
 	@echo "done. In $(DEMO)/: tour.png (codecs), samples.png, complete.png, onnx-samples.png,"
+	@echo "tiger-pico8.png, tiger.txt, tiger-ascii.png,"
 	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/)"
 
 bench: setup

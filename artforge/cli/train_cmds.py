@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -266,6 +267,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     from artforge.tokenfile import save_tokens
 
     check_output(output)
+    t0 = time.perf_counter()
     if temperature <= 0:
         raise ArtforgeError(f"--temperature must be > 0, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -303,8 +305,9 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             out = model.sample(count, generator=g, temperature=temperature, labels=labels, top_k=top_k, top_p=top_p)
             names = [f"sample-{i:04d}" for i in range(len(out))]
         toks = out.cpu().numpy().astype(codec.token_dtype)
+    seconds = time.perf_counter() - t0  # model loading and generation, not the PNG
     save_png(make_grid(codec.decode(toks)), output)
-    msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} -> {output}"
+    msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} in {seconds:.2f} s -> {output}"
     if tokens:
         p = save_tokens(tokens, toks, names, codec.config())
         msg += f" (tokens: {p})"
@@ -331,7 +334,6 @@ def _side(model, codec) -> int | None:
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run, cache, split, which, batch_size, device, as_json) -> None:
     """The model's own figures on held-out data, written to eval.json in the run folder."""
-    import time
 
     import torch
 
