@@ -119,3 +119,14 @@ def test_eval_figures_are_consistent(run, runner):
     assert 0 <= res["next_token_accuracy"] <= 1
     assert res["ratio_to_webp"] == pytest.approx(res["bits_per_pixel"] / res["webp_lossless_bits_per_pixel"])
     assert res["png_bits_per_pixel"] > 0
+
+
+def test_pick_draws_from_the_softmax_and_never_a_filtered_token():
+    from artforge_hsv.model import pick
+
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0, 0.5]]).expand(40_000, -1)
+    tokens = pick(logits, 1.0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(tokens, minlength=5).float() / len(tokens)
+    assert torch.allclose(freq, logits[0].softmax(-1), atol=0.01)
+    kept = pick(logits, 0.7, torch.Generator().manual_seed(1), top_k=2)
+    assert set(kept.tolist()) == {1, 2}

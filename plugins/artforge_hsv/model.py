@@ -119,7 +119,11 @@ def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | 
     if temperature <= 0:
         return logits.argmax(-1)
     probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # The exponential race (argmax of p / E, E ~ Exp(1)) draws from probs exactly like
+    # torch.multinomial, without the host-side validity check that multinomial syncs on each call;
+    # the clamp keeps a zero draw from turning a filtered (p = 0) token into 0/0.
+    race = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(torch.finfo(probs.dtype).tiny)
+    return (probs / race).argmax(-1)
 
 
 class HSVTransformer(ArtModel):
