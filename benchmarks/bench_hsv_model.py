@@ -63,7 +63,7 @@ def main() -> None:
     cuda = torch.cuda.is_available()
 
     def row(*r: str) -> None:  # print as measured: a long run that is cut short keeps its figures
-        print(" | ".join(r), flush=True)
+        print(f"| {' | '.join(r)} |", flush=True)
 
     with tempfile.TemporaryDirectory() as d:
         cache = Path(d) / "emoji.h5"
