@@ -283,3 +283,22 @@ def test_model_checks():
     r = run("train", "--plugin", "palette-vae", "--data", "builtin:emoji32", "--codec", "hsv322", "--steps", 1,
             "-o", "unused", ok=False)
     assert "does not work with codec" in r.output
+
+
+def test_augment_gives_the_symmetries_of_each_grid():
+    from artforge_palette.ae import ConvAEConfig, PaletteConvAE
+    from artforge_palette.base import augment
+
+    torch.manual_seed(0)
+    grids = torch.randint(0, 9, (400, 4, 4))
+    out = augment(grids, flip=True, turn=True)
+    seen = set()
+    for g, o in zip(grids, out, strict=True):
+        symmetries = [torch.rot90(h, q, (-2, -1)) for h in (g, g.flip(-1)) for q in range(4)]
+        hits = [i for i, s in enumerate(symmetries) if torch.equal(s, o)]
+        assert hits, "an augmented grid is not a flip/turn of its input"
+        seen.add(hits[0])
+    assert seen == set(range(8))  # all eight occur
+    assert torch.equal(augment(grids, flip=False, turn=False), grids)
+    with pytest.raises(ArtforgeError, match="square"):
+        PaletteConvAE(ConvAEConfig(turn=True), DataInfo({}, 5, (32, 16)))

@@ -82,6 +82,7 @@ class AEConfig:
     hidden: tuple[int, ...] = (512,)
     pixel: int = 16  # features per pixel before the palette head
     flip: bool = False  # random horizontal flips while training
+    turn: bool = False  # random quarter turns while training (square images)
 
 
 class PaletteAE(FittedPrior):
@@ -111,6 +112,7 @@ class ConvAEConfig:
     blocks: int = 1  # residual blocks per level
     latent_channels: int = 8  # 32x32 tiles with 3 levels -> an 8x8x8 code
     flip: bool = False
+    turn: bool = False
 
 
 class PaletteConvAE(FittedPrior):

@@ -45,6 +45,8 @@ class PaletteModel(ArtModel):
         if len(info.token_shape) != 2:
             raise ArtforgeError(f"{self.name} needs 2-D index grids, got token shape {info.token_shape}")
         self.H, self.W = info.token_shape
+        if getattr(config, "turn", False) and self.H != self.W:
+            raise ArtforgeError(f"{self.name}: turn=true needs square images, got {self.H}x{self.W}")
         self.V = info.vocab_size
         self.n_labels = len(info.label_columns) if self.needs_labels else 0
         if self.needs_labels and not self.n_labels:
@@ -131,9 +133,8 @@ class PaletteModel(ArtModel):
     def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
         tokens = batch["tokens"]
         y = self._labels(batch)
-        if self.training and getattr(self.config, "flip", False):
-            flip = torch.rand(tokens.shape[0], 1, 1, device=tokens.device) < 0.5
-            tokens = torch.where(flip, tokens.flip(-1), tokens)
+        if self.training:
+            tokens = augment(tokens, getattr(self.config, "flip", False), getattr(self.config, "turn", False))
         if self.training and y is not None:
             self._remember_labels(y)
         post = self.posterior(tokens, y)
@@ -286,6 +287,21 @@ class _Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.m.decode(z, labels)
+
+
+def augment(tokens: torch.Tensor, flip: bool, turn: bool) -> torch.Tensor:
+    """Each (H, W) grid of the batch independently: a horizontal flip with probability 1/2 (flip),
+    then 0-3 quarter turns (turn, square grids); both give the 8 symmetries of the square."""
+    B = tokens.shape[0]
+    if flip:
+        tokens = torch.where(torch.rand(B, 1, 1, device=tokens.device) < 0.5, tokens.flip(-1), tokens)
+    if turn:
+        k = torch.randint(4, (B, 1, 1), device=tokens.device)
+        turned = tokens
+        for q in (1, 2, 3):
+            turned = torch.where(k == q, tokens.rot90(q, (-2, -1)), turned)
+        tokens = turned
+    return tokens
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ class GSVAEConfig:
     beta: float = 1.0
     kl_warmup: float = 0.1
     flip: bool = False
+    turn: bool = False
 
 
 class PaletteGSVAE(PaletteModel):

@@ -58,6 +58,7 @@ class VAEConfig:
     beta: float = 1.0  # KL weight (1 = the ELBO)
     kl_warmup: float = 0.1  # fraction of training over which the KL weight ramps up from 0
     flip: bool = False
+    turn: bool = False
 
 
 class PaletteVAE(GaussianLatent):
@@ -88,6 +89,7 @@ class ConvVAEConfig:
     beta: float = 1.0
     kl_warmup: float = 0.1
     flip: bool = False
+    turn: bool = False
 
 
 class PaletteConvVAE(GaussianLatent):
