@@ -286,8 +286,8 @@ def test_model_checks():
 
 
 def test_augment_gives_the_symmetries_of_each_grid():
+    from artforge.augment import augment
     from artforge_palette.ae import ConvAEConfig, PaletteConvAE
-    from artforge_palette.base import augment
 
     torch.manual_seed(0)
     grids = torch.randint(0, 9, (400, 4, 4))

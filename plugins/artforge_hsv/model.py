@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artforge.augment import augment
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
 
@@ -193,8 +194,7 @@ class HSVTransformer(ArtModel):
     def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
         tokens = batch["tokens"]
         if self.training and self.config.flip:
-            flip = torch.rand(tokens.shape[0], 1, 1, device=tokens.device) < 0.5
-            tokens = torch.where(flip, tokens.flip(-1), tokens)
+            tokens = augment(tokens, flip=True)
         logits = self.logits(self._inputs(tokens))
         loss = F.cross_entropy(logits.reshape(-1, self.vocab).float(), tokens.reshape(-1))
         return {"loss": loss, "bits_per_pixel": loss.detach() / math.log(2)}

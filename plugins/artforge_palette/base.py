@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artforge.augment import augment
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
 
@@ -287,21 +288,6 @@ class _Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.m.decode(z, labels)
-
-
-def augment(tokens: torch.Tensor, flip: bool, turn: bool) -> torch.Tensor:
-    """Each (H, W) grid of the batch independently: a horizontal flip with probability 1/2 (flip),
-    then 0-3 quarter turns (turn, square grids); both give the 8 symmetries of the square."""
-    B = tokens.shape[0]
-    if flip:
-        tokens = torch.where(torch.rand(B, 1, 1, device=tokens.device) < 0.5, tokens.flip(-1), tokens)
-    if turn:
-        k = torch.randint(4, (B, 1, 1), device=tokens.device)
-        turned = tokens
-        for q in (1, 2, 3):
-            turned = torch.where(k == q, tokens.rot90(q, (-2, -1)), turned)
-        tokens = turned
-    return tokens
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
