@@ -1,0 +1,146 @@
+"""Where the hsv-transformer's time goes: a bare training step and a KV-cache decoding step, profiled.
+
+Not part of `make bench` (it prints profiler tables, not figures to quote). It answers the two open
+GPU questions in docs/benchmarks.md: why the `base` preset trains at 33% MFU rather than 40%, and
+why one GPU sampling run spent ~57 ms on every decoding step. Each part prints as soon as it is
+measured, so a run cut short keeps what it had.
+
+    python benchmarks/profile_hsv.py                      # base preset on CUDA
+    python benchmarks/profile_hsv.py --device cpu --preset tiny --batch 4 --steps 3   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _table(prof, device: str, rows: int) -> str:
+    for key in (("self_device_time_total", "self_cuda_time_total") if device == "cuda" else ("self_cpu_time_total",)):
+        try:
+            return prof.key_averages().table(sort_by=key, row_limit=rows)
+        except (AttributeError, KeyError, ValueError):
+            continue
+    return prof.key_averages().table(row_limit=rows)
+
+
+def train_one(args, batch: int, show_profile: bool) -> None:
+    """Time bare training steps (model, AdamW, clipping; no engine) at one batch size."""
+    import torch
+
+    from artforge.models import DataInfo, get_model_class, make_config
+
+    cls = get_model_class("hsv-transformer")
+    torch.manual_seed(0)
+    mcfg, _ = make_config(cls, {"preset": args.preset})
+    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(args.device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=args.device == "cuda")
+    fwd = torch.compile(model) if args.compile else model
+    tokens = torch.randint(0, 8193, (batch, 32, 32), device=args.device)
+
+    def step() -> None:
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
+            loss = fwd({"tokens": tokens})["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    t = time.perf_counter()
+    for _ in range(3):  # compilation and allocator warm-up
+        step()
+    _sync(args.device)
+    warm = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    _sync(args.device)
+    dt = (time.perf_counter() - t) / args.steps
+    tok_s = batch * 1024 / dt
+    extra = ""
+    if args.device == "cuda":
+        extra = (f", MFU {tok_s * model.flops_per_token() / 989e12:.1%} of 989 TFLOP/s, "
+                 f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    print(f"bare train step, {args.preset}, batch {batch}{', compiled' if args.compile else ''}: "
+          f"{dt * 1e3:.1f} ms/step, {tok_s:,.0f} tokens/s{extra} (warm-up {warm:.0f} s)", flush=True)
+    if show_profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+        with profile(activities=acts) as prof:
+            for _ in range(3):
+                step()
+            _sync(args.device)
+        print(_table(prof, args.device, args.rows), flush=True)
+
+
+def train_steps(args) -> None:
+    import torch
+
+    for i, batch in enumerate(args.batches):
+        train_one(args, batch, show_profile=i == 0)
+        if args.device == "cuda":  # each batch size starts clean: no shared compile cache or memory peak
+            torch._dynamo.reset()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+
+def decode_steps(args) -> None:
+    import torch
+
+    from artforge.models import DataInfo, get_model_class, make_config
+
+    cls = get_model_class("hsv-transformer")
+    mcfg, _ = make_config(cls, {"preset": args.preset})
+    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(args.device).eval()
+    g = torch.Generator(torch.device(args.device)).manual_seed(0)
+    n = args.sample_batch
+    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
+        model.generate(1, generator=g)  # warm-up
+        _sync(args.device)
+        for use_cache in (True, False):
+            t = time.perf_counter()
+            model.generate(n, generator=g, use_cache=use_cache)
+            _sync(args.device)
+            dt = time.perf_counter() - t
+            print(f"generate {n} x 1024 tokens, {args.preset}, cache={use_cache}: {dt:.2f} s "
+                  f"({dt / 1024 * 1e3:.2f} ms/step)", flush=True)
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+        with profile(activities=acts) as prof:
+            model.generate(n, generator=g)
+            _sync(args.device)
+    print(_table(prof, args.device, args.rows), flush=True)
+    print("the same table sorted by CPU time:", flush=True)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--preset", default="base")
+    ap.add_argument("--batch", dest="batches", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per batch size")
+    ap.add_argument("--sample-batch", type=int, default=64)
+    ap.add_argument("--no-compile", dest="compile", action="store_false")
+    ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--only", choices=["train", "decode"])
+    args = ap.parse_args()
+    if args.device == "cpu":
+        args.compile = False
+    if args.only != "decode":
+        train_steps(args)
+    if args.only != "train":
+        decode_steps(args)
+
+
+if __name__ == "__main__":
+    main()
