@@ -1,6 +1,6 @@
 """Make the pictures of docs/plugins/ascii.md (needs ../shared/data, jp2a, and a trained run).
 
-    python docs/images/ascii/make_images.py RUN_FOLDER
+    python docs/images/ascii/make_images.py RUN_FOLDER [--models-only]
 
 Writes convert_vs_jp2a.png, reconstructions.png, samples.png and interpolation.png beside itself.
 """
@@ -136,6 +136,9 @@ def model_pictures(run: str) -> None:
 
 
 if __name__ == "__main__":
-    convert_vs_jp2a()
-    if len(sys.argv) > 1:
-        model_pictures(sys.argv[1])
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    runs = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if "--models-only" not in flags:  # the comparison needs ../shared/data and jp2a
+        convert_vs_jp2a()
+    if runs:
+        model_pictures(runs[0])
