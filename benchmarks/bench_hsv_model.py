@@ -32,14 +32,20 @@ def train_speed(cache: Path, preset: str, batch: int, steps: int, device: str, c
     return {k: sum(m.get(k, 0.0) for m in last) / len(last) for k in ("tokens_per_s", "mfu", "steps_per_s")}
 
 
-def sample_speed(preset: str, n: int, device: str) -> tuple[float, float]:
-    import torch
-
+def hsv_model(preset: str, device: str):
+    """A fresh hsv-transformer for 32x32 hsv544 tokens (vocabulary 8193), in eval mode."""
     from artforge.models import DataInfo, get_model_class, make_config
 
     cls = get_model_class("hsv-transformer")
     mcfg, _ = make_config(cls, {"preset": preset})
-    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(device).eval()
+    return cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(device).eval()
+
+
+def sample_speed(preset: str, n: int, device: str, model=None) -> tuple[float, float]:
+    """Seconds to generate n images with the KV cache and by recomputing the prefix (after a warm-up)."""
+    import torch
+
+    model = model if model is not None else hsv_model(preset, device)
     times = []
     for use_cache in (True, False):
         g = torch.Generator(torch.device(device)).manual_seed(0)

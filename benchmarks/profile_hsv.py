@@ -12,7 +12,12 @@ measured, so a run cut short keeps what it had.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_hsv_model import hsv_model, sample_speed  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -35,12 +40,8 @@ def train_one(args, batch: int, show_profile: bool) -> None:
     """Time bare training steps (model, AdamW, clipping; no engine) at one batch size."""
     import torch
 
-    from artforge.models import DataInfo, get_model_class, make_config
-
-    cls = get_model_class("hsv-transformer")
     torch.manual_seed(0)
-    mcfg, _ = make_config(cls, {"preset": args.preset})
-    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(args.device).train()
+    model = hsv_model(args.preset, args.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=args.device == "cuda")
     fwd = torch.compile(model) if args.compile else model
     tokens = torch.randint(0, 8193, (batch, 32, 32), device=args.device)
@@ -95,29 +96,20 @@ def train_steps(args) -> None:
 def decode_steps(args) -> None:
     import torch
 
-    from artforge.models import DataInfo, get_model_class, make_config
-
-    cls = get_model_class("hsv-transformer")
-    mcfg, _ = make_config(cls, {"preset": args.preset})
-    model = cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(args.device).eval()
-    g = torch.Generator(torch.device(args.device)).manual_seed(0)
+    model = hsv_model(args.preset, args.device)
     n = args.sample_batch
-    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
-        model.generate(1, generator=g)  # warm-up
-        _sync(args.device)
-        for use_cache in (True, False):
-            t = time.perf_counter()
-            model.generate(n, generator=g, use_cache=use_cache)
-            _sync(args.device)
-            dt = time.perf_counter() - t
-            print(f"generate {n} x 1024 tokens, {args.preset}, cache={use_cache}: {dt:.2f} s "
-                  f"({dt / 1024 * 1e3:.2f} ms/step)", flush=True)
-        from torch.profiler import ProfilerActivity, profile
+    kv, full = sample_speed(args.preset, n, args.device, model)
+    for name, dt in (("cache=True", kv), ("cache=False", full)):
+        print(f"generate {n} x 1024 tokens, {args.preset}, {name}: {dt:.2f} s ({dt / 1024 * 1e3:.2f} ms/step)",
+              flush=True)
+    from torch.profiler import ProfilerActivity, profile
 
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
-        with profile(activities=acts) as prof:
-            model.generate(n, generator=g)
-            _sync(args.device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+    g = torch.Generator(torch.device(args.device)).manual_seed(0)
+    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"), \
+            profile(activities=acts) as prof:
+        model.generate(n, generator=g)
+        _sync(args.device)
     print(_table(prof, args.device, args.rows), flush=True)
     print("the same table sorted by CPU time:", flush=True)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows), flush=True)
