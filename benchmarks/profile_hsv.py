@@ -12,6 +12,7 @@ measured, so a run cut short keeps what it had.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,40 @@ def train_steps(args) -> None:
             torch.cuda.reset_peak_memory_stats()
 
 
+def attention_backends(args) -> None:
+    """Time one decoding pass of bare attention per SDPA backend: a new key length at every step.
+
+    The test of the suspected cause of the GPU decoding stall: cuDNN attention plans each new
+    sequence length afresh (``generate`` now keeps cuDNN out of decoding). Each backend runs the
+    1,024 lengths twice; the second pass shows what a plan cache would save.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    n, heads, dim, T = args.sample_batch, 8, 64, 1024
+    dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
+    q = torch.randn(n, heads, 1, dim, device=args.device, dtype=dtype)
+    kv = torch.randn(2, n, heads, T, dim, device=args.device, dtype=dtype)
+    backends = {"default": None, "cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}
+    for name, backend in backends.items():
+        for rep in ("first pass", "second pass"):
+            try:
+                with sdpa_kernel([backend]) if backend is not None else contextlib.nullcontext():
+                    _sync(args.device)
+                    t = time.perf_counter()
+                    for L in range(1, T + 1):
+                        F.scaled_dot_product_attention(q, kv[0, :, :, :L], kv[1, :, :, :L])
+                    _sync(args.device)
+            except RuntimeError as e:  # a backend this device or dtype lacks
+                print(f"sdpa decode pass, {name}: unavailable ({str(e).splitlines()[0][:80]})", flush=True)
+                break
+            dt = time.perf_counter() - t
+            print(f"sdpa decode pass, batch {n}, {heads} heads x {dim}, lengths 1..{T}, {name}, {rep}: "
+                  f"{dt:.3f} s ({dt / T * 1e3:.3f} ms/step)", flush=True)
+
+
 def decode_steps(args) -> None:
     import torch
 
@@ -124,13 +159,15 @@ def main() -> None:
     ap.add_argument("--sample-batch", type=int, default=64)
     ap.add_argument("--no-compile", dest="compile", action="store_false")
     ap.add_argument("--rows", type=int, default=15)
-    ap.add_argument("--only", choices=["train", "decode"])
+    ap.add_argument("--only", choices=["train", "decode", "attention"])
     args = ap.parse_args()
     if args.device == "cpu":
         args.compile = False
-    if args.only != "decode":
+    if args.only in (None, "attention"):
+        attention_backends(args)
+    if args.only in (None, "train"):
         train_steps(args)
-    if args.only != "train":
+    if args.only in (None, "decode"):
         decode_steps(args)
 
 

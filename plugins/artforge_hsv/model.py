@@ -8,6 +8,7 @@ Sampling uses a key/value cache; ``complete`` keeps the top rows of an image and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 from collections.abc import Iterable
@@ -128,6 +129,20 @@ def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | 
     return (probs / race).argmax(-1)
 
 
+def decoding_attention(device: torch.device) -> contextlib.AbstractContextManager:
+    """The attention backends for token-by-token decoding: on CUDA, any but cuDNN.
+
+    cuDNN attention (which PyTorch may prefer on Hopper GPUs) builds an execution plan for every new
+    sequence length, and decoding has a new key length at every step: a plan build per token costs
+    more than the step itself. Flash and memory-efficient attention take any length as is.
+    """
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 class HSVTransformer(ArtModel):
     name = "hsv-transformer"
     description = "Decoder-only pixel transformer over HSV tokens: generation and image completion"
@@ -234,6 +249,14 @@ class HSVTransformer(ArtModel):
         if P >= T:
             return out.view(n, self.H, self.W)
         seq = torch.cat([torch.full((n, 1), self.start, dtype=torch.long, device=device), out[:, :P]], 1)
+        with decoding_attention(device):
+            self._decode(out, seq, P, generator, temperature, top_k, top_p, use_cache)
+        return out.view(n, self.H, self.W)
+
+    def _decode(self, out: torch.Tensor, seq: torch.Tensor, P: int, generator, temperature: float,
+                top_k: int | None, top_p: float | None, use_cache: bool) -> None:
+        """Fill ``out[:, P:]`` in place, one token per step; ``seq`` is the start token and the prompt."""
+        n, T, device = out.shape[0], out.shape[1], out.device
         if use_cache:
             dtype = torch.bfloat16 if device.type == "cuda" and torch.is_autocast_enabled("cuda") else \
                 self.tok_emb.weight.dtype
@@ -248,7 +271,6 @@ class HSVTransformer(ArtModel):
             for pos in range(P, T):
                 logits = self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True)
                 out[:, pos] = pick(logits, temperature, generator, top_k, top_p)
-        return out.view(n, self.H, self.W)
 
     @torch.no_grad()
     def sample(self, n, generator=None, temperature=1.0, labels=None, top_k=None, top_p=None, **_: Any):
