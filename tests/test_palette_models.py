@@ -96,7 +96,8 @@ def test_train_sample_eval_export(cache, tmp_path, model):
     toks = _tokens(tmp_path / "s.npz")
     assert toks.shape == (5, 8, 8) and toks.max() < 13  # palette indices only, by construction
     figures = json.loads(run("eval", out, "--json").output)["figures"]
-    for key in ("pixel_accuracy", "exact_image_accuracy", "recon_nats_per_image", "png_bits_per_image", "loss"):
+    for key in ("pixel_accuracy", "exact_image_accuracy", "recon_nats_per_image", "png_bits_per_image", "loss",
+                "visible_pixel_accuracy", "visible_mean_delta_e"):
         assert np.isfinite(figures[key])
     if model in VARIATIONAL:
         assert figures["elbo_nats_per_image"] == pytest.approx(figures["recon_nats_per_image"]
@@ -302,3 +303,23 @@ def test_augment_gives_the_symmetries_of_each_grid():
     assert torch.equal(augment(grids, flip=False, turn=False), grids)
     with pytest.raises(ArtforgeError, match="square"):
         PaletteConvAE(ConvAEConfig(turn=True), DataInfo({}, 5, (32, 16)))
+
+
+def test_colour_figures_measure_visible_pixels_and_delta_e():
+    from artforge_palette.base import colour_figures
+    from artforge_palette.colorspace import srgb_to_lab
+
+    palette = np.array([[0, 0, 0, 0], [255, 0, 0, 255], [250, 0, 0, 255], [0, 0, 255, 128]], np.uint8)
+    tokens = np.array([[[0, 1], [2, 3]]])
+    exact = colour_figures(tokens, tokens, palette)
+    assert exact == {"visible_pixel_accuracy": 1.0, "visible_mean_delta_e": 0.0}
+    # background wrong (not counted), red read as near-red, the translucent blue read as red (alpha differs)
+    pred = np.array([[[1, 2], [2, 1]]])
+    f = colour_figures(tokens, pred, palette)
+    lab = srgb_to_lab(palette[:, :3])
+    near = np.linalg.norm(lab[1] - lab[2])
+    worst = max(np.linalg.norm(lab[i] - lab[j]) for i in range(4) for j in range(4))
+    assert f["visible_pixel_accuracy"] == pytest.approx(1 / 3)
+    assert f["visible_mean_delta_e"] == pytest.approx((near + 0 + worst) / 3)
+    assert 0 < near < 5 < worst
+    assert colour_figures(np.zeros((1, 2, 2), int), np.ones((1, 2, 2), int), palette) == {}

@@ -163,7 +163,8 @@ class PaletteModel(ArtModel):
             recon_code = self._recon(code_logits, tokens)
             recon = self._recon(self.decode(self.draw(post, train=False), y), tokens) if self.variational \
                 else recon_code
-            hit = code_logits.argmax(1) == tokens
+            pred = code_logits.argmax(1)
+            hit = pred == tokens
             sums["recon"] += float(recon.sum())
             sums["recon_code"] += float(recon_code.sum())
             sums["kl"] += float(self.kl(post).sum())
@@ -171,9 +172,11 @@ class PaletteModel(ArtModel):
             sums["exact"] += int(hit.flatten(1).all(1).sum())
             sums["images"] += tokens.shape[0]
             if keep_tokens:
-                kept.append(tokens.cpu().numpy())
+                kept.append((tokens.cpu().numpy(), pred.cpu().numpy()))
         if keep_tokens:
-            sums["tokens"] = np.concatenate(kept) if kept else np.zeros((0, self.H, self.W), np.int64)
+            empty = np.zeros((0, self.H, self.W), np.int64)
+            sums["tokens"] = np.concatenate([k[0] for k in kept]) if kept else empty
+            sums["pred"] = np.concatenate([k[1] for k in kept]) if kept else empty
         return sums
 
     @torch.no_grad()
@@ -205,6 +208,8 @@ class PaletteModel(ArtModel):
         else:
             out["recon_nats_per_image"] = s["recon_code"] / n
         out["loss"] = (s["recon"] + s["kl"]) / n / pixels
+        if codec is not None:
+            out.update(colour_figures(s["tokens"], s["pred"], np.asarray(codec.palette)))
         png = png_sizes(s["tokens"], codec.palette) if codec is not None else None
         if png is not None:
             out["png_bits_per_image"] = png[0]
@@ -293,6 +298,24 @@ class _Decoder(nn.Module):
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) summed over all latent numbers of each item (nats)."""
     return 0.5 * (mu.float() ** 2 + logvar.float().exp() - 1.0 - logvar.float()).flatten(1).sum(1)
+
+
+def colour_figures(tokens: np.ndarray, pred: np.ndarray, palette: np.ndarray) -> dict[str, float]:
+    """How wrong the reconstructed colours are, beyond right/wrong: accuracy on the pixels that are
+    not fully transparent (backgrounds are easy and inflate ``pixel_accuracy``), and the mean
+    CIELAB delta E between each visible pixel's colour and its reconstruction (0 when exact; a
+    wrong alpha counts as the largest distance in the palette)."""
+    from artforge_palette.colorspace import srgb_to_lab
+
+    visible = palette[tokens, 3] > 0
+    if not visible.any():
+        return {}
+    t, p = tokens[visible], pred[visible]
+    lab = srgb_to_lab(palette[:, :3].astype(np.uint8))
+    de = np.linalg.norm(lab[t] - lab[p], axis=-1)
+    worst = float(np.linalg.norm(lab[:, None] - lab[None], axis=-1).max())
+    de = np.where(palette[t, 3] == palette[p, 3], de, worst)
+    return {"visible_pixel_accuracy": float((t == p).mean()), "visible_mean_delta_e": float(de.mean())}
 
 
 def png_sizes(tokens: np.ndarray, palette: np.ndarray) -> tuple[float, float] | None:
