@@ -124,7 +124,9 @@ def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--sample-every", type=click.IntRange(1), help="Steps between sample grids.")
 @click.option("--eval-every", type=click.IntRange(1), help="Steps between validations (and checkpoints).")
-@click.option("--max-time", type=float, help="Stop (and save) after this many seconds.")
+@click.option("--max-time", type=float,
+              help="Stop (and save) once the run has trained this many seconds in all (a resumed run "
+                   "counts its earlier time too).")
 @click.option("-j", "--workers", type=click.IntRange(0), help="DataLoader worker processes [default: 0].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, sets, device, compile_, seed, out,
