@@ -21,12 +21,14 @@ speed)
   ;;
 quality)
   timeout 330 $A train --plugin palette-conv-ae --data $G/tiles32.h5 --set preset=wide --set flip=true \
-    --set turn=true -b 64 --steps 8000 --max-time 280 --eval-every 500 -q -o runs/pal-ae-turn \
+    --set turn=true -b 64 --steps 10000 --max-time 280 --eval-every 500 -q -o runs/pal-ae-turn \
     2>&1 | tee "$OUT/pal-ae-turn.txt" &
   timeout 330 $A train --plugin ascii-vae --data $G/ascii64.h5 --set preset=gpu -b 128 --steps 6000 \
     --max-time 280 --eval-every 500 -q -o runs/ascii 2>&1 | tee "$OUT/ascii.txt" &
   wait
   $A eval runs/pal-ae-turn --json > "$OUT/pal-ae-turn-eval.json"
+  $A eval runs/pal-ae-turn --split train --json > "$OUT/pal-ae-turn-eval-train.json"
+  python3 benchmarks/palette_errors.py runs/pal-ae-turn $G/tiles32.h5 > "$OUT/pal-ae-turn-errors.txt"
   $A eval runs/ascii --json > "$OUT/ascii-eval.json"
   timeout 120 python3 docs/images/ascii/make_images.py runs/ascii --models-only 2>&1 | tail -3
   tar czf "$OUT/pictures.tgz" docs/images/ascii/*.png runs/pal-ae-turn/loss.png runs/ascii/loss.png
