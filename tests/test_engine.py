@@ -174,6 +174,34 @@ def test_train_bad_inputs(runner, tiny_cache, tmp_path):
     assert "already holds a run" in r.output
 
 
+def test_init_starts_from_another_runs_weights(runner, tiny_cache, tmp_path, emoji):
+    a, b = tmp_path / "a", tmp_path / "b"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "4", "--set", "dropout=0.0", "-o", a)
+    # no --plugin or preset: the model and its config come from run a; lr 0 keeps its weights as they were
+    invoke(runner, "train", "--init", a, "--data", tiny_cache, "--steps", "2", "--lr", "0", "--set", "flip=false",
+           "-b", "8", "-q", "-o", b)
+    cfg_a, cfg_b = (json.loads((r / "config.json").read_text()) for r in (a, b))
+    assert cfg_b["model"] == "hsv-transformer" and cfg_b["init"] == str(a / "best.pt")
+    assert cfg_b["model_config"] == {**cfg_a["model_config"], "flip": False} and cfg_b["preset"] == "tiny"
+    wa = torch.load(a / "best.pt", weights_only=True)["model"]
+    wb = final_weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert torch.load(b / "last.pt", weights_only=True)["step"] == 2  # its own schedule, from step 0
+
+    def fails(*args: str) -> str:
+        return invoke(runner, "train", "--init", a, "--data", tiny_cache, "--steps", "1", *args,
+                      "-o", tmp_path / "x", ok=False).output
+
+    assert "drop --set preset" in fails("--set", "preset=small")
+    assert "size mismatch" in fails("--set", "n_embd=32")
+    assert "not 'palette-ae'" in fails("--plugin", "palette-ae")
+    assert "drop --init" in invoke(runner, "train", "--init", a, "--resume", "-o", b, ok=False).output
+    np.savez(tmp_path / "e.npz", images=emoji[:32])
+    invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv433", "--size", "8", "-o", tmp_path / "o.h5", "-q")
+    r = invoke(runner, "train", "--init", a, "--data", tmp_path / "o.h5", "-o", tmp_path / "y", ok=False)
+    assert "codec 'hsv322'" in r.output and "'hsv433'" in r.output
+
+
 def test_model_codec_mismatch(runner, tmp_path):
     invoke(runner, "data", "build", "builtin:sigils64", "-o", tmp_path / "s.h5", "-q")
     r = invoke(runner, "train", *TINY, "--data", tmp_path / "s.h5", ok=False)

@@ -122,6 +122,9 @@ def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
 @click.option("--seed", type=int, help="Random seed [default: 0].")
 @click.option("-o", "--out", type=click.Path(), help="Run folder [default: runs/MODEL-N].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--init", "init_from", metavar="RUN",
+              help="Start from another run's weights (its best.pt, or a checkpoint file) with a fresh optimiser "
+                   "and schedule; the model and its config come from that run, --set may change the rest.")
 @click.option("--sample-every", type=click.IntRange(1), help="Steps between sample grids.")
 @click.option("--eval-every", type=click.IntRange(1), help="Steps between validations (and checkpoints).")
 @click.option("--max-time", type=float,
@@ -130,7 +133,7 @@ def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
 @click.option("-j", "--workers", type=click.IntRange(0), help="DataLoader worker processes [default: 0].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, sets, device, compile_, seed, out,
-          resume, sample_every, eval_every, max_time, workers, quiet) -> None:
+          resume, init_from, sample_every, eval_every, max_time, workers, quiet) -> None:
     """Train a model on a token cache (or a source, cached automatically).
 
     The run folder gets config.json, last.pt and best.pt checkpoints, metrics.jsonl, samples/
@@ -154,7 +157,10 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
                "num_workers": workers}
     if epochs is not None:
         options["epochs"] = epochs
+    init = None
     if resume:
+        if init_from:
+            raise ArtforgeError("--resume continues a run with its own weights; drop --init")
         if not out:
             raise ArtforgeError("--resume needs --out RUN_FOLDER")
         run_dir = Path(out)
@@ -169,6 +175,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if model_name and model_name != run_config["model"]:
             raise ArtforgeError(f"{run_dir} is a {run_config['model']!r} run, not {model_name!r}")
     else:
+        if init_from:
+            init = _init_weights(init_from, model_name)
+            model_name = init.config["model"]
         if not model_name or not data:
             raise ArtforgeError("train needs --plugin MODEL and --data CACHE|SOURCE (or --resume --out RUN)")
         cls = get_model_class(model_name)
@@ -185,13 +194,19 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if cls.needs_labels and not label_columns:
             raise ArtforgeError(f"model {cls.name!r} is conditional and needs labels; build the cache with "
                                 "--labels (a .json/.csv file, dirs or npz:KEY)")
-        model_config, preset = make_config(cls, model_over)
+        if init is not None:
+            model_config, preset = init.model_config(cls, model_over, ci["codec"])
+        else:
+            model_config, preset = make_config(cls, model_over)
         cfg = train_config_from(cls, {**options, **train_over})
         info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]), label_columns)
         run_config = new_run_config(cls, model_config, preset, info, cache, source, cfg)
+        if init is not None:
+            run_config["init"] = str(init.path)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet)
+    trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
+                      init_weights=init.weights if init is not None else None)
     import dataclasses
 
     run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
@@ -217,6 +232,49 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+class _Init:
+    """The weights and config of the run that ``--init`` names."""
+
+    def __init__(self, path: Path, config: dict, weights: dict):
+        self.path, self.config, self.weights = path, config, weights
+
+    def model_config(self, cls, overrides: dict, codec: dict):
+        """The init run's model config with ``--set`` overrides; the cache must use the same codec."""
+        import dataclasses
+
+        from artforge.models import config_from_json, make_config
+
+        if "preset" in overrides:
+            raise ArtforgeError(f"--init takes the model config of {self.path}; drop --set preset=...")
+        if codec != self.config["data"]["codec"]:
+            raise ArtforgeError(f"{self.path} was trained on codec {self.config['data']['codec'].get('spec')!r} "
+                                f"and the cache has {codec.get('spec')!r} (or another palette): the tokens would "
+                                "mean different things; train on a cache built with the same codec")
+        base = dataclasses.asdict(config_from_json(cls, self.config["model_config"]))
+        config, _ = make_config(cls, {**base, **overrides})
+        return config, self.config.get("preset")
+
+
+def _init_weights(run: str, model_name: str | None) -> _Init:
+    import json
+
+    from artforge.engine.checkpoint import load_checkpoint
+    from artforge.engine.run import find_checkpoint
+    from artforge.errors import BadInput
+
+    path, _ = find_checkpoint(run, "best")
+    state = load_checkpoint(path)
+    try:
+        config = json.loads(state["config"])
+        name = config["model"]
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise BadInput(path, "checkpoint carries no run config") from None
+    if model_name and model_name != name:
+        raise BadInput(path, f"is a {name!r} run, not {model_name!r}")
+    weights = state.get("ema") or state["model"]  # the averaged weights when the run kept them
+    return _Init(path, config, weights)
 
 
 def parse_labels(pairs: tuple[str, ...], columns: list[str]):

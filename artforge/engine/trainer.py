@@ -122,7 +122,8 @@ def _batch_to(batch: dict, device: torch.device) -> dict:
 class Trainer:
     """Train one model on one token cache into one run folder."""
 
-    def __init__(self, run_dir: Path, run_config: dict, cfg: TrainConfig, resume: bool, quiet: bool = False):
+    def __init__(self, run_dir: Path, run_config: dict, cfg: TrainConfig, resume: bool, quiet: bool = False,
+                 init_weights: dict | None = None):
         from artforge.codecs import codec_from_config
         from artforge.data.dataset import TokenDataset
         from artforge.models import DataInfo, config_from_json, get_model_class
@@ -169,6 +170,13 @@ class Trainer:
         info = DataInfo.from_json(run_config["data"])
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = cls(config_from_json(cls, run_config["model_config"]), info).to(self.device)
+        if init_weights is not None:  # --init: another run's weights, this run's optimiser and schedule
+            try:
+                self.model.load_state_dict(init_weights)
+            except RuntimeError as exc:
+                lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+                why = lines[1] if len(lines) > 1 else lines[0]  # the first line only names the class
+                raise ArtforgeError(f"--init weights do not fit this model ({why[:200]})") from None
         self.optimizers = {ph: self._make_optimizer(self.model.phase_parameters(ph)) for ph in self.model.phases}
         self.ema = None
         if cfg.ema > 0:
