@@ -63,3 +63,16 @@ def test_kv_cache_matches_recomputing_on_cuda():
     assert a.device.type == "cuda" and a.shape == (6, 8, 8)
     # float32 on the GPU: the two paths may differ in the last bits; sampled tokens almost never do
     assert (a == b).float().mean() > 0.99
+
+
+def test_completion_in_bf16_keeps_the_prompt_on_cuda():
+    """The prefill block (a masked attention over the prompt) and bf16 decoding, as `complete` runs them."""
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
+    images = torch.randint(0, 257, (3, 8, 8), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = m.complete(images, keep_rows=3, n=2, generator=torch.Generator("cuda").manual_seed(0))
+    assert out.shape == (3, 2, 8, 8)
+    assert torch.equal(out[:, :, :3], images[:, None, :3].expand(-1, 2, -1, -1))
+    assert int(out.max()) < 257
