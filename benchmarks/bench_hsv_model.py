@@ -41,24 +41,26 @@ def hsv_model(preset: str, device: str):
     return cls(mcfg, DataInfo({"codec": "hsv"}, 8193, (32, 32))).to(device).eval()
 
 
-def sample_speed(preset: str, n: int, device: str, model=None) -> tuple[float, float]:
-    """Seconds to generate n images with the KV cache and by recomputing the prefix (after a warm-up)."""
+def generate_seconds(model, n: int, device: str, **options) -> float:
+    """Seconds for ``model.generate(n, **options)`` (bf16 autocast on CUDA), after a one-image warm-up."""
     import torch
 
+    g = torch.Generator(torch.device(device)).manual_seed(0)
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+        model.generate(1, generator=g, **options)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        model.generate(n, generator=g, **options)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def sample_speed(preset: str, n: int, device: str, model=None) -> tuple[float, float]:
+    """Seconds to generate n images with the KV cache and by recomputing the prefix (after a warm-up)."""
     model = model if model is not None else hsv_model(preset, device)
-    times = []
-    for use_cache in (True, False):
-        g = torch.Generator(torch.device(device)).manual_seed(0)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-            model.generate(1, generator=g, use_cache=use_cache)  # warm-up
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            model.generate(n, generator=g, use_cache=use_cache)
-            if device == "cuda":
-                torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return times[0], times[1]
+    return (generate_seconds(model, n, device, use_cache=True), generate_seconds(model, n, device, use_cache=False))
 
 
 def main() -> None:
@@ -82,9 +84,14 @@ def main() -> None:
             r = train_speed(cache, "tiny", 16, 24, "cpu", False)
             row("train tiny, batch 16, 32x32 hsv544, CPU", f"{r['tokens_per_s']:,.0f} tokens/s", "-")
     preset, n, device = ("base", 64, "cuda") if cuda else ("tiny", 4, "cpu")
-    kv, full = sample_speed(preset, n, device)
+    model = hsv_model(preset, device)
+    kv, full = sample_speed(preset, n, device, model)
     row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache", f"{kv:.2f} s",
         f"{full / kv:.0f}x faster than recomputing the prefix ({full:.1f} s)")
+    if cuda:  # fixed-shape steps replayed as a CUDA graph
+        st = generate_seconds(model, n, device, static=True)
+        row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache, CUDA graph", f"{st:.2f} s",
+            f"{full / st:.0f}x faster than recomputing the prefix")
 
 
 if __name__ == "__main__":

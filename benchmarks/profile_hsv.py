@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hsv_model import hsv_model, sample_speed  # noqa: E402
+from bench_hsv_model import generate_seconds, hsv_model, sample_speed  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -134,7 +134,10 @@ def decode_steps(args) -> None:
     model = hsv_model(args.preset, args.device)
     n = args.sample_batch
     kv, full = sample_speed(args.preset, n, args.device, model)
-    for name, dt in (("cache=True", kv), ("cache=False", full)):
+    rows = [("cache=True", kv), ("cache=False", full)]
+    if args.device == "cuda":
+        rows.append(("cache=True, static=True (CUDA graph)", generate_seconds(model, n, args.device, static=True)))
+    for name, dt in rows:
         print(f"generate {n} x 1024 tokens, {args.preset}, {name}: {dt:.2f} s ({dt / 1024 * 1e3:.2f} ms/step)",
               flush=True)
     from torch.profiler import ProfilerActivity, profile

@@ -38,6 +38,25 @@ def test_kv_cache_gives_the_same_tokens_as_recomputing(model):
         assert a.shape == (5, 6, 5)
 
 
+def test_fixed_shape_steps_give_the_same_tokens(model):
+    """The decoding a CUDA graph replays (off CUDA run op by op): same draws as the growing cache."""
+    for temperature, top_k, prompt in ((1.0, None, None), (0.7, 20, torch.randint(0, 129, (5, 12)))):
+        a = model.generate(5, prompt=prompt, generator=torch.Generator().manual_seed(2), temperature=temperature,
+                           top_k=top_k)
+        b = model.generate(5, prompt=prompt, generator=torch.Generator().manual_seed(2), temperature=temperature,
+                           top_k=top_k, static=True)
+        assert torch.equal(a, b)
+    tokens = torch.randint(0, 129, (3, 30))
+    inputs = model._inputs(tokens)
+    full = model.logits(inputs)
+    cache = model._new_cache(3, "cpu", torch.float32)
+    model._step(inputs[:, :1], cache, 0)
+    pos = torch.zeros(1, dtype=torch.long)
+    for i in range(1, 30):
+        pos.fill_(i)
+        assert torch.allclose(model._static_step(inputs[:, i : i + 1], cache, pos), full[:, i], atol=1e-4, rtol=1e-4)
+
+
 def test_cached_logits_equal_full_logits(model):
     tokens = torch.randint(0, 129, (3, 30))
     inputs = model._inputs(tokens)

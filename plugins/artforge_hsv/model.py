@@ -68,6 +68,15 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
         return self._out(y)
 
+    def forward_static(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor,
+                       seen: torch.Tensor) -> torch.Tensor:
+        """One token per row, written in place at ``pos`` (a 1-element tensor) into the full-size cache,
+        attending to the ``seen`` slots: every shape is fixed, so a CUDA graph can replay it."""
+        q, k, v = self._heads(x)
+        k_cache.index_copy_(2, pos, k.to(k_cache.dtype))
+        v_cache.index_copy_(2, pos, v.to(v_cache.dtype))
+        return self._out(F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=seen))
+
     def forward_fixed(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor):
         """One token with a fixed-size cache (B, nh, T, hd) updated functionally (ONNX-friendly)."""
         q, k, v = self._heads(x)
@@ -93,6 +102,10 @@ class Block(nn.Module):
 
     def forward(self, x, cache=None, pos=0):
         x = x + self.attn(self.ln1(x), cache, pos)
+        return x + self.mlp(self.ln2(x))
+
+    def forward_static(self, x, k_cache, v_cache, pos, seen):
+        x = x + self.attn.forward_static(self.ln1(x), k_cache, v_cache, pos, seen)
         return x + self.mlp(self.ln2(x))
 
     def forward_fixed(self, x, k_cache, v_cache, pos):
@@ -141,6 +154,46 @@ def decoding_attention(device: torch.device) -> contextlib.AbstractContextManage
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+class _EagerStep:
+    """Fixed-shape decoding steps run op by op (what the CUDA graph replays; used off CUDA and in tests)."""
+
+    def __init__(self, model: HSVTransformer, cache: list[dict], n: int):
+        device = cache[0]["k"].device
+        self.model, self.cache = model, cache
+        self.tok = torch.zeros(n, 1, dtype=torch.long, device=device)
+        self.pos = torch.zeros(1, dtype=torch.long, device=device)
+
+    def __call__(self, tok: torch.Tensor, pos: int) -> torch.Tensor:
+        self.tok.copy_(tok[:, None])
+        self.pos.fill_(pos)
+        return self.model._static_step(self.tok, self.cache, self.pos)
+
+
+class _GraphStep(_EagerStep):
+    """One fixed-shape decoding step captured as a CUDA graph; each call refills the inputs and replays it.
+
+    The logits it returns live in the graph's memory and are overwritten by the next call.
+    """
+
+    def __init__(self, model: HSVTransformer, cache: list[dict], n: int):
+        super().__init__(model, cache, n)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the capture: kernel selection, allocator
+            for _ in range(2):
+                model._static_step(self.tok, cache, self.pos)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = model._static_step(self.tok, cache, self.pos)
+
+    def __call__(self, tok: torch.Tensor, pos: int) -> torch.Tensor:
+        self.tok.copy_(tok[:, None])
+        self.pos.fill_(pos)
+        self.graph.replay()
+        return self.logits
 
 
 class HSVTransformer(ArtModel):
@@ -235,11 +288,25 @@ class HSVTransformer(ArtModel):
             x = block(x, kv, pos)
         return self._head(x[:, -1])
 
+    def _static_step(self, tok: torch.Tensor, cache: list[dict], pos: torch.Tensor) -> torch.Tensor:
+        """``_step`` for one token at a position held in a tensor, with fixed shapes throughout."""
+        x = self._embed(tok, pos)
+        T = cache[0]["k"].shape[2]
+        seen = (torch.arange(T, device=tok.device) <= pos).view(1, 1, 1, T)
+        for block, kv in zip(self.blocks, cache, strict=True):
+            x = block.forward_static(x, kv["k"], kv["v"], pos, seen)
+        return self._head(x[:, -1])
+
     @torch.no_grad()
     def generate(self, n: int, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 use_cache: bool = True) -> torch.Tensor:
-        """Generate (n, H, W) tokens; ``prompt`` (n, P) fixes the first P tokens in raster order."""
+                 use_cache: bool = True, static: bool = False) -> torch.Tensor:
+        """Generate (n, H, W) tokens; ``prompt`` (n, P) fixes the first P tokens in raster order.
+
+        ``static`` decodes with fixed-shape steps over the full-size cache (attention masked to the
+        filled slots) and, on CUDA, captures one step as a CUDA graph and replays it per token, so
+        the host launches one graph instead of every kernel of every layer.
+        """
         device = self.tok_emb.weight.device
         T = self.H * self.W
         out = torch.zeros(n, T, dtype=torch.long, device=device)
@@ -250,23 +317,26 @@ class HSVTransformer(ArtModel):
             return out.view(n, self.H, self.W)
         seq = torch.cat([torch.full((n, 1), self.start, dtype=torch.long, device=device), out[:, :P]], 1)
         with decoding_attention(device):
-            self._decode(out, seq, P, generator, temperature, top_k, top_p, use_cache)
+            self._decode(out, seq, P, generator, temperature, top_k, top_p, use_cache, static)
         return out.view(n, self.H, self.W)
 
     def _decode(self, out: torch.Tensor, seq: torch.Tensor, P: int, generator, temperature: float,
-                top_k: int | None, top_p: float | None, use_cache: bool) -> None:
+                top_k: int | None, top_p: float | None, use_cache: bool, static: bool) -> None:
         """Fill ``out[:, P:]`` in place, one token per step; ``seq`` is the start token and the prompt."""
         n, T, device = out.shape[0], out.shape[1], out.device
         if use_cache:
             dtype = torch.bfloat16 if device.type == "cuda" and torch.is_autocast_enabled("cuda") else \
                 self.tok_emb.weight.dtype
             cache = self._new_cache(n, device, dtype)
+            step = None
+            if static and P + 1 < T:  # built before the prefill: its warm-up writes slot 0 of the cache
+                step = _GraphStep(self, cache, n) if device.type == "cuda" else _EagerStep(self, cache, n)
             logits = self._step(seq, cache, 0)  # prefill: start token + prompt
             for pos in range(P, T):
                 tok = pick(logits, temperature, generator, top_k, top_p)
                 out[:, pos] = tok
                 if pos + 1 < T:
-                    logits = self._step(tok[:, None], cache, pos + 1)
+                    logits = step(tok, pos + 1) if step is not None else self._step(tok[:, None], cache, pos + 1)
         else:  # recompute the whole prefix each step (the reference the cache must match)
             for pos in range(P, T):
                 logits = self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True)
