@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,12 @@ import toy_plugin
 from conftest import invoke, subprocess_env
 
 TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def final_weights(run: Path) -> dict:
@@ -245,13 +252,19 @@ def test_ddp_with_two_cpu_processes_matches_one(runner, tiny_cache, tmp_path):
     args = [*TINY, "--data", str(tiny_cache), "--steps", "6", "--eval-every", "3", "--set", "flip=false"]
     invoke(runner, "train", *args, "-o", tmp_path / "one")
     torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29531", "-m", "artforge", "train",
-                          *args, "-o", str(tmp_path / "two")], capture_output=True, text=True, env=subprocess_env(),
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    failures = []
+    for attempt in range(2):  # two processes talking over a local port: one retry, on a fresh port and folder
+        two = tmp_path / f"two-{attempt}"
+        out = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "artforge",
+                              "train", *args, "-o", str(two)], capture_output=True, text=True,
+                             env=subprocess_env(), timeout=300)
+        if out.returncode == 0:
+            break
+        failures.append(f"attempt {attempt}: exit {out.returncode}\n{out.stderr[:2500]}\n...\n{out.stderr[-1500:]}")
+    assert out.returncode == 0, "\n\n".join(failures)
     assert out.stdout.count("done at step 6") == 1  # only rank 0 speaks ...
-    lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    lines = (two / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines if json.loads(x)["split"] == "val"] == [3, 6]  # ... and writes
-    a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    a, b = final_weights(tmp_path / "one"), final_weights(two)
     for k in a:  # two half-batches with averaged gradients = one whole batch, up to float rounding
         assert torch.allclose(a[k], b[k], atol=2e-5), k
