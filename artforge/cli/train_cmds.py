@@ -258,23 +258,10 @@ class _Init:
 
 
 def _init_weights(run: str, model_name: str | None) -> _Init:
-    import json
+    from artforge.engine.run import read_checkpoint, run_weights
 
-    from artforge.engine.checkpoint import load_checkpoint
-    from artforge.engine.run import find_checkpoint
-    from artforge.errors import BadInput
-
-    path, _ = find_checkpoint(run, "best")
-    state = load_checkpoint(path)
-    try:
-        config = json.loads(state["config"])
-        name = config["model"]
-    except (KeyError, TypeError, json.JSONDecodeError):
-        raise BadInput(path, "checkpoint carries no run config") from None
-    if model_name and model_name != name:
-        raise BadInput(path, f"is a {name!r} run, not {model_name!r}")
-    weights = state.get("ema") or state["model"]  # the averaged weights when the run kept them
-    return _Init(path, config, weights)
+    path, _, state, config = read_checkpoint(run, "best", expect_model=model_name)
+    return _Init(path, config, run_weights(state))
 
 
 def parse_labels(pairs: tuple[str, ...], columns: list[str]):

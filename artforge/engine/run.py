@@ -41,12 +41,10 @@ def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, 
     raise BadInput(p, "no such run folder or checkpoint")
 
 
-def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", expect_model: str | None = None,
-             use_ema: bool = True) -> LoadedRun:
-    """Rebuild the model (EMA weights when the run kept them) and codec of a run."""
-    from artforge.codecs import codec_from_config
+def read_checkpoint(run: str | os.PathLike, which: str = "best",
+                    expect_model: str | None = None) -> tuple[Path, Path | None, dict, dict]:
+    """(checkpoint file, run folder or None, checkpoint state, run config) of a run or checkpoint."""
     from artforge.engine.checkpoint import load_checkpoint
-    from artforge.models import DataInfo, config_from_json, get_model_class
 
     ckpt_path, run_dir = find_checkpoint(run, which)
     state = load_checkpoint(ckpt_path)
@@ -57,10 +55,26 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
         raise BadInput(ckpt_path, "checkpoint carries no run config") from None
     if expect_model and model_name != expect_model:
         raise BadInput(ckpt_path, f"is a {model_name!r} run, not {expect_model!r}")
+    return ckpt_path, run_dir, state, config
+
+
+def run_weights(state: dict, use_ema: bool = True) -> dict:
+    """A checkpoint's model weights: the averaged (EMA) ones when the run kept them."""
+    return state["ema"] if use_ema and state.get("ema") else state["model"]
+
+
+def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", expect_model: str | None = None,
+             use_ema: bool = True) -> LoadedRun:
+    """Rebuild the model (EMA weights when the run kept them) and codec of a run."""
+    from artforge.codecs import codec_from_config
+    from artforge.models import DataInfo, config_from_json, get_model_class
+
+    ckpt_path, run_dir, state, config = read_checkpoint(run, which, expect_model)
+    model_name = config["model"]
     cls = get_model_class(model_name)
     info = DataInfo.from_json(config["data"])
     model = cls(config_from_json(cls, config["model_config"]), info)
-    weights = state.get("ema") if use_ema and state.get("ema") else state["model"]
+    weights = run_weights(state, use_ema)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
