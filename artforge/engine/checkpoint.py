@@ -40,3 +40,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if state.get("version") != VERSION:
         raise BadInput(path, f"checkpoint version {state.get('version')} is not {VERSION}")
     return state
+
+
+def fit_error(exc: Exception) -> str:
+    """The telling line of a ``load_state_dict`` error (its first line only names the class)."""
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    if not lines:
+        return type(exc).__name__
+    return (lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0])[:200]

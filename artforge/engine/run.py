@@ -67,6 +67,7 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
              use_ema: bool = True) -> LoadedRun:
     """Rebuild the model (EMA weights when the run kept them) and codec of a run."""
     from artforge.codecs import codec_from_config
+    from artforge.engine.checkpoint import fit_error
     from artforge.models import DataInfo, config_from_json, get_model_class
 
     ckpt_path, run_dir, state, config = read_checkpoint(run, which, expect_model)
@@ -78,8 +79,7 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise BadInput(ckpt_path, f"weights do not fit model {model_name!r} ({first})") from None
+        raise BadInput(ckpt_path, f"weights do not fit model {model_name!r} ({fit_error(exc)})") from None
     model.to(device).eval()
     codec = codec_from_config(info.codec)
     return LoadedRun(model, codec, config, ckpt_path, int(state.get("step", 0)), run_dir)

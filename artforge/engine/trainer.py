@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from artforge import __version__
-from artforge.engine.checkpoint import load_checkpoint, save_checkpoint
+from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
 from artforge.engine.run import BEST, CONFIG, LAST
 from artforge.errors import ArtforgeError
 from artforge.fsutil import atomic_write_text
@@ -174,9 +174,7 @@ class Trainer:
             try:
                 self.model.load_state_dict(init_weights)
             except RuntimeError as exc:
-                lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
-                why = lines[1] if len(lines) > 1 else lines[0]  # the first line only names the class
-                raise ArtforgeError(f"--init weights do not fit this model ({why[:200]})") from None
+                raise ArtforgeError(f"--init weights do not fit this model ({fit_error(exc)})") from None
         self.optimizers = {ph: self._make_optimizer(self.model.phase_parameters(ph)) for ph in self.model.phases}
         self.ema = None
         if cfg.ema > 0:
@@ -237,7 +235,7 @@ class Trainer:
             for k, o in self.optimizers.items():
                 o.load_state_dict(state["optimizers"][k])
         except (RuntimeError, KeyError, ValueError) as exc:
-            raise ArtforgeError(f"{path}: checkpoint does not fit this run ({str(exc).splitlines()[0]})") from None
+            raise ArtforgeError(f"{path}: checkpoint does not fit this run ({fit_error(exc)})") from None
         if self.ema is not None and state.get("ema"):
             self.ema = {k: v.to(self.device) for k, v in state["ema"].items()}
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
