@@ -168,6 +168,9 @@ class _EagerStep:
     def __call__(self, tok: torch.Tensor, pos: int) -> torch.Tensor:
         self.tok.copy_(tok[:, None])
         self.pos.fill_(pos)
+        return self._run()
+
+    def _run(self) -> torch.Tensor:
         return self.model._static_step(self.tok, self.cache, self.pos)
 
 
@@ -183,15 +186,13 @@ class _GraphStep(_EagerStep):
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up off the capture: kernel selection, allocator
             for _ in range(2):
-                model._static_step(self.tok, cache, self.pos)
+                super()._run()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.logits = model._static_step(self.tok, cache, self.pos)
 
-    def __call__(self, tok: torch.Tensor, pos: int) -> torch.Tensor:
-        self.tok.copy_(tok[:, None])
-        self.pos.fill_(pos)
+    def _run(self) -> torch.Tensor:
         self.graph.replay()
         return self.logits
 
