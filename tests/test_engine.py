@@ -78,6 +78,23 @@ def test_epochs_and_set(runner, tiny_cache, tmp_path):
     assert torch.load(run / "last.pt", weights_only=True)["ema"] is not None
 
 
+def test_bf16_precision_on_cpu(runner, tiny_cache, tmp_path):
+    """--precision bf16 autocasts on the CPU too: the run trains, records it, and its weights differ
+    from the fp32 run with the same seed (auto is fp32 on CPU)."""
+    for name, precision in (("a", "auto"), ("f", "fp32"), ("b", "bf16")):
+        invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "4", "--precision", precision,
+               "-o", tmp_path / name)
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["train"]["precision"] == "bf16"
+    auto, fp32, bf16 = (final_weights(tmp_path / n) for n in "afb")
+    assert all(torch.equal(auto[k], fp32[k]) for k in auto)
+    assert all(torch.isfinite(v).all() for v in bf16.values() if v.is_floating_point())
+    assert any(not torch.equal(bf16[k], fp32[k]) for k in fp32)
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "precision=fp16", "-o", tmp_path / "x",
+               ok=False)
+    assert "unknown precision 'fp16'" in r.output
+
+
 def test_dataloader_workers_give_the_same_run(runner, tiny_cache, tmp_path):
     invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "5", "-o", tmp_path / "a")
     invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "5", "-j", "2", "-o", tmp_path / "b")
