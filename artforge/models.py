@@ -72,6 +72,8 @@ class ArtModel(nn.Module):
     train_defaults: ClassVar[dict] = {}
     #: "package.module:function" that samples from exported ONNX files with numpy only
     onnx_sampler: ClassVar[str | None] = None
+    #: evaluate() takes ``refine=N``: N gradient steps on each image's code (``artforge eval --refine``)
+    refinable: ClassVar[bool] = False
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__()

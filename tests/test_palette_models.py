@@ -305,6 +305,51 @@ def test_augment_gives_the_symmetries_of_each_grid():
         PaletteConvAE(ConvAEConfig(turn=True), DataInfo({}, 5, (32, 16)))
 
 
+def test_augment_shifts_each_grid_circularly():
+    from artforge.augment import augment
+    from artforge_palette.ae import ConvAEConfig, PaletteConvAE
+
+    torch.manual_seed(0)
+    grids = torch.randint(0, 9, (300, 6, 6))
+    out = augment(grids, flip=False, turn=False, shift=1)
+    seen = set()
+    for g, o in zip(grids, out, strict=True):
+        hits = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if torch.equal(torch.roll(g, (dy, dx), (0, 1)), o)]
+        assert hits, "a shifted grid is not a circular shift of its input by at most one pixel"
+        seen.add(hits[0])
+    assert len(seen) == 9
+    stacked = torch.randint(0, 9, (4, 3, 6, 6))  # extra dims between batch and grid shift together
+    out = augment(stacked, flip=False, turn=False, shift=2)
+    for g, o in zip(stacked, out, strict=True):
+        assert any(torch.equal(torch.roll(g, (dy, dx), (-2, -1)), o) for dy in range(-2, 3) for dx in range(-2, 3))
+    with pytest.raises(ArtforgeError, match="shift must be 0 to 7"):
+        PaletteConvAE(ConvAEConfig(shift=8), DataInfo({}, 5, (8, 8)))
+
+
+def test_refined_codes_reconstruct_better(cache, tmp_path):
+    from artforge.engine.run import load_run
+
+    out = tmp_path / "ae"
+    train(cache, "palette-conv-ae", out, "--set", "shift=1")
+    plain = json.loads(run("eval", out, "--json").output)["figures"]
+    refined = json.loads(run("eval", out, "--refine", 15, "--json").output)["figures"]
+    assert refined["refine_steps"] == 15 and "refine_steps" not in plain
+    assert refined["recon_nats_per_image"] < plain["recon_nats_per_image"]
+    m = load_run(out).model
+    grids = torch.randint(0, m.V, (6, 8, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z = m.code(m.posterior(grids, None))
+        before = m._recon(m.decode(z), grids)
+        z2 = m.refine_code(grids, None, z, 10)
+        after = m._recon(m.decode(z2), grids)
+    assert z2.shape == z.shape and bool((after <= before).all()) and float(after.sum()) < float(before.sum())
+    assert all(p.requires_grad for p in m.parameters())  # the weights are handed back trainable
+    vae = tmp_path / "vae"
+    train(cache, "palette-conv-vae", vae)
+    r = run("eval", vae, "--refine", 5, ok=False)
+    assert "--refine is for" in r.output and "Traceback" not in r.output
+
+
 def test_colour_figures_measure_visible_pixels_and_delta_e():
     from artforge_palette.base import colour_figures
     from artforge_palette.colorspace import srgb_to_lab

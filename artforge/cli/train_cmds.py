@@ -380,9 +380,15 @@ def _side(model, codec) -> int | None:
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--refine", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
+              help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(run, cache, split, which, batch_size, device, as_json) -> None:
-    """The model's own figures on held-out data, written to eval.json in the run folder."""
+def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> None:
+    """The model's own figures on held-out data, written to eval.json in the run folder.
+
+    With --refine the code of each image is not just the encoder's output but that output
+    improved by STEPS Adam steps on the reconstruction loss, the decoder fixed (semi-amortised
+    inference): the code keeps its size, the figures show what the decoder can do."""
 
     import torch
 
@@ -393,6 +399,9 @@ def eval_cmd(run, cache, split, which, batch_size, device, as_json) -> None:
 
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
+    if refine and not loaded.model.refinable:
+        raise BadInput(run, f"is a {loaded.model.name} run; --refine is for models with a point code to polish "
+                            "(palette-ae, palette-conv-ae)")
     cache = cache or loaded.config["data"]["cache"]
     val_fraction = loaded.config["train"].get("val_fraction", 0.1)
     ds = TokenDataset(cache, split, val_fraction)
@@ -410,7 +419,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, as_json) -> None:
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        figures = loaded.model.evaluate(batches(), loaded.codec)
+        figures = loaded.model.evaluate(batches(), loaded.codec, **({"refine": refine} if refine else {}))
     result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}

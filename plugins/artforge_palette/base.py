@@ -48,6 +48,9 @@ class PaletteModel(ArtModel):
         self.H, self.W = info.token_shape
         if getattr(config, "turn", False) and self.H != self.W:
             raise ArtforgeError(f"{self.name}: turn=true needs square images, got {self.H}x{self.W}")
+        if not 0 <= int(getattr(config, "shift", 0)) < min(self.H, self.W):
+            raise ArtforgeError(f"{self.name}: shift must be 0 to {min(self.H, self.W) - 1} pixels, "
+                                f"got {getattr(config, 'shift', 0)}")
         self.V = info.vocab_size
         self.n_labels = len(info.label_columns) if self.needs_labels else 0
         if self.needs_labels and not self.n_labels:
@@ -135,7 +138,8 @@ class PaletteModel(ArtModel):
         tokens = batch["tokens"]
         y = self._labels(batch)
         if self.training:
-            tokens = augment(tokens, getattr(self.config, "flip", False), getattr(self.config, "turn", False))
+            c = self.config
+            tokens = augment(tokens, getattr(c, "flip", False), getattr(c, "turn", False), getattr(c, "shift", 0))
         if self.training and y is not None:
             self._remember_labels(y)
         post = self.posterior(tokens, y)
@@ -152,14 +156,18 @@ class PaletteModel(ArtModel):
 
     # -- figures ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def _figures(self, batches: Iterable[dict[str, torch.Tensor]], keep_tokens: bool = False) -> dict[str, Any]:
+    def _figures(self, batches: Iterable[dict[str, torch.Tensor]], keep_tokens: bool = False,
+                 refine: int = 0) -> dict[str, Any]:
         sums = {"recon": 0.0, "recon_code": 0.0, "kl": 0.0, "correct": 0, "exact": 0, "images": 0}
         kept = []
         for batch in batches:
             tokens = batch["tokens"]
             y = self._labels(batch)
             post = self.posterior(tokens, y)
-            code_logits = self.decode(self.code(post), y)
+            code = self.code(post)
+            if refine:
+                code = self.refine_code(tokens, y, code, refine)
+            code_logits = self.decode(code, y)
             recon_code = self._recon(code_logits, tokens)
             recon = self._recon(self.decode(self.draw(post, train=False), y), tokens) if self.variational \
                 else recon_code
@@ -190,15 +198,21 @@ class PaletteModel(ArtModel):
         return out
 
     @torch.no_grad()
-    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
+    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any, refine: int = 0) -> dict[str, float]:
         """Pixel and exact-image accuracy of reconstructions from the code (mean / mode); recon
         cross-entropy, KL and the negative ELBO in nats per image (one posterior sample per image);
-        and the size of the same index maps as optimised indexed PNG files."""
-        s = self._figures(batches, keep_tokens=True)
+        and the size of the same index maps as optimised indexed PNG files. ``refine`` > 0 (plain
+        autoencoders): codes polished by that many gradient steps first (see ``refine_code``)."""
+        if refine and not self.refinable:
+            raise ArtforgeError(f"{self.name} has no point code to refine; --refine is for palette-ae and "
+                                "palette-conv-ae")
+        s = self._figures(batches, keep_tokens=True, refine=refine)
         n = max(1, s["images"])
         pixels = self.H * self.W
         out = {"images": float(s["images"]), "pixel_accuracy": s["correct"] / (n * pixels),
                "exact_image_accuracy": s["exact"] / n}
+        if refine:
+            out["refine_steps"] = float(refine)
         if self.variational:
             nelbo = (s["recon"] + s["kl"]) / n
             out.update({"recon_nats_per_image": s["recon"] / n, "kl_nats_per_image": s["kl"] / n,

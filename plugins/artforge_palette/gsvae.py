@@ -36,6 +36,7 @@ class GSVAEConfig:
     kl_warmup: float = 0.1
     flip: bool = False
     turn: bool = False
+    shift: int = 0
 
 
 class PaletteGSVAE(PaletteModel):

@@ -59,6 +59,7 @@ class VAEConfig:
     kl_warmup: float = 0.1  # fraction of training over which the KL weight ramps up from 0
     flip: bool = False
     turn: bool = False
+    shift: int = 0
 
 
 class PaletteVAE(GaussianLatent):
@@ -90,6 +91,7 @@ class ConvVAEConfig:
     kl_warmup: float = 0.1
     flip: bool = False
     turn: bool = False
+    shift: int = 0
 
 
 class PaletteConvVAE(GaussianLatent):
