@@ -4,7 +4,7 @@ Not part of `make bench` (it reads a trained run). `artforge eval` gives the hea
 this breaks the misses down further, to tell near-colour confusions (neighbours in a reduced
 palette) from wrong shapes:
 
-    python benchmarks/palette_errors.py RUN CACHE.h5 [best|last]
+    python benchmarks/palette_errors.py RUN CACHE.h5 [best|last] [REFINE_STEPS]
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ def main() -> None:
     model, palette = loaded.model.eval(), np.asarray(loaded.codec.palette)
     ds = TokenDataset(cache, "val", loaded.config["train"].get("val_fraction", 0.1))
     tokens = torch.stack([ds[i]["tokens"] for i in range(len(ds))]).long()
+    refine = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     with torch.no_grad():
-        pred = model.reconstruct(tokens).numpy()
+        if refine:  # codes polished as `artforge eval --refine` does
+            z = model.refine_code(tokens, None, model.code(model.posterior(tokens, None)), refine)
+            pred = model.decode(z).argmax(1).numpy()
+        else:
+            pred = model.reconstruct(tokens).numpy()
     t = tokens.numpy()
     lab = srgb_to_lab(palette[:, :3].astype(np.uint8))
     alpha = palette[:, 3]
