@@ -301,14 +301,18 @@ class HSVTransformer(ArtModel):
     @torch.no_grad()
     def generate(self, n: int, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 use_cache: bool = True, static: bool = False) -> torch.Tensor:
+                 use_cache: bool = True, static: bool | None = None) -> torch.Tensor:
         """Generate (n, H, W) tokens; ``prompt`` (n, P) fixes the first P tokens in raster order.
 
         ``static`` decodes with fixed-shape steps over the full-size cache (attention masked to the
         filled slots) and, on CUDA, captures one step as a CUDA graph and replays it per token, so
-        the host launches one graph instead of every kernel of every layer.
+        the host launches one graph instead of every kernel of every layer. ``None`` picks it on CUDA
+        for up to 128 images: on an H100 (``base``, 32x32) 64 images took 1.24 s with the graph and
+        3.61 s without, while at 256 the full-length attention made it slower (3.32 s vs 3.03 s).
         """
         device = self.tok_emb.weight.device
+        if static is None:
+            static = use_cache and device.type == "cuda" and n <= 128
         T = self.H * self.W
         out = torch.zeros(n, T, dtype=torch.long, device=device)
         P = 0 if prompt is None else prompt.shape[1]
