@@ -37,18 +37,28 @@ def _table(prof, device: str, rows: int) -> str:
     return prof.key_averages().table(row_limit=rows)
 
 
+def _attention(args):
+    """The SDPA backend the training steps use (``default``: PyTorch's own choice)."""
+    if args.attention == "default":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([{"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                         "cudnn": SDPBackend.CUDNN_ATTENTION}[args.attention]])
+
+
 def train_one(args, batch: int, show_profile: bool) -> None:
     """Time bare training steps (model, AdamW, clipping; no engine) at one batch size."""
     import torch
 
     torch.manual_seed(0)
-    model = hsv_model(args.preset, args.device).train()
+    model = hsv_model(args.preset, args.device, **({} if args.dropout is None else {"dropout": args.dropout})).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=args.device == "cuda")
     fwd = torch.compile(model) if args.compile else model
     tokens = torch.randint(0, 8193, (batch, 32, 32), device=args.device)
 
     def step() -> None:
-        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"):
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"), _attention(args):
             loss = fwd({"tokens": tokens})["loss"]
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -70,9 +80,10 @@ def train_one(args, batch: int, show_profile: bool) -> None:
     if args.device == "cuda":
         extra = (f", MFU {tok_s * model.flops_per_token() / 989e12:.1%} of 989 TFLOP/s, "
                  f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
-    print(f"bare train step, {args.preset}, batch {batch}{', compiled' if args.compile else ''}: "
+    print(f"bare train step, {args.preset}, batch {batch}, dropout {model.config.dropout}, attention {args.attention}"
+          f"{', compiled' if args.compile else ''}: "
           f"{dt * 1e3:.1f} ms/step, {tok_s:,.0f} tokens/s{extra} (warm-up {warm:.0f} s)", flush=True)
-    if show_profile:
+    if show_profile and args.rows:
         from torch.profiler import ProfilerActivity, profile
 
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
@@ -105,7 +116,7 @@ def attention_backends(args) -> None:
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    n, heads, dim, T = args.sample_batch, 8, 64, 1024
+    n, heads, dim, T = args.sample_batch, 8, 64, args.attn_len
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     q = torch.randn(n, heads, 1, dim, device=args.device, dtype=dtype)
     kv = torch.randn(2, n, heads, T, dim, device=args.device, dtype=dtype)
@@ -140,6 +151,8 @@ def decode_steps(args) -> None:
     for name, dt in rows:
         print(f"generate {n} x 1024 tokens, {args.preset}, {name}: {dt:.2f} s ({dt / 1024 * 1e3:.2f} ms/step)",
               flush=True)
+    if not args.rows:
+        return
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
@@ -161,6 +174,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed training steps per batch size")
     ap.add_argument("--sample-batch", type=int, default=64)
     ap.add_argument("--no-compile", dest="compile", action="store_false")
+    ap.add_argument("--dropout", type=float, help="override the preset's dropout in the training steps")
+    ap.add_argument("--attention", choices=["default", "flash", "efficient", "cudnn"], default="default",
+                    help="SDPA backend for the training steps")
+    ap.add_argument("--attn-len", type=int, default=1024, help="longest key length in the attention test")
     ap.add_argument("--rows", type=int, default=15)
     ap.add_argument("--only", choices=["train", "decode", "attention"])
     args = ap.parse_args()
