@@ -368,3 +368,29 @@ def test_colour_figures_measure_visible_pixels_and_delta_e():
     assert f["visible_mean_delta_e"] == pytest.approx((near + 0 + worst) / 3)
     assert 0 < near < 5 < worst
     assert colour_figures(np.zeros((1, 2, 2), int), np.ones((1, 2, 2), int), palette) == {}
+
+
+def test_reconstruct_from_the_cli(cache, tmp_path):
+    out = tmp_path / "ae"
+    train(cache, "palette-conv-ae", out)
+    with np.load(TILES) as z:
+        for i in range(3):
+            Image.fromarray(z["images"][i], "RGBA").save(tmp_path / f"t{i}.png")
+    (tmp_path / "bad.png").write_text("not a picture")
+    r = run("reconstruct", out, *(tmp_path / f"t{i}.png" for i in range(3)), tmp_path / "bad.png",
+            "-o", tmp_path / "r.png", "--tokens", tmp_path / "r.npz")
+    assert "3 images (1 skipped): pixel accuracy" in r.output and (tmp_path / "r.png").is_file()
+    from artforge.engine.run import load_run
+
+    loaded = load_run(out)
+    x = torch.from_numpy(loaded.codec.encode(loaded.codec.stack(
+        [loaded.codec.read(tmp_path / f"t{i}.png", size=8) for i in range(3)])).astype(np.int64))
+    assert np.array_equal(_tokens(tmp_path / "r.npz"), loaded.model.reconstruct(x).numpy())  # the grid's pairs
+    refined = run("reconstruct", out, tmp_path / "t0.png", "--refine", 5, "-o", tmp_path / "r5.png")
+    assert "codes refined by 5 steps" in refined.output
+    vae = tmp_path / "vae"
+    train(cache, "palette-conv-vae", vae)
+    r = run("reconstruct", vae, tmp_path / "t0.png", "--refine", 5, "-o", tmp_path / "x.png", ok=False)
+    assert "--refine is for" in r.output and "Traceback" not in r.output
+    r = run("reconstruct", out, tmp_path / "bad.png", "-o", tmp_path / "x.png", ok=False)
+    assert "no usable images" in r.output and "Traceback" not in r.output

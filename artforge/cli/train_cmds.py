@@ -436,6 +436,67 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 
 @click.command()
 @click.argument("run", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(), help="PNG grid: each image, then its reconstruction.")
+@click.option("--refine", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
+              help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
+@click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Labels (conditional models).")
+@click.option("--tokens", type=click.Path(), help="Also write the reconstructions' token file.")
+@click.option("--checkpoint", "which", default="best", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def reconstruct(run, images, output, refine, label_pairs, tokens, which, device) -> None:
+    """Encode IMAGES with a trained autoencoder and decode them again: a grid of pairs and the share
+    of pixels that came back right (the images are first put through the run's codec, as in training).
+
+    IMAGES are files, folders or globs; images of another size are fitted to the model's. With
+    --refine each code is polished as in `artforge eval --refine` and keeps its size."""
+    import numpy as np
+    import torch
+
+    from artforge.cli.codec_cmds import read_inputs
+    from artforge.engine.run import load_run
+    from artforge.engine.trainer import pick_device
+    from artforge.fsutil import check_output
+    from artforge.grid import make_grid
+    from artforge.imageio import save_png
+    from artforge.tokenfile import save_tokens
+
+    check_output(output)
+    t0 = time.perf_counter()
+    dev = pick_device(device)
+    loaded = load_run(run, which=which, device=str(dev))
+    model, codec = loaded.model, loaded.codec
+    if refine and not model.refinable:
+        raise BadInput(run, f"is a {model.name} run; --refine is for models with a point code to polish "
+                            "(palette-ae, palette-conv-ae)")
+    items, names, skipped = read_inputs(codec, images, _side(model, codec), "lanczos")
+    if not items:
+        why = f" ({len(skipped)} skipped)" if skipped else ""
+        raise ArtforgeError(f"no usable images in {' '.join(images)}{why}")
+    x = torch.from_numpy(codec.encode(codec.stack(items)).astype(np.int64)).to(dev)
+    if tuple(x.shape[1:]) != tuple(model.info.token_shape):
+        raise ArtforgeError(f"the images encode to {tuple(x.shape[1:])} tokens; the model takes "
+                            f"{tuple(model.info.token_shape)}")
+    vec = parse_labels(label_pairs, model.info.label_columns)
+    labels = torch.from_numpy(vec).to(dev)[None].expand(len(x), -1) if vec is not None else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        out = model.reconstruct(x, labels, **({"refine": refine} if refine else {}))
+    seconds = time.perf_counter() - t0
+    hit = (out == x).flatten(1)
+    toks = out.cpu().numpy().astype(codec.token_dtype)
+    pairs = np.stack([codec.decode(x.cpu().numpy().astype(codec.token_dtype)), codec.decode(toks)], 1)
+    save_png(make_grid(pairs.reshape(-1, *pairs.shape[2:]), ncols=2 * min(8, len(x))), output)
+    msg = (f"{len(x)} images{f' ({len(skipped)} skipped)' if skipped else ''}: pixel accuracy "
+           f"{float(hit.float().mean()):.2%}, {int(hit.all(1).sum())} exact"
+           f"{f', codes refined by {refine} steps' if refine else ''}, {seconds:.2f} s -> {output}")
+    if tokens:
+        msg += f" (tokens: {save_tokens(tokens, toks, names, codec.config())})"
+    click.echo(msg)
+
+
+@click.command()
+@click.argument("run", type=click.Path())
 @click.option("--onnx", "onnx", is_flag=True, help="Export to ONNX (the one format so far).")
 @click.option("-o", "--output", type=click.Path(), help="Folder for the .onnx files [default: RUN/onnx].")
 @click.option("--checkpoint", "which", default="best", show_default=True)
@@ -452,5 +513,5 @@ def export(run, onnx, output, which) -> None:
 
 
 def register(cli: click.Group) -> None:
-    for cmd in (models, train, sample, eval_cmd, export):
+    for cmd in (models, train, sample, reconstruct, eval_cmd, export):
         cli.add_command(cmd)

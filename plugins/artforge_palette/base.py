@@ -248,12 +248,20 @@ class PaletteModel(ArtModel):
         return self._argmax(self.prior(n, generator, temperature), y)
 
     @torch.no_grad()
-    def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Each grid decoded from its own code (mean / mode): the most likely colour per pixel."""
+    def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None, refine: int = 0) -> torch.Tensor:
+        """Each grid decoded from its own code (mean / mode): the most likely colour per pixel;
+        ``refine`` > 0 (plain autoencoders) polishes each code first (see ``refine_code``)."""
         if self.needs_labels and labels is None:
             raise ArtforgeError(f"{self.name} reconstructs an image with its own labels; pass them")
+        if refine and not self.refinable:
+            raise ArtforgeError(f"{self.name} has no point code to refine; --refine is for palette-ae and "
+                                "palette-conv-ae")
+        tokens = tokens.to(self.device)
         y = self._check_labels(labels, tokens.shape[0])
-        return self._argmax(self.code(self.posterior(tokens.to(self.device), y)), y)
+        code = self.code(self.posterior(tokens, y))
+        if refine:
+            code = self.refine_code(tokens, y, code, refine)
+        return self._argmax(code, y)
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int,
