@@ -4,7 +4,7 @@ Not part of `make bench` (it reads a trained run). `artforge eval RUN --refine N
 this sweeps step counts and step sizes on (part of) the validation split, to choose them:
 
     python benchmarks/palette_refine.py RUN CACHE.h5 [--checkpoint best] [--images 64]
-        [--steps 0,10,30,100] [--lr 0.02,0.05,0.1] [--split val]
+        [--steps 0,10,30,100] [--lr 0.3] [--split val]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="best")
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--steps", default="0,10,30,100")
-    ap.add_argument("--lr", default="0.02,0.05,0.1")
+    ap.add_argument("--lr", default="0.3")
     ap.add_argument("--split", default="val")
     a = ap.parse_args()
     loaded = load_run(a.run, which=a.checkpoint)

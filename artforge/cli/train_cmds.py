@@ -445,9 +445,10 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def reconstruct(run, images, output, refine, label_pairs, tokens, which, device) -> None:
-    """Encode IMAGES with a trained autoencoder and decode them again: a grid of pairs and the share
-    of pixels that came back right (the images are first put through the run's codec, as in training).
+    """Round-trip IMAGES through a trained autoencoder: pairs in a grid, pixel accuracy.
 
+    Each image is first put through the run's codec, as in training, then encoded and decoded; the
+    command prints the share of pixels that came back right and how many images came back exactly.
     IMAGES are files, folders or globs; images of another size are fitted to the model's. With
     --refine each code is polished as in `artforge eval --refine` and keeps its size."""
     import numpy as np

@@ -1,0 +1,53 @@
+#!/bin/bash
+# The GPU figures docs/benchmarks.md still owes, in two parts that each fit a 10-minute call.
+#   bash benchmarks/gpu_owed.sh speed     # GPU tests, hsv training speed + sampling speed, profiles
+#   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
+# Needs the caches in .cache/gpu/ (commands in docs/benchmarks/h100-2026-11-23/README.md) and
+# writes logs to ${OUT:-gpu-out}/. Every step has its own timeout and prints as it goes.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+G=.cache/gpu
+A="python3 -m artforge"
+python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+
+case "${1:-speed}" in
+speed)
+  timeout 90 python3 benchmarks/profile_hsv.py --only attention --attn-len 256 2>&1 | tee "$OUT/attention.txt"
+  timeout 230 python3 benchmarks/run.py hsv_model 2>&1 | tee "$OUT/bench_hsv_model.txt"
+  timeout 170 python3 benchmarks/profile_hsv.py --only train --rows 25 2>&1 | tee "$OUT/profile_train.txt"
+  timeout 80 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -3
+  ;;
+quality)
+  # palette-conv-ae, 8x8x8 code, three settings side by side on the one GPU for PAL_TIME seconds each:
+  # wide + flips + turns, the same + shifts of up to 2 pixels, and a 4x larger net with all three.
+  T=${PAL_TIME:-430}
+  C="--data $G/tiles32.h5 -b 64 --eval-every 500 --max-time $T -q"
+  W="--set preset=wide --set flip=true --set turn=true"
+  $A train --plugin palette-conv-ae $C $W --steps 9000 -o runs/pal-w > "$OUT/train-pal-w.txt" 2>&1 &
+  $A train --plugin palette-conv-ae $C $W --set shift=2 --steps 9000 -o runs/pal-ws > "$OUT/train-pal-ws.txt" 2>&1 &
+  $A train --plugin palette-conv-ae $C $W --set shift=2 --set channels=128,256,256 --steps 5000 -o runs/pal-b \
+    > "$OUT/train-pal-b.txt" 2>&1 &
+  wait
+  for r in pal-w pal-ws pal-b; do
+    ( for ck in best last; do for k in 0 100; do
+        echo "{\"run\": \"$r\", \"checkpoint\": \"$ck\", \"eval\": $($A eval runs/$r --checkpoint $ck --refine $k --json)}"
+      done; done > runs/$r/evals.jsonl ) &
+  done
+  wait
+  cat runs/pal-*/evals.jsonl
+  for r in pal-w pal-ws pal-b; do tail -2 runs/$r/metrics.jsonl; done
+  # model-only copies of the best checkpoints: small enough to come back, enough for --init
+  for r in pal-w pal-ws; do
+    python3 -c "import sys, torch; s = torch.load(sys.argv[1], weights_only=True); \
+torch.save({k: s[k] for k in ('format', 'version', 'config', 'model')}, sys.argv[2])" runs/$r/best.pt "$OUT/$r-best.pt"
+  done
+  tar czf "$OUT/runs.tgz" runs/pal-*/{config.json,metrics.jsonl,evals.jsonl,loss.png}
+  ;;
+*)
+  echo "usage: $0 speed|quality" >&2
+  exit 2
+  ;;
+esac
