@@ -394,3 +394,20 @@ def test_reconstruct_from_the_cli(cache, tmp_path):
     assert "--refine is for" in r.output and "Traceback" not in r.output
     r = run("reconstruct", out, tmp_path / "bad.png", "-o", tmp_path / "x.png", ok=False)
     assert "no usable images" in r.output and "Traceback" not in r.output
+
+
+def test_freeze_keeps_a_part_fixed(cache, tmp_path):
+    from artforge.engine.checkpoint import load_checkpoint
+
+    first = tmp_path / "first"
+    train(cache, "palette-conv-ae", first)
+    tuned = tmp_path / "tuned"
+    run("train", "--init", first, "--data", cache, "--steps", 3, "--batch-size", 4, "--lr", 0.05,
+        "--set", "freeze=decoder", "-q", "-o", tuned)
+    before = load_checkpoint(first / "best.pt")["model"]
+    after = load_checkpoint(tuned / "last.pt")["model"]
+    moved = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("encoder.") or k.startswith("z_") for k in moved)
+    r = run("train", "--init", first, "--data", cache, "--steps", 1, "-b", 4, "--set", "freeze=decodr", "-q",
+            "-o", tmp_path / "bad", ok=False)
+    assert "no parameters under 'decodr'" in r.output and "decoder" in r.output and "Traceback" not in r.output

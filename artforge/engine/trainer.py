@@ -58,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32
     max_time: float | None = None  # seconds; a safety stop (not deterministic)
+    freeze: str = ""  # comma-separated parameter name prefixes kept fixed (e.g. "decoder")
 
 
 class NonFinite(ArtforgeError):
@@ -180,6 +181,8 @@ class Trainer:
                 self.model.load_state_dict(init_weights)
             except RuntimeError as exc:
                 raise ArtforgeError(f"--init weights do not fit this model ({fit_error(exc)})") from None
+        if cfg.freeze:
+            self._freeze(cfg.freeze)
         self.optimizers = {ph: self._make_optimizer(self.model.phase_parameters(ph)) for ph in self.model.phases}
         self.ema = None
         if cfg.ema > 0:
@@ -207,6 +210,27 @@ class Trainer:
             from rich.console import Console
 
             Console(stderr=True).print(msg, highlight=False, markup=False)
+
+    def _freeze(self, spec: str) -> None:
+        """Keep the parameters under each comma-separated name prefix fixed (fine-tuning a part)."""
+        prefixes = [p.strip() for p in spec.split(",") if p.strip()]
+        params = dict(self.model.named_parameters())
+
+        def under(name: str, prefix: str) -> bool:
+            return name == prefix or name.startswith(prefix + ".")
+
+        for prefix in prefixes:
+            if not any(under(n, prefix) for n in params):
+                parts = ", ".join(sorted({n.split(".")[0] for n in params}))
+                raise ArtforgeError(f"train.freeze: {self.model.name} has no parameters under {prefix!r}; "
+                                    f"its parts: {parts}")
+        frozen = [n for n in params if any(under(n, pre) for pre in prefixes)]
+        if len(frozen) == len(params):
+            raise ArtforgeError(f"train.freeze={spec} fixes every parameter; nothing would train")
+        for n in frozen:
+            params[n].requires_grad_(False)
+        count = sum(params[n].numel() for n in frozen)
+        self._say(f"frozen: {count:,} parameters under {', '.join(prefixes)}")
 
     def _make_optimizer(self, params: list) -> torch.optim.Optimizer:
         decay = [p for p in params if p.ndim >= 2]
