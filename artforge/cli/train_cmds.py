@@ -373,6 +373,12 @@ def _side(model, codec) -> int | None:
     return shape[0] if codec.input_kind == "image" and len(shape) == 2 and shape[0] == shape[1] else None
 
 
+def _check_refinable(run: str, model) -> None:
+    if not model.refinable:
+        raise BadInput(run, f"is a {model.name} run; --refine is for models with a point code to polish "
+                            "(palette-ae, palette-conv-ae)")
+
+
 @click.command("eval")
 @click.argument("run", type=click.Path())
 @click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
@@ -399,9 +405,8 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
-    if refine and not loaded.model.refinable:
-        raise BadInput(run, f"is a {loaded.model.name} run; --refine is for models with a point code to polish "
-                            "(palette-ae, palette-conv-ae)")
+    if refine:
+        _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
     val_fraction = loaded.config["train"].get("val_fraction", 0.1)
     ds = TokenDataset(cache, split, val_fraction)
@@ -467,14 +472,14 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
     model, codec = loaded.model, loaded.codec
-    if refine and not model.refinable:
-        raise BadInput(run, f"is a {model.name} run; --refine is for models with a point code to polish "
-                            "(palette-ae, palette-conv-ae)")
+    if refine:
+        _check_refinable(run, model)
     items, names, skipped = read_inputs(codec, images, _side(model, codec), "lanczos")
     if not items:
         why = f" ({len(skipped)} skipped)" if skipped else ""
         raise ArtforgeError(f"no usable images in {' '.join(images)}{why}")
-    x = torch.from_numpy(codec.encode(codec.stack(items)).astype(np.int64)).to(dev)
+    encoded = codec.encode(codec.stack(items))
+    x = torch.from_numpy(encoded.astype(np.int64)).to(dev)
     if tuple(x.shape[1:]) != tuple(model.info.token_shape):
         raise ArtforgeError(f"the images encode to {tuple(x.shape[1:])} tokens; the model takes "
                             f"{tuple(model.info.token_shape)}")
@@ -486,7 +491,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     seconds = time.perf_counter() - t0
     hit = (out == x).flatten(1)
     toks = out.cpu().numpy().astype(codec.token_dtype)
-    pairs = np.stack([codec.decode(x.cpu().numpy().astype(codec.token_dtype)), codec.decode(toks)], 1)
+    pairs = np.stack([codec.decode(encoded), codec.decode(toks)], 1)
     save_png(make_grid(pairs.reshape(-1, *pairs.shape[2:]), ncols=2 * min(8, len(x))), output)
     msg = (f"{len(x)} images{f' ({len(skipped)} skipped)' if skipped else ''}: pixel accuracy "
            f"{float(hit.float().mean()):.2%}, {int(hit.all(1).sum())} exact"

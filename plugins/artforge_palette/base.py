@@ -203,9 +203,7 @@ class PaletteModel(ArtModel):
         cross-entropy, KL and the negative ELBO in nats per image (one posterior sample per image);
         and the size of the same index maps as optimised indexed PNG files. ``refine`` > 0 (plain
         autoencoders): codes polished by that many gradient steps first (see ``refine_code``)."""
-        if refine and not self.refinable:
-            raise ArtforgeError(f"{self.name} has no point code to refine; --refine is for palette-ae and "
-                                "palette-conv-ae")
+        self._check_refine(refine)
         s = self._figures(batches, keep_tokens=True, refine=refine)
         n = max(1, s["images"])
         pixels = self.H * self.W
@@ -232,6 +230,11 @@ class PaletteModel(ArtModel):
                 out["elbo_to_png_ratio"] = out["elbo_bits_per_image"] / png[0]
         return out
 
+    def _check_refine(self, refine: int) -> None:
+        if refine and not self.refinable:
+            raise ArtforgeError(f"{self.name} has no point code to refine; --refine is for palette-ae and "
+                                "palette-conv-ae")
+
     # -- using ----------------------------------------------------------------------------------
     def _argmax(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self.decode(z, y).argmax(1)
@@ -253,9 +256,7 @@ class PaletteModel(ArtModel):
         ``refine`` > 0 (plain autoencoders) polishes each code first (see ``refine_code``)."""
         if self.needs_labels and labels is None:
             raise ArtforgeError(f"{self.name} reconstructs an image with its own labels; pass them")
-        if refine and not self.refinable:
-            raise ArtforgeError(f"{self.name} has no point code to refine; --refine is for palette-ae and "
-                                "palette-conv-ae")
+        self._check_refine(refine)
         tokens = tokens.to(self.device)
         y = self._check_labels(labels, tokens.shape[0])
         code = self.code(self.posterior(tokens, y))
