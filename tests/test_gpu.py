@@ -58,8 +58,9 @@ def test_kv_cache_matches_recomputing_on_cuda():
     torch.manual_seed(0)
     m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
                        DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
-    a = m.generate(6, generator=torch.Generator("cuda").manual_seed(3), use_cache=True, static=False)
-    b = m.generate(6, generator=torch.Generator("cuda").manual_seed(3), use_cache=False)
+    g = {"dtype": torch.float32}  # the default on CUDA is bf16, where rounding can flip near-ties
+    a = m.generate(6, generator=torch.Generator("cuda").manual_seed(3), use_cache=True, static=False, **g)
+    b = m.generate(6, generator=torch.Generator("cuda").manual_seed(3), use_cache=False, **g)
     assert a.device.type == "cuda" and a.shape == (6, 8, 8)
     # float32 on the GPU: the two paths may differ in the last bits; sampled tokens almost never do
     assert (a == b).float().mean() > 0.99
@@ -83,11 +84,29 @@ def test_cuda_graph_decoding_matches_the_growing_cache():
     m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
                        DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
     prompt = torch.randint(0, 257, (6, 16), device="cuda")
-    a = m.generate(6, prompt=prompt, generator=torch.Generator("cuda").manual_seed(5), static=False)
-    b = m.generate(6, prompt=prompt, generator=torch.Generator("cuda").manual_seed(5))  # static by default on CUDA
-    # float32: other kernels (a masked full-length attention) may differ in the last bits; draws almost never do
-    assert (a == b).float().mean() > 0.97
-    with torch.autocast("cuda", dtype=torch.bfloat16):  # bf16 rounding can flip a near-tie, so no equality here
-        c = m.generate(6, prompt=prompt, generator=torch.Generator("cuda").manual_seed(5), static=True)
+    f32 = {"prompt": prompt, "dtype": torch.float32}
+    a = m.generate(6, generator=torch.Generator("cuda").manual_seed(5), static=False, **f32)
+    for bucket in (128, 16):  # one graph over the whole cache; four graphs, one per length bucket
+        b = m.generate(6, generator=torch.Generator("cuda").manual_seed(5), bucket=bucket, **f32)  # static by default
+        # float32: other kernels (a masked attention) may differ in the last bits; draws almost never do
+        assert (a == b).float().mean() > 0.97
+    c = m.generate(6, prompt=prompt, generator=torch.Generator("cuda").manual_seed(5), static=True, bucket=16)  # bf16
     assert torch.equal(c.view(6, -1)[:, :16], prompt) and int(c.max()) < 257
     assert not torch.equal(c[0], c[1])
+
+
+def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
+    """The captured steps against the same steps run op by op (no capture): the same kernels, the same tokens."""
+    from artforge_hsv.decoding import StaticDecoder
+
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
+    runs = []
+    for capture in (True, False):
+        if not capture:
+            monkeypatch.setattr(StaticDecoder, "_capture", lambda self, buckets: None)
+        for kw in ({"temperature": 1.0, "top_p": 0.9}, {"temperature": 0.8, "top_k": 50}):
+            runs.append(m.generate(8, generator=torch.Generator("cuda").manual_seed(1), static=True, bucket=16, **kw))
+    for graph, eager in zip(runs[:2], runs[2:], strict=True):
+        assert (graph == eager).float().mean() > 0.99

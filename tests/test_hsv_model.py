@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from artforge.errors import ArtforgeError
 from artforge.models import DataInfo
 from artforge.plugins import get_plugin_manager
 from artforge_hsv.model import HSVTransformer, HSVTransformerConfig, filter_logits
@@ -39,13 +40,16 @@ def test_kv_cache_gives_the_same_tokens_as_recomputing(model):
 
 
 def test_fixed_shape_steps_give_the_same_tokens(model):
-    """The decoding a CUDA graph replays (off CUDA run op by op): same draws as the growing cache."""
-    for temperature, top_k, prompt in ((1.0, None, None), (0.7, 20, torch.randint(0, 129, (5, 12)))):
-        a = model.generate(5, prompt=prompt, generator=torch.Generator().manual_seed(2), temperature=temperature,
-                           top_k=top_k)
-        b = model.generate(5, prompt=prompt, generator=torch.Generator().manual_seed(2), temperature=temperature,
-                           top_k=top_k, static=True)
-        assert torch.equal(a, b)
+    """The decoding a CUDA graph replays (off CUDA run op by op): same draws as the growing cache,
+    whether attention reads the whole cache or the cache in length buckets."""
+    cases = ((1.0, None, None, None), (0.7, 20, None, torch.randint(0, 129, (5, 12))),
+             (1.2, None, 0.8, torch.randint(0, 129, (5, 3))), (0.0, None, None, None))
+    for temperature, top_k, top_p, prompt in cases:
+        kw = {"prompt": prompt, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        a = model.generate(5, generator=torch.Generator().manual_seed(2), **kw)
+        for bucket in (30, 8, 7, 1):
+            b = model.generate(5, generator=torch.Generator().manual_seed(2), static=True, bucket=bucket, **kw)
+            assert torch.equal(a, b), (temperature, bucket)
     tokens = torch.randint(0, 129, (3, 30))
     inputs = model._inputs(tokens)
     full = model.logits(inputs)
@@ -54,7 +58,26 @@ def test_fixed_shape_steps_give_the_same_tokens(model):
     pos = torch.zeros(1, dtype=torch.long)
     for i in range(1, 30):
         pos.fill_(i)
-        assert torch.allclose(model._static_step(inputs[:, i : i + 1], cache, pos), full[:, i], atol=1e-4, rtol=1e-4)
+        for length in (i + 1, 30):  # just the filled slots, or all with the unfilled ones masked
+            got = model._static_step(inputs[:, i : i + 1], cache, pos, length)
+            assert torch.allclose(got, full[:, i], atol=1e-4, rtol=1e-4)
+
+
+def test_bf16_decoding_casts_the_weights_once(model):
+    """bf16 decoding runs a copy whose matrix weights are bf16 (no per-step casts); the model stays fp32."""
+    prompt = torch.randint(0, 129, (4, 7))
+    out = model.generate(4, prompt=prompt, generator=torch.Generator().manual_seed(0), dtype=torch.bfloat16,
+                         static=True, bucket=8)
+    assert torch.equal(out.view(4, -1)[:, :7], prompt) and int(out.max()) < 129
+    assert model.blocks[0].attn.qkv.weight.dtype == torch.float32 and model._head_weight is None
+    copy = model._decoding_copy(torch.bfloat16)
+    assert copy.blocks[0].mlp[0].weight.dtype == torch.bfloat16 and copy._head_weight.dtype == torch.bfloat16
+    assert copy.ln_f.weight.dtype == torch.float32 and copy.tok_emb.weight.dtype == torch.float32
+    x = torch.randint(0, 129, (2, 30))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the copy computes what autocast over the model does
+        assert torch.equal(copy.logits(model._inputs(x)), model.logits(model._inputs(x)))
+    with pytest.raises(ArtforgeError, match="bucket"):
+        model.generate(1, bucket=0)
 
 
 def test_cached_logits_equal_full_logits(model):

@@ -8,7 +8,7 @@ Sampling uses a key/value cache; ``complete`` keeps the top rows of an image and
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import io
 import math
 from collections.abc import Iterable
@@ -22,6 +22,9 @@ from torch import nn
 from artforge.augment import augment
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
+from artforge_hsv.decoding import StaticDecoder, decoding_attention, filter_logits, pick
+
+__all__ = ["HSVTransformer", "HSVTransformerConfig", "filter_logits", "pick"]
 
 
 @dataclass
@@ -51,16 +54,17 @@ class SelfAttention(nn.Module):
         B, _, L, _ = y.shape
         return self.drop(self.proj(y.transpose(1, 2).reshape(B, L, -1)))
 
-    def forward(self, x: torch.Tensor, cache: dict | None = None, pos: int = 0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: torch.Tensor | None = None, pos: int = 0) -> torch.Tensor:
+        """``cache``: this layer's keys and values, (2, B, n_head, T, head_dim), filled up to ``pos``."""
         q, k, v = self._heads(x)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=True)
             return self._out(y)
         L = q.shape[2]
-        cache["k"][:, :, pos : pos + L] = k
-        cache["v"][:, :, pos : pos + L] = v
-        K, V = cache["k"][:, :, : pos + L], cache["v"][:, :, : pos + L]
+        cache[0, :, :, pos : pos + L] = k
+        cache[1, :, :, pos : pos + L] = v
+        K, V = cache[0, :, :, : pos + L], cache[1, :, :, : pos + L]
         if L == 1:
             y = F.scaled_dot_product_attention(q, K, V)
         else:  # a block of new tokens: each sees the cache and the block up to itself
@@ -68,14 +72,18 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, K, V, attn_mask=mask)
         return self._out(y)
 
-    def forward_static(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor,
-                       seen: torch.Tensor) -> torch.Tensor:
-        """One token per row, written in place at ``pos`` (a 1-element tensor) into the full-size cache,
-        attending to the ``seen`` slots: every shape is fixed, so a CUDA graph can replay it."""
-        q, k, v = self._heads(x)
-        k_cache.index_copy_(2, pos, k.to(k_cache.dtype))
-        v_cache.index_copy_(2, pos, v.to(v_cache.dtype))
-        return self._out(F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=seen))
+    def forward_static(self, x: torch.Tensor, cache: torch.Tensor, pos: torch.Tensor,
+                       bias: torch.Tensor) -> torch.Tensor:
+        """One token per row, its key and value written in place (one copy for both) at ``pos`` (a
+        1-element tensor) into the full-size cache, attending to its first ``bias.shape[-1]`` slots
+        (``bias``: 0 where filled, -inf after ``pos``): every shape is fixed, so a CUDA graph can replay it."""
+        B, _, C = x.shape
+        qkv = self.qkv(x)
+        q = qkv[..., :C].view(B, 1, self.n_head, C // self.n_head).transpose(1, 2)
+        kv = qkv[..., C:].view(B, 1, 2, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        cache.index_copy_(3, pos, kv.to(cache.dtype))
+        L = bias.shape[-1]
+        return self._out(F.scaled_dot_product_attention(q, cache[0, :, :, :L], cache[1, :, :, :L], attn_mask=bias))
 
     def forward_fixed(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor):
         """One token with a fixed-size cache (B, nh, T, hd) updated functionally (ONNX-friendly)."""
@@ -104,97 +112,14 @@ class Block(nn.Module):
         x = x + self.attn(self.ln1(x), cache, pos)
         return x + self.mlp(self.ln2(x))
 
-    def forward_static(self, x, k_cache, v_cache, pos, seen):
-        x = x + self.attn.forward_static(self.ln1(x), k_cache, v_cache, pos, seen)
+    def forward_static(self, x, cache, pos, bias):
+        x = x + self.attn.forward_static(self.ln1(x), cache, pos, bias)
         return x + self.mlp(self.ln2(x))
 
     def forward_fixed(self, x, k_cache, v_cache, pos):
         a, k_cache, v_cache = self.attn.forward_fixed(self.ln1(x), k_cache, v_cache, pos)
         x = x + a
         return x + self.mlp(self.ln2(x)), k_cache, v_cache
-
-
-def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """Mask all but the top-k tokens and/or the smallest set holding top-p of the probability."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = sorted_logits.softmax(-1)
-        drop = probs.cumsum(-1) - probs > top_p  # keep the token that crosses top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-    return logits
-
-
-def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
-         top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """(B, V) logits -> (B,) tokens; temperature 0 is greedy."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(-1)
-    # The exponential race (argmax of p / E, E ~ Exp(1)) draws from probs exactly like
-    # torch.multinomial, without the host-side validity check that multinomial syncs on each call.
-    # E = -log U with U in [0, 1) is never 0 (so p = 0 stays 0), and on a CPU it is 4x faster than
-    # exponential_().
-    race = torch.rand(probs.shape, generator=generator, device=probs.device).log_().neg_()
-    return (probs / race).argmax(-1)
-
-
-def decoding_attention(device: torch.device) -> contextlib.AbstractContextManager:
-    """The attention backends for token-by-token decoding: on CUDA, any but cuDNN.
-
-    cuDNN attention (which PyTorch may prefer on Hopper GPUs) builds an execution plan for every new
-    sequence length, and decoding has a new key length at every step: a plan build per token costs
-    more than the step itself. Flash and memory-efficient attention take any length as is.
-    """
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
-
-
-class _EagerStep:
-    """Fixed-shape decoding steps run op by op (what the CUDA graph replays; used off CUDA and in tests)."""
-
-    def __init__(self, model: HSVTransformer, cache: list[dict], n: int):
-        device = cache[0]["k"].device
-        self.model, self.cache = model, cache
-        self.tok = torch.zeros(n, 1, dtype=torch.long, device=device)
-        self.pos = torch.zeros(1, dtype=torch.long, device=device)
-
-    def __call__(self, tok: torch.Tensor, pos: int) -> torch.Tensor:
-        self.tok.copy_(tok[:, None])
-        self.pos.fill_(pos)
-        return self._run()
-
-    def _run(self) -> torch.Tensor:
-        return self.model._static_step(self.tok, self.cache, self.pos)
-
-
-class _GraphStep(_EagerStep):
-    """One fixed-shape decoding step captured as a CUDA graph; each call refills the inputs and replays it.
-
-    The logits it returns live in the graph's memory and are overwritten by the next call.
-    """
-
-    def __init__(self, model: HSVTransformer, cache: list[dict], n: int):
-        super().__init__(model, cache, n)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the capture: kernel selection, allocator
-            for _ in range(2):
-                super()._run()
-        torch.cuda.current_stream().wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.logits = model._static_step(self.tok, cache, self.pos)
-
-    def _run(self) -> torch.Tensor:
-        self.graph.replay()
-        return self.logits
 
 
 class HSVTransformer(ArtModel):
@@ -226,6 +151,7 @@ class HSVTransformer(ArtModel):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self._head_weight: torch.Tensor | None = None  # set only in a decoding copy (`_decoding_copy`)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -241,13 +167,17 @@ class HSVTransformer(ArtModel):
             nn.init.normal_(m.weight, 0.0, 0.02)
 
     # -- core -----------------------------------------------------------------------------------
+    def _positions(self, pos: torch.Tensor) -> torch.Tensor:
+        """(L,) raster positions -> (L, n_embd): row plus column embedding."""
+        return self.row_emb(pos // self.W) + self.col_emb(pos % self.W)
+
     def _embed(self, inputs: torch.Tensor, pos0: int | torch.Tensor = 0) -> torch.Tensor:
         L = inputs.shape[1]
-        pos = torch.arange(L, device=inputs.device) + pos0
-        return self.drop(self.tok_emb(inputs) + self.row_emb(pos // self.W) + self.col_emb(pos % self.W))
+        return self.drop(self.tok_emb(inputs) + self._positions(torch.arange(L, device=inputs.device) + pos0))
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.ln_f(x), self.tok_emb.weight[: self.vocab])  # tied weights
+        w = self._head_weight if self._head_weight is not None else self.tok_emb.weight[: self.vocab]  # tied
+        return F.linear(self.ln_f(x), w)
 
     def logits(self, inputs: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Full-sequence logits: inputs (B, L) start token + tokens -> (B, L, vocab) (or (B, vocab))."""
@@ -275,44 +205,72 @@ class HSVTransformer(ArtModel):
         return 6 * n + 12 * c.n_layer * c.n_embd * self.H * self.W
 
     # -- sampling -------------------------------------------------------------------------------
-    def _new_cache(self, B: int, device, dtype) -> list[dict]:
+    def _new_cache(self, B: int, device, dtype) -> list[torch.Tensor]:
         c = self.config
         T = self.H * self.W
-        shape = (B, c.n_head, T, c.n_embd // c.n_head)
-        return [{"k": torch.zeros(shape, device=device, dtype=dtype), "v": torch.zeros(shape, device=device,
-                                                                                      dtype=dtype)}
-                for _ in self.blocks]
+        return [torch.zeros(2, B, c.n_head, T, c.n_embd // c.n_head, device=device, dtype=dtype)
+                for _ in self.blocks]  # per layer: keys and values
 
-    def _step(self, inputs: torch.Tensor, cache: list[dict], pos: int) -> torch.Tensor:
+    def _step(self, inputs: torch.Tensor, cache: list[torch.Tensor], pos: int) -> torch.Tensor:
         x = self._embed(inputs, pos)
         for block, kv in zip(self.blocks, cache, strict=True):
             x = block(x, kv, pos)
         return self._head(x[:, -1])
 
-    def _static_step(self, tok: torch.Tensor, cache: list[dict], pos: torch.Tensor) -> torch.Tensor:
-        """``_step`` for one token at a position held in a tensor, with fixed shapes throughout."""
-        x = self._embed(tok, pos)
-        T = cache[0]["k"].shape[2]
-        seen = (torch.arange(T, device=tok.device) <= pos).view(1, 1, 1, T)
+    def _static_step(self, tok: torch.Tensor, cache: list[torch.Tensor], pos: torch.Tensor, length: int,
+                     positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``_step`` for one token at a position held in a tensor, attending to the cache's first ``length``
+        slots: fixed shapes throughout. ``positions``: ``_positions`` of every slot, computed once per
+        decoding rather than in every step. The mask is built once here as an additive bias in the
+        cache's dtype, which attention takes as is (a boolean one it would convert in every layer)."""
+        where = positions.index_select(0, pos) if positions is not None else self._positions(pos)
+        x = self.tok_emb(tok) + where
+        bias = torch.zeros(length, dtype=cache[0].dtype, device=tok.device)
+        bias = bias.masked_fill_(torch.arange(length, device=tok.device) > pos, float("-inf")).view(1, 1, 1, length)
         for block, kv in zip(self.blocks, cache, strict=True):
-            x = block.forward_static(x, kv["k"], kv["v"], pos, seen)
+            x = block.forward_static(x, kv, pos, bias)
         return self._head(x[:, -1])
+
+    def _decoding_copy(self, dtype: torch.dtype) -> HSVTransformer:
+        """This model with its matrix weights (and a copy of the tied output weights) in ``dtype``.
+
+        Under autocast a matmul with fp32 weights first casts them, in every layer of every decoding
+        step; with the weights already in bf16 those casts go. The embeddings and norms stay as they
+        are, so the numbers equal those of autocast over this model.
+        """
+        if dtype == self.tok_emb.weight.dtype:
+            return self
+        dm = copy.deepcopy(self)
+        for m in dm.modules():
+            if isinstance(m, nn.Linear):
+                m.to(dtype)
+        dm._head_weight = self.tok_emb.weight[: self.vocab].detach().to(dtype)
+        return dm
 
     @torch.no_grad()
     def generate(self, n: int, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                 use_cache: bool = True, static: bool | None = None) -> torch.Tensor:
+                 use_cache: bool = True, static: bool | None = None, dtype: torch.dtype | None = None,
+                 bucket: int = 128) -> torch.Tensor:
         """Generate (n, H, W) tokens; ``prompt`` (n, P) fixes the first P tokens in raster order.
 
-        ``static`` decodes with fixed-shape steps over the full-size cache (attention masked to the
-        filled slots) and, on CUDA, captures one step as a CUDA graph and replays it per token, so
-        the host launches one graph instead of every kernel of every layer. ``None`` picks it on CUDA
-        for up to 128 images: on an H100 (``base``, 32x32) 64 images took 1.24 s with the graph and
-        3.61 s without, while at 256 the full-length attention made it slower (3.32 s vs 3.03 s).
+        ``dtype``: the decoding precision; ``None`` is bf16 on CUDA (autocast, with the matrix weights
+        cast once, see ``_decoding_copy``) and the model's own dtype elsewhere.
+
+        ``static`` decodes with fixed-shape steps (``StaticDecoder``): the token is drawn and written
+        inside the step, and attention reads the cache in buckets of ``bucket`` slots. On CUDA each
+        bucket's step is a CUDA graph, replayed per token. ``None`` picks it on CUDA for up to 128
+        images: on an H100 (``base``, 32x32, one full-length graph) 64 images took 1.24 s with the
+        graph and 3.61 s without, while at 256 the full-length attention made it slower (3.32 s vs
+        3.03 s). The buckets are meant to remove that cost (GPU figures owed, docs/benchmarks.md).
         """
         device = self.tok_emb.weight.device
+        if bucket < 1:
+            raise ArtforgeError(f"bucket must be at least 1, got {bucket}")
         if static is None:
             static = use_cache and device.type == "cuda" and n <= 128
+        if dtype is None:
+            dtype = torch.bfloat16 if device.type == "cuda" else self.tok_emb.weight.dtype
         T = self.H * self.W
         out = torch.zeros(n, T, dtype=torch.long, device=device)
         P = 0 if prompt is None else prompt.shape[1]
@@ -321,31 +279,33 @@ class HSVTransformer(ArtModel):
         if P >= T:
             return out.view(n, self.H, self.W)
         seq = torch.cat([torch.full((n, 1), self.start, dtype=torch.long, device=device), out[:, :P]], 1)
-        with decoding_attention(device):
-            self._decode(out, seq, P, generator, temperature, top_k, top_p, use_cache, static)
+        model = self._decoding_copy(dtype)
+        lower = dtype != self.tok_emb.weight.dtype
+        with torch.autocast(device.type, dtype=dtype, enabled=lower), decoding_attention(device):
+            model._decode(out, seq, P, generator, (temperature, top_k, top_p), use_cache, static, bucket, dtype)
         return out.view(n, self.H, self.W)
 
-    def _decode(self, out: torch.Tensor, seq: torch.Tensor, P: int, generator, temperature: float,
-                top_k: int | None, top_p: float | None, use_cache: bool, static: bool) -> None:
+    def _decode(self, out: torch.Tensor, seq: torch.Tensor, P: int, generator, sampling: tuple,
+                use_cache: bool, static: bool, bucket: int, dtype: torch.dtype) -> None:
         """Fill ``out[:, P:]`` in place, one token per step; ``seq`` is the start token and the prompt."""
         n, T, device = out.shape[0], out.shape[1], out.device
-        if use_cache:
-            dtype = torch.bfloat16 if device.type == "cuda" and torch.is_autocast_enabled("cuda") else \
-                self.tok_emb.weight.dtype
-            cache = self._new_cache(n, device, dtype)
-            step = None
-            if static and P + 1 < T:  # built before the prefill: its warm-up writes slot 0 of the cache
-                step = _GraphStep(self, cache, n) if device.type == "cuda" else _EagerStep(self, cache, n)
-            logits = self._step(seq, cache, 0)  # prefill: start token + prompt
-            for pos in range(P, T):
-                tok = pick(logits, temperature, generator, top_k, top_p)
-                out[:, pos] = tok
-                if pos + 1 < T:
-                    logits = step(tok, pos + 1) if step is not None else self._step(tok[:, None], cache, pos + 1)
-        else:  # recompute the whole prefix each step (the reference the cache must match)
+        if not use_cache:  # recompute the whole prefix each step (the reference the cache must match)
             for pos in range(P, T):
                 logits = self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True)
-                out[:, pos] = pick(logits, temperature, generator, top_k, top_p)
+                out[:, pos] = pick(logits, sampling[0], generator, *sampling[1:])
+            return
+        cache = self._new_cache(n, device, dtype)
+        tok = pick(self._step(seq, cache, 0), sampling[0], generator, *sampling[1:])  # prefill: start + prompt
+        out[:, P] = tok
+        if P + 1 >= T:
+            return
+        if static:
+            StaticDecoder(self, cache, out, P + 1, *sampling, bucket=bucket,
+                          graphs=device.type == "cuda").run(tok, generator)
+            return
+        for pos in range(P + 1, T):
+            tok = pick(self._step(tok[:, None], cache, pos), sampling[0], generator, *sampling[1:])
+            out[:, pos] = tok
 
     @torch.no_grad()
     def sample(self, n, generator=None, temperature=1.0, labels=None, top_k=None, top_p=None, **_: Any):
@@ -448,7 +408,7 @@ class _Step(nn.Module):
 
     def forward(self, token, pos, k_cache, v_cache):
         m = self.m
-        x = m.tok_emb(token) + m.row_emb(pos // m.W) + m.col_emb(pos % m.W)
+        x = m.tok_emb(token) + m._positions(pos)
         ks, vs = [], []
         for i, block in enumerate(m.blocks):
             x, k, v = block.forward_fixed(x, k_cache[i], v_cache[i], pos)
