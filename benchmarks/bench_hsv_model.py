@@ -1,7 +1,8 @@
 """hsv-transformer speed: training tokens/s (and MFU on a GPU), KV-cache vs recompute sampling.
 
 On a CPU it measures the tiny preset; with CUDA it also measures the base preset the issue names
-(d512, 8 layers, 8 heads, batch 64, 32x32 hsv544, bf16, torch.compile) and 64-image sampling.
+(d512, 8 layers, 8 heads, batch 64, 32x32 hsv544, bf16, torch.compile) and sampling 64 and 256
+images (bf16, the decoding default on CUDA).
 """
 
 from __future__ import annotations
@@ -42,18 +43,20 @@ def hsv_model(preset: str, device: str, **overrides):
 
 
 def generate_seconds(model, n: int, device: str, **options) -> float:
-    """Seconds for ``model.generate(n, **options)`` (bf16 autocast on CUDA), after a one-image warm-up."""
+    """Seconds for ``model.generate(n, **options)`` (bf16 on CUDA, its default), after a one-image warm-up.
+
+    The time includes what a user's call pays besides the steps: the bf16 copy of the weights and
+    the capture of the CUDA graphs."""
     import torch
 
     g = torch.Generator(torch.device(device)).manual_seed(0)
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
-        model.generate(1, generator=g, **options)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        model.generate(n, generator=g, **options)
-        if device == "cuda":
-            torch.cuda.synchronize()
+    model.generate(1, generator=g, **options)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    model.generate(n, generator=g, **options)
+    if device == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - t
 
 
@@ -85,16 +88,21 @@ def main() -> None:
         else:
             r = train_speed(cache, "tiny", 16, 24, "cpu", False)
             row("train tiny, batch 16, 32x32 hsv544, CPU", f"{r['tokens_per_s']:,.0f} tokens/s", "-")
-    preset, n, device = ("base", 64, "cuda") if cuda else ("tiny", 4, "cpu")
-    model = hsv_model(preset, device)
-    kv, full = sample_speed(preset, n, device, model)
-    row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache, step by step", f"{kv:.2f} s",
-        f"{full / kv:.0f}x faster than recomputing the prefix ({full:.1f} s)")
-    if cuda:  # fixed-shape steps replayed as a CUDA graph
-        st = generate_seconds(model, n, device, static=True)
-        row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache, CUDA graph", f"{st:.2f} s",
-            f"{full / st:.0f}x faster than recomputing the prefix")
+    from decode_ops import count_step
 
+    ops = count_step()
+    row("operators per decoding step, base, bf16 (dispatcher count, `decode_ops.py`)", f"{sum(ops.values())}",
+        ", ".join(f"{k} {v}" for k, v in ops.most_common(4)))
+    preset, device = ("base", "cuda") if cuda else ("tiny", "cpu")
+    model = hsv_model(preset, device)
+    for n in (64, 256) if cuda else (4,):
+        kv, full = sample_speed(preset, n, device, model)
+        row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache, step by step", f"{kv:.2f} s",
+            f"{full / kv:.1f}x faster than recomputing the prefix ({full:.1f} s)")
+        if cuda:  # fixed-shape steps replayed as CUDA graphs, one per length bucket
+            st = generate_seconds(model, n, device, static=True)
+            row(f"sample {n} x 1024 tokens, {preset}, {device}: KV cache, CUDA graphs", f"{st:.2f} s",
+                f"{full / st:.1f}x faster than recomputing the prefix")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,8 @@
 #!/bin/bash
-# The GPU figures docs/benchmarks.md still owes, in two parts that each fit a 10-minute call.
-#   bash benchmarks/gpu_owed.sh speed     # GPU tests, hsv training speed + sampling speed, profiles
+# The GPU figures docs/benchmarks.md still owes, in parts that each fit a 10-minute call.
+#   bash benchmarks/gpu_owed.sh decode    # GPU tests; hsv decoding paths at 64 and 256 images, kernels per step
+#   bash benchmarks/gpu_owed.sh mfu       # hsv training speed: compile modes, dropout, batch 128
+#   bash benchmarks/gpu_owed.sh speed     # hsv training speed + sampling speed (make bench's figures), profiles
 #   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
 # Needs the caches in .cache/gpu/ (commands in docs/benchmarks/h100-2026-11-23/README.md) and
 # writes logs to ${OUT:-gpu-out}/. Every step has its own timeout and prints as it goes.
@@ -13,7 +15,27 @@ A="python3 -m artforge"
 python3 -m pip install --no-deps --no-build-isolation -e . -q 2>&1 | grep -v WARNING
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 
-case "${1:-speed}" in
+case "${1:-decode}" in
+decode)
+  timeout 100 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -3
+  # CUDA graphs per length bucket (128, 64) against one graph over the whole cache (1024)
+  timeout 150 python3 benchmarks/profile_hsv.py --only decode --sample-batch 64 --bucket 128 64 1024 --rows 30 \
+    2>&1 | tee "$OUT/decode-64.txt"
+  timeout 200 python3 benchmarks/profile_hsv.py --only decode --sample-batch 256 --bucket 128 1024 --rows 0 \
+    2>&1 | tee "$OUT/decode-256.txt"
+  timeout 120 python3 benchmarks/profile_hsv.py --only decode --sample-batch 128 --bucket 128 --rows 0 \
+    2>&1 | tee "$OUT/decode-128.txt"
+  # one layer's attention at fixed lengths per backend, and the decoding with matmul (math) attention
+  timeout 60 python3 benchmarks/profile_hsv.py --only attention-lengths 2>&1 | tee "$OUT/attention-lengths.txt"
+  timeout 100 python3 benchmarks/profile_hsv.py --only decode --sample-batch 64 --bucket 128 --rows 0 \
+    --decode-attention math 2>&1 | tee "$OUT/decode-64-math.txt"
+  ;;
+mfu)
+  for mode in default max-autotune-no-cudagraphs; do
+    timeout 280 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --compile-mode $mode \
+      --rows 20 2>&1 | tee "$OUT/train-$mode.txt"
+  done
+  ;;
 speed)
   timeout 90 python3 benchmarks/profile_hsv.py --only attention --attn-len 256 2>&1 | tee "$OUT/attention.txt"
   timeout 230 python3 benchmarks/run.py hsv_model 2>&1 | tee "$OUT/bench_hsv_model.txt"
@@ -47,7 +69,7 @@ torch.save({k: s[k] for k in ('format', 'version', 'config', 'model')}, sys.argv
   tar czf "$OUT/runs.tgz" runs/pal-*/{config.json,metrics.jsonl,evals.jsonl,loss.png}
   ;;
 *)
-  echo "usage: $0 speed|quality" >&2
+  echo "usage: $0 decode|mfu|speed|quality" >&2
   exit 2
   ;;
 esac

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hsv_model import generate_seconds, hsv_model, sample_speed  # noqa: E402
+from bench_hsv_model import generate_seconds, hsv_model  # noqa: E402
 
 
 def _sync(device: str) -> None:
@@ -54,7 +54,7 @@ def train_one(args, batch: int, show_profile: bool) -> None:
     torch.manual_seed(0)
     model = hsv_model(args.preset, args.device, **({} if args.dropout is None else {"dropout": args.dropout})).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=args.device == "cuda")
-    fwd = torch.compile(model) if args.compile else model
+    fwd = torch.compile(model, mode=args.compile_mode) if args.compile else model
     tokens = torch.randint(0, 8193, (batch, 32, 32), device=args.device)
 
     def step() -> None:
@@ -80,8 +80,9 @@ def train_one(args, batch: int, show_profile: bool) -> None:
     if args.device == "cuda":
         extra = (f", MFU {tok_s * model.flops_per_token() / 989e12:.1%} of 989 TFLOP/s, "
                  f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    compiled = f", compiled ({args.compile_mode})" if args.compile else ""
     print(f"bare train step, {args.preset}, batch {batch}, dropout {model.config.dropout}, attention {args.attention}"
-          f"{', compiled' if args.compile else ''}: "
+          f"{compiled}: "
           f"{dt * 1e3:.1f} ms/step, {tok_s:,.0f} tokens/s{extra} (warm-up {warm:.0f} s)", flush=True)
     if show_profile and args.rows:
         from torch.profiler import ProfilerActivity, profile
@@ -139,31 +140,88 @@ def attention_backends(args) -> None:
                   f"{dt:.3f} s ({dt / T * 1e3:.3f} ms/step)", flush=True)
 
 
-def decode_steps(args) -> None:
+def _kernels(prof) -> int:
+    """How many GPU kernels a profile saw (each launch once)."""
+    from torch.autograd import DeviceType
+
+    return sum(e.count for e in prof.key_averages() if e.device_type == DeviceType.CUDA)
+
+
+def attention_at_lengths(args) -> None:
+    """One layer's decoding attention at fixed key lengths, per backend: what a CUDA-graph step pays.
+
+    Timed over many calls with CUDA events, so host launch costs do not count. ``flash`` attends to
+    exactly the filled slots (no mask, as the growing cache does); ``efficient`` and ``math`` attend
+    to a whole bucket with an additive mask, as the fixed-shape steps do. GB/s counts the keys and
+    values read."""
     import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if args.device != "cuda":
+        return
+    heads, dim, T = 8, 64, 1024
+    for n in args.attn_batches:
+        q = torch.randn(n, heads, 1, dim, device="cuda", dtype=torch.bfloat16)
+        kv = torch.randn(2, n, heads, T, dim, device="cuda", dtype=torch.bfloat16)
+        for L in (128, 512, 1024):
+            bias = torch.zeros(1, 1, 1, L, device="cuda", dtype=torch.bfloat16)
+            bias[..., L // 2 :] = float("-inf")  # half the bucket still unfilled
+            for name, backend, mask in (("flash", SDPBackend.FLASH_ATTENTION, None),
+                                        ("efficient", SDPBackend.EFFICIENT_ATTENTION, bias),
+                                        ("math", SDPBackend.MATH, bias)):
+                k, v = kv[0, :, :, :L], kv[1, :, :, :L]
+                with sdpa_kernel([backend]):
+                    for _ in range(3):
+                        F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    start.record()
+                    for _ in range(100):
+                        F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                    end.record()
+                    torch.cuda.synchronize()
+                us = start.elapsed_time(end) * 10  # ms per 100 calls -> us per call
+                gbs = 2 * n * heads * L * dim * 2 / (us * 1e-6) / 1e9
+                print(f"decode attention, batch {n}, {heads} heads x {dim}, key length {L}, {name}: "
+                      f"{us:.1f} us/call, {gbs:,.0f} GB/s of keys and values", flush=True)
+
+
+def decode_steps(args) -> None:
+    """Time each decoding path for ``--sample-batch`` images, then profile one run of the fixed-shape
+    steps op by op (not captured, so every kernel shows) and count the kernels of a step."""
+    import torch
+
+    from artforge_hsv.decoding import StaticDecoder
 
     model = hsv_model(args.preset, args.device)
     n = args.sample_batch
-    kv, full = sample_speed(args.preset, n, args.device, model)
-    rows = [("cache=True", kv), ("cache=False", full)]
+    rows = [("KV cache, step by step", {"static": False}), ("recompute the prefix", {"use_cache": False})]
     if args.device == "cuda":
-        rows.append(("cache=True, static=True (CUDA graph)", generate_seconds(model, n, args.device, static=True)))
-    for name, dt in rows:
-        print(f"generate {n} x 1024 tokens, {args.preset}, {name}: {dt:.2f} s ({dt / 1024 * 1e3:.2f} ms/step)",
-              flush=True)
+        rows += [(f"KV cache, CUDA graphs, bucket {b}", {"static": True, "bucket": b}) for b in args.buckets]
+    times = {}
+    for name, options in rows:
+        times[name] = dt = generate_seconds(model, n, args.device, **options)
+        ratio = f", {times['recompute the prefix'] / dt:.1f}x faster than recomputing" if len(times) > 2 else ""
+        print(f"generate {n} x 1024 tokens, {args.preset}, {name}, attention {args.decode_attention}: {dt:.2f} s "
+              f"({dt / 1024 * 1e3:.3f} ms/step){ratio}", flush=True)
     if not args.rows:
         return
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     g = torch.Generator(torch.device(args.device)).manual_seed(0)
-    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.device == "cuda"), \
-            profile(activities=acts) as prof:
-        model.generate(n, generator=g)
-        _sync(args.device)
+    capture = StaticDecoder._capture
+    StaticDecoder._capture = lambda self, buckets: None  # run the steps as plain kernels the profiler can see
+    try:
+        with profile(activities=acts) as prof:
+            model.generate(n, generator=g, static=True, bucket=args.buckets[0])
+            _sync(args.device)
+    finally:
+        StaticDecoder._capture = capture
     print(_table(prof, args.device, args.rows), flush=True)
-    print("the same table sorted by CPU time:", flush=True)
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows), flush=True)
+    if args.device == "cuda":
+        print(f"fixed-shape steps, bucket {args.buckets[0]}: {_kernels(prof) / 1023:.0f} GPU kernels per token "
+              "(prefill included)", flush=True)
 
 
 def main() -> None:
@@ -178,13 +236,29 @@ def main() -> None:
     ap.add_argument("--attention", choices=["default", "flash", "efficient", "cudnn"], default="default",
                     help="SDPA backend for the training steps")
     ap.add_argument("--attn-len", type=int, default=1024, help="longest key length in the attention test")
+    ap.add_argument("--attn-batch", dest="attn_batches", type=int, nargs="+", default=[64, 256],
+                    help="batches for the fixed-length attention timing")
+    ap.add_argument("--decode-attention", choices=["default", "math", "efficient"], default="default",
+                    help="SDPA backends generate may use (default: any but cuDNN)")
+    ap.add_argument("--bucket", dest="buckets", type=int, nargs="+", default=[128, 1024],
+                    help="length buckets of the CUDA-graph decoding to time (1024: the whole cache every step)")
+    ap.add_argument("--compile-mode", default="default", help="torch.compile mode for the training steps")
     ap.add_argument("--rows", type=int, default=15)
-    ap.add_argument("--only", choices=["train", "decode", "attention"])
+    ap.add_argument("--only", choices=["train", "decode", "attention", "attention-lengths"])
     args = ap.parse_args()
     if args.device == "cpu":
         args.compile = False
+    if args.decode_attention != "default":  # swap the backends generate decodes with
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        import artforge_hsv.model
+
+        backend = {"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION}[args.decode_attention]
+        artforge_hsv.model.decoding_attention = lambda device: sdpa_kernel([backend])
     if args.only in (None, "attention"):
         attention_backends(args)
+    if args.only in (None, "attention-lengths"):
+        attention_at_lengths(args)
     if args.only in (None, "train"):
         train_steps(args)
     if args.only in (None, "decode"):

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the bench modules share helpers (bench_hsv_model, decode_ops)
 
 
 def machine() -> str:
