@@ -93,6 +93,9 @@ def test_bf16_precision_on_cpu(runner, tiny_cache, tmp_path):
     r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "precision=fp16", "-o", tmp_path / "x",
                ok=False)
     assert "unknown precision 'fp16'" in r.output
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "compile_mode=fastest", "-o", tmp_path / "y",
+               ok=False)
+    assert "unknown train.compile_mode 'fastest'" in r.output and "max-autotune" in r.output
 
 
 def test_dataloader_workers_give_the_same_run(runner, tiny_cache, tmp_path):

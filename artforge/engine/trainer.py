@@ -30,6 +30,7 @@ from artforge.errors import ArtforgeError
 from artforge.fsutil import atomic_write_text
 
 PRECISIONS = ("auto", "bf16", "fp32")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     ckpt_every: int | None = None
     samples: int = 16
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode, e.g. max-autotune-no-cudagraphs (implies compile)
     device: str = "auto"
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32
     max_time: float | None = None  # seconds; a safety stop (not deterministic)
@@ -135,6 +137,8 @@ class Trainer:
         self.run_dir, self.run_config, self.cfg, self.quiet = run_dir, run_config, cfg, quiet
         if cfg.precision not in PRECISIONS:
             raise ArtforgeError(f"unknown precision {cfg.precision!r}; use {', '.join(PRECISIONS)}")
+        if cfg.compile_mode not in COMPILE_MODES:
+            raise ArtforgeError(f"unknown train.compile_mode {cfg.compile_mode!r}; use {', '.join(COMPILE_MODES)}")
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -200,8 +204,8 @@ class Trainer:
 
             self.forward = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                find_unused_parameters=len(self.model.phases) > 1)
-        if cfg.compile:
-            self.forward = torch.compile(self.forward)
+        if cfg.compile or cfg.compile_mode != "default":
+            self.forward = torch.compile(self.forward, mode=cfg.compile_mode)
         self.stop_reason: str | None = None
 
     # -- pieces ---------------------------------------------------------------------------------
