@@ -31,8 +31,10 @@ decode)
     --decode-attention math 2>&1 | tee "$OUT/decode-64-math.txt"
   ;;
 mfu)
+  timeout 150 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --loss lse --rows 20 \
+    2>&1 | tee "$OUT/train-lse.txt"
   for mode in default max-autotune-no-cudagraphs; do
-    timeout 280 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --compile-mode $mode \
+    timeout 200 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --compile-mode $mode \
       --rows 20 2>&1 | tee "$OUT/train-$mode.txt"
   done
   ;;
