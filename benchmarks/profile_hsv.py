@@ -49,8 +49,8 @@ def _attention(args):
 
 def lse_loss(model, batch: dict) -> dict:
     """The model's training loss written as logsumexp minus the target's logit (the same value as
-    its cross-entropy): autograd then keeps one number per token for the backward pass instead of
-    a log-softmax over the whole vocabulary. A candidate for the MFU gap, timed with ``--loss lse``."""
+    its cross-entropy). Its backward needs the logits and one number per token, where log-softmax's
+    reads a full-vocabulary output. A candidate for the MFU gap, timed with ``--loss lse``."""
     import torch
 
     from artforge.augment import augment
