@@ -280,8 +280,7 @@ class HSVTransformer(ArtModel):
             return out.view(n, self.H, self.W)
         seq = torch.cat([torch.full((n, 1), self.start, dtype=torch.long, device=device), out[:, :P]], 1)
         model = self._decoding_copy(dtype)
-        lower = dtype != self.tok_emb.weight.dtype
-        with torch.autocast(device.type, dtype=dtype, enabled=lower), decoding_attention(device):
+        with torch.autocast(device.type, dtype=dtype, enabled=model is not self), decoding_attention(device):
             model._decode(out, seq, P, generator, (temperature, top_k, top_p), use_cache, static, bucket, dtype)
         return out.view(n, self.H, self.W)
 
@@ -289,13 +288,17 @@ class HSVTransformer(ArtModel):
                 use_cache: bool, static: bool, bucket: int, dtype: torch.dtype) -> None:
         """Fill ``out[:, P:]`` in place, one token per step; ``seq`` is the start token and the prompt."""
         n, T, device = out.shape[0], out.shape[1], out.device
+        temperature, top_k, top_p = sampling
+
+        def draw(logits: torch.Tensor) -> torch.Tensor:
+            return pick(logits, temperature, generator, top_k, top_p)
+
         if not use_cache:  # recompute the whole prefix each step (the reference the cache must match)
             for pos in range(P, T):
-                logits = self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True)
-                out[:, pos] = pick(logits, sampling[0], generator, *sampling[1:])
+                out[:, pos] = draw(self.logits(torch.cat([seq, out[:, P:pos]], 1), last_only=True))
             return
         cache = self._new_cache(n, device, dtype)
-        tok = pick(self._step(seq, cache, 0), sampling[0], generator, *sampling[1:])  # prefill: start + prompt
+        tok = draw(self._step(seq, cache, 0))  # prefill: start + prompt
         out[:, P] = tok
         if P + 1 >= T:
             return
@@ -304,7 +307,7 @@ class HSVTransformer(ArtModel):
                           graphs=device.type == "cuda").run(tok, generator)
             return
         for pos in range(P + 1, T):
-            tok = pick(self._step(tok[:, None], cache, pos), sampling[0], generator, *sampling[1:])
+            tok = draw(self._step(tok[:, None], cache, pos))
             out[:, pos] = tok
 
     @torch.no_grad()
