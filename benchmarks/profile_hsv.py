@@ -212,8 +212,8 @@ def decode_steps(args) -> None:
     model = hsv_model(args.preset, args.device)
     n = args.sample_batch
     rows = [("KV cache, step by step", {"static": False}), ("recompute the prefix", {"use_cache": False})]
-    if args.device == "cuda":
-        rows += [(f"KV cache, CUDA graphs, bucket {b}", {"static": True, "bucket": b}) for b in args.buckets]
+    steps = "CUDA graphs" if args.device == "cuda" else "fixed-shape steps"
+    rows += [(f"KV cache, {steps}, bucket {b}", {"static": True, "bucket": b}) for b in args.buckets]
     times = {}
     for name, options in rows:
         times[name] = dt = generate_seconds(model, n, args.device, **options)
