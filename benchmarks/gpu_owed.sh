@@ -1,6 +1,7 @@
 #!/bin/bash
 # The GPU figures docs/benchmarks.md still owes, in parts that each fit a 10-minute call.
 #   bash benchmarks/gpu_owed.sh decode    # GPU tests; hsv decoding paths at 64 and 256 images, kernels per step
+#   bash benchmarks/gpu_owed.sh compiled  # the same decoding with torch.compile'd steps (generate(compile=True))
 #   bash benchmarks/gpu_owed.sh mfu       # hsv training speed: compile modes, dropout, batch 128
 #   bash benchmarks/gpu_owed.sh speed     # hsv training speed + sampling speed (make bench's figures), profiles
 #   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
@@ -29,6 +30,13 @@ decode)
   timeout 60 python3 benchmarks/profile_hsv.py --only attention-lengths 2>&1 | tee "$OUT/attention-lengths.txt"
   timeout 100 python3 benchmarks/profile_hsv.py --only decode --sample-batch 64 --bucket 128 --rows 0 \
     --decode-attention math 2>&1 | tee "$OUT/decode-64-math.txt"
+  ;;
+compiled)
+  timeout 150 python3 -m pytest -q -m gpu tests/test_gpu.py -k compiled 2>&1 | tail -3
+  for n in 64 256; do
+    timeout 200 python3 benchmarks/profile_hsv.py --only decode --sample-batch $n --bucket 128 --compile-decode \
+      --rows 0 2>&1 | tee "$OUT/decode-$n-compiled.txt"
+  done
   ;;
 mfu)
   timeout 150 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --loss lse --rows 20 \

@@ -214,8 +214,16 @@ def decode_steps(args) -> None:
     rows = [("KV cache, step by step", {"static": False}), ("recompute the prefix", {"use_cache": False})]
     steps = "CUDA graphs" if args.device == "cuda" else "fixed-shape steps"
     rows += [(f"KV cache, {steps}, bucket {b}", {"static": True, "bucket": b}) for b in args.buckets]
+    if args.compile_decode:
+        rows += [(f"KV cache, {steps}, compiled, bucket {b}", {"compile": True, "bucket": b}) for b in args.buckets]
     times = {}
     for name, options in rows:
+        if options.get("compile"):  # the first call at this batch compiles; the timed calls reuse it
+            t = time.perf_counter()
+            model.generate(n, generator=torch.Generator(torch.device(args.device)).manual_seed(0), **options)
+            _sync(args.device)
+            print(f"first call with compile=True, bucket {options['bucket']}: {time.perf_counter() - t:.1f} s",
+                  flush=True)
         times[name] = dt = generate_seconds(model, n, args.device, **options)
         ratio = f", {times['recompute the prefix'] / dt:.1f}x faster than recomputing" if len(times) > 2 else ""
         print(f"generate {n} x 1024 tokens, {args.preset}, {name}, attention {args.decode_attention}: {dt:.2f} s "
@@ -258,6 +266,8 @@ def main() -> None:
                     help="SDPA backends generate may use (default: any but cuDNN)")
     ap.add_argument("--bucket", dest="buckets", type=int, nargs="+", default=[128, 1024],
                     help="length buckets of the CUDA-graph decoding to time (1024: the whole cache every step)")
+    ap.add_argument("--compile-decode", action="store_true",
+                    help="also time the decoding with torch.compile'd steps (generate(compile=True))")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode for the training steps")
     ap.add_argument("--loss", choices=["model", "lse"], default="model",
                     help="the model's cross-entropy, or the same loss as logsumexp minus the target logit")

@@ -63,6 +63,19 @@ def test_fixed_shape_steps_give_the_same_tokens(model):
             assert torch.allclose(got, full[:, i], atol=1e-4, rtol=1e-4)
 
 
+def test_compiled_steps_give_the_same_tokens(model):
+    """``compile=True`` runs each fixed-shape step through torch.compile: same draws as the growing
+    cache, across length buckets (one compilation serves them all) and with a prompt."""
+    prompt = torch.randint(0, 129, (5, 4))
+    for temperature, top_k, top_p in ((1.0, None, None), (0.8, 30, 0.9)):
+        kw = {"prompt": prompt, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        a = model.generate(5, generator=torch.Generator().manual_seed(3), **kw)
+        b = model.generate(5, generator=torch.Generator().manual_seed(3), compile=True, bucket=8, **kw)
+        assert torch.equal(a, b), temperature
+    with pytest.raises(ArtforgeError, match="compile"):
+        model.generate(1, compile=True, use_cache=False)
+
+
 def test_bf16_decoding_casts_the_weights_once(model):
     """bf16 decoding runs a copy whose matrix weights are bf16 (no per-step casts); the model stays fp32."""
     prompt = torch.randint(0, 129, (4, 7))

@@ -6,14 +6,17 @@ small kernels, so it costs kernel launches and reads of the key/value cache, not
 CUDA graph and replayed. The model step, the draw and the write of the new token all happen inside
 the graph, and the host makes two calls per token: fill the noise, replay. The cache is attended in
 length buckets (the first 128 slots, the first 256, ...), so early steps read only the filled part
-of the cache, not all of it.
+of the cache, not all of it. With ``compile`` the step's model and draw are one ``torch.compile``d
+function: its fused kernels replace the step's many small ones (casts, norms, residual adds, the
+sampling arithmetic), in the graph and op by op alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -68,17 +71,36 @@ def decoding_attention(device: torch.device) -> contextlib.AbstractContextManage
     return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
+def sample_step(model: HSVTransformer, tok: torch.Tensor, cache: list[torch.Tensor], pos: torch.Tensor,
+                length: int, positions: torch.Tensor, noise: torch.Tensor | None, temperature: float,
+                top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """One fixed-shape step and its draw: (n, 1) token ``pos-1`` -> (n,) token ``pos``; the caches'
+    slot ``pos`` is written in place."""
+    logits = model._static_step(tok, cache, pos, length, positions)
+    return pick(logits, temperature, None, top_k, top_p, noise=noise)
+
+
+@functools.cache
+def compiled_sample_step() -> Any:
+    """``sample_step`` compiled once per process. Everything it reads is an argument, so later calls,
+    new decoding copies of the model included, reuse the compiled code: the first bucket length is
+    compiled as is, the next one once more with the length symbolic, and that serves every bucket."""
+    return torch.compile(sample_step)
+
+
 class StaticDecoder:
     """Fixed-shape decoding steps that sample in place, one CUDA graph per length bucket (op by op off CUDA).
 
     Step ``s`` embeds token ``s-1`` at slot ``s`` and writes the caches' slot ``s``. It attends to the
     first ``length`` slots of its bucket, with the slots after ``s`` masked. It draws token ``s`` from
     the noise the host has just filled, writes it to ``out[:, s]`` and moves ``pos`` on. Only the
-    noise and the replay are left to the host.
+    noise and the replay are left to the host. ``compile`` runs the step through
+    ``compiled_sample_step``.
     """
 
     def __init__(self, model: HSVTransformer, cache: list[torch.Tensor], out: torch.Tensor, start: int,
-                 temperature: float, top_k: int | None, top_p: float | None, bucket: int, graphs: bool):
+                 temperature: float, top_k: int | None, top_p: float | None, bucket: int, graphs: bool,
+                 compile: bool = False):
         n, T = out.shape
         device = out.device
         self.model, self.cache, self.out, self.start, self.bucket = model, cache, out, start, bucket
@@ -88,14 +110,14 @@ class StaticDecoder:
         self.noise = torch.zeros(n, model.vocab, device=device) if temperature > 0 else None
         self.positions = model._positions(torch.arange(T, device=device))
         self.lengths = [min(T, (b + 1) * bucket) for b in range(math.ceil(T / bucket))]
+        self.step = compiled_sample_step() if compile else sample_step
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         if graphs:
             self._capture(range(start // bucket, len(self.lengths)))
 
     def _body(self, length: int) -> None:
-        logits = self.model._static_step(self.tok, self.cache, self.pos, length, self.positions)
-        temperature, top_k, top_p = self.sampling
-        tok = pick(logits, temperature, None, top_k, top_p, noise=self.noise)
+        tok = self.step(self.model, self.tok, self.cache, self.pos, length, self.positions, self.noise,
+                        *self.sampling)
         self.out.index_copy_(1, self.pos, tok[:, None])
         self.tok.copy_(tok[:, None])
         self.pos.add_(1)

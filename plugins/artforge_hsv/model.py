@@ -251,7 +251,7 @@ class HSVTransformer(ArtModel):
     def generate(self, n: int, prompt: torch.Tensor | None = None, generator: torch.Generator | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  use_cache: bool = True, static: bool | None = None, dtype: torch.dtype | None = None,
-                 bucket: int = 128) -> torch.Tensor:
+                 bucket: int = 128, compile: bool = False) -> torch.Tensor:
         """Generate (n, H, W) tokens; ``prompt`` (n, P) fixes the first P tokens in raster order.
 
         ``dtype``: the decoding precision; ``None`` is bf16 on CUDA (autocast, with the matrix weights
@@ -263,12 +263,17 @@ class HSVTransformer(ArtModel):
         images: on an H100 (``base``, 32x32, one full-length graph) 64 images took 1.24 s with the
         graph and 3.61 s without, while at 256 the full-length attention made it slower (3.32 s vs
         3.03 s). The buckets are meant to remove that cost (GPU figures owed, docs/benchmarks.md).
+
+        ``compile`` runs each fixed-shape step through ``torch.compile`` (implies ``static``): fewer,
+        fused kernels per step, for a one-off compilation of some seconds per process.
         """
         device = self.tok_emb.weight.device
         if bucket < 1:
             raise ArtforgeError(f"bucket must be at least 1, got {bucket}")
+        if compile and (static is False or not use_cache):
+            raise ArtforgeError("compile needs the KV cache's fixed-shape steps (use_cache, static)")
         if static is None:
-            static = use_cache and device.type == "cuda" and n <= 128
+            static = compile or (use_cache and device.type == "cuda" and n <= 128)
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" else self.tok_emb.weight.dtype
         T = self.H * self.W
@@ -281,11 +286,12 @@ class HSVTransformer(ArtModel):
         seq = torch.cat([torch.full((n, 1), self.start, dtype=torch.long, device=device), out[:, :P]], 1)
         model = self._decoding_copy(dtype)
         with torch.autocast(device.type, dtype=dtype, enabled=model is not self), decoding_attention(device):
-            model._decode(out, seq, P, generator, (temperature, top_k, top_p), use_cache, static, bucket, dtype)
+            model._decode(out, seq, P, generator, (temperature, top_k, top_p), use_cache, static, bucket, dtype,
+                          compile)
         return out.view(n, self.H, self.W)
 
     def _decode(self, out: torch.Tensor, seq: torch.Tensor, P: int, generator, sampling: tuple,
-                use_cache: bool, static: bool, bucket: int, dtype: torch.dtype) -> None:
+                use_cache: bool, static: bool, bucket: int, dtype: torch.dtype, compile: bool) -> None:
         """Fill ``out[:, P:]`` in place, one token per step; ``seq`` is the start token and the prompt."""
         n, T, device = out.shape[0], out.shape[1], out.device
         temperature, top_k, top_p = sampling
@@ -303,8 +309,8 @@ class HSVTransformer(ArtModel):
         if P + 1 >= T:
             return
         if static:
-            StaticDecoder(self, cache, out, P + 1, *sampling, bucket=bucket,
-                          graphs=device.type == "cuda").run(tok, generator)
+            StaticDecoder(self, cache, out, P + 1, *sampling, bucket=bucket, graphs=device.type == "cuda",
+                          compile=compile).run(tok, generator)
             return
         for pos in range(P + 1, T):
             tok = draw(self._step(tok[:, None], cache, pos))
