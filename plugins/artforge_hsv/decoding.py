@@ -84,7 +84,9 @@ def sample_step(model: HSVTransformer, tok: torch.Tensor, cache: list[torch.Tens
 def compiled_sample_step() -> Any:
     """``sample_step`` compiled once per process. Everything it reads is an argument, so later calls,
     new decoding copies of the model included, reuse the compiled code: the first bucket length is
-    compiled as is, the next one once more with the length symbolic, and that serves every bucket."""
+    compiled as is, the next one once more with the length symbolic, and that serves every bucket.
+    Each new sampling setting (temperature, top-k, top-p) or dtype compiles once more; past
+    torch._dynamo's recompile limit (8) the step runs uncompiled, with the same results."""
     return torch.compile(sample_step)
 
 
