@@ -154,3 +154,15 @@ def test_odd_image_modes_are_converted(runner, tmp_path):
     assert by["p_transparent.png"][0, 0, 3] == 0 and by["p_transparent.png"][0, 7, 0] > 200
     assert by["anim.gif"][0, 0, 0] > 200 and by["anim.gif"][0, 0, 2] < 50  # first frame (red)
     assert abs(int(by["grey16.png"][0, 0, 0]) - 156) <= 9  # 40000/65535 of white
+
+
+def test_written_files_follow_the_umask_like_any_other_program(runner, emoji_dir, tmp_path):
+    """Atomic writes go through a private temporary file; the result must not stay private."""
+    import os
+
+    invoke(runner, "encode", "--codec", "hsv544", emoji_dir, "-o", tmp_path / "t.npz")
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "grid.png")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("t.npz", "grid.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
