@@ -78,6 +78,22 @@ def test_epochs_and_set(runner, tiny_cache, tmp_path):
     assert torch.load(run / "last.pt", weights_only=True)["ema"] is not None
 
 
+def test_ema_warms_up_instead_of_holding_the_initial_weights(runner, tiny_cache, tmp_path):
+    """ema=0.999 after 4 steps: without a warm-up the average would still be 99.6% the initial
+    weights; with it, it sits between them and the trained weights, nearer the trained ones."""
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "4", "--set", "train.ema=0.999", "-o", run)
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "--lr", "1e-12", "-o", tmp_path / "init")
+    state = torch.load(run / "last.pt", weights_only=True)
+    init = torch.load(tmp_path / "init" / "last.pt", weights_only=True)["model"]
+    far = near = 0.0
+    for k, w in state["model"].items():
+        if w.dtype.is_floating_point:
+            far += float((state["ema"][k] - init[k].float()).norm())
+            near += float((state["ema"][k] - w.float()).norm())
+    assert near < far
+
+
 def test_bf16_precision_on_cpu(runner, tiny_cache, tmp_path):
     """--precision bf16 autocasts on the CPU too: the run trains, records it, and its weights differ
     from the fp32 run with the same seed (auto is fp32 on CPU)."""

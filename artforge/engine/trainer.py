@@ -490,7 +490,9 @@ class Trainer:
         raise NonFinite(f"training stopped: {name} became {value} at step {step + 1}{kept}; try a lower --lr")
 
     def _update_ema(self) -> None:
-        d = self.cfg.ema
+        # Warm-up: the decay grows with the step (0.1 after the first, 0.9 by step 80), so an average
+        # of 0.999 does not hold on to the initial weights for thousands of steps.
+        d = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
             for k, v in self.model.state_dict().items():
                 if v.dtype.is_floating_point:
