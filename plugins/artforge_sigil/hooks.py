@@ -38,3 +38,14 @@ def register_datasets(register):
         description="2440 alchemical, astrological, runic ... glyphs, 64x64 binary (OFL and free fonts)",
         codec="binary",
     )
+
+
+MODELS = {
+    "sigil-dae": "artforge_sigil.dae:SigilDAE",
+}
+
+
+@hookimpl
+def register_models(register):
+    for name, target in MODELS.items():
+        register(name, target)  # lazy: torch loads when a model is used
