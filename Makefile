@@ -55,9 +55,15 @@ demo: setup
 		--png $(DEMO)/tiger-ascii.png
 	@cat $(DEMO)/tiger.txt
 	@echo
+	@echo "== 7. sigils: a denoising autoencoder (300 steps, ~25 s) against a 3x3 median filter"
+	$(ARTFORGE) data build builtin:sigils64 -c binary --size 32 -o $(DEMO)/sigils32.h5
+	rm -rf $(DEMO)/sigil-dae
+	$(ARTFORGE) train --plugin sigil-dae --data $(DEMO)/sigils32.h5 --set preset=small --steps 300 \
+		--eval-every 300 -q -o $(DEMO)/sigil-dae
+	$(ARTFORGE) eval $(DEMO)/sigil-dae
 	@echo "done. In $(DEMO)/: tour.png (codecs), samples.png, complete.png, onnx-samples.png,"
 	@echo "tiger-pico8.png, tiger.txt, tiger-ascii.png,"
-	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/)"
+	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/), sigil-dae/"
 
 bench: setup
 	$(PY) benchmarks/run.py
