@@ -64,8 +64,9 @@ def test_median3_removes_specks_and_keeps_solid_strokes():
 # -- sigil-dae ------------------------------------------------------------------------------------
 def test_dae_learns_to_clean_corrupted_glyphs(glyphs, tmp_path):
     out = tmp_path / "dae"
-    run("train", "--plugin", "sigil-dae", "--data", glyphs, "--steps", 150, "--batch-size", 32, "--lr", "3e-3",
-        "--set", "preset=tiny", "--set", "noise=0.08", "--set", "holes=0", "--eval-every", 150, "-q", "-o", out)
+    res = run("train", "--plugin", "sigil-dae", "--data", glyphs, "--steps", 150, "--batch-size", 32, "--lr", "3e-3",
+              "--set", "preset=tiny", "--set", "noise=0.08", "--set", "holes=0", "--eval-every", 150, "-q", "-o", out)
+    assert "best.pt" in res.output and "samples/" not in res.output  # nothing to sample, none claimed
     run("eval", out)
     f = json.loads((out / "eval.json").read_text())["figures"]
     assert f["pixel_error_model"] < f["pixel_error_corrupted"]

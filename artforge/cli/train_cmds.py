@@ -229,7 +229,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     figures = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) if val else "n/a"
     _echo(f"{'stopped (max time)' if result['stop'] == 'max_time' else 'done'} at step {result['step']} "
           f"in {result['seconds']:.0f}s; validation: {figures}")
-    _echo(f"run folder {run_dir}: config.json, best.pt, last.pt, metrics.jsonl, samples/, loss.png")
+    held = [n for n in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "samples", "loss.png")
+            if (run_dir / n).exists()]  # a model that cannot sample leaves no samples/
+    _echo(f"run folder {run_dir}: " + ", ".join(n + "/" if (run_dir / n).is_dir() else n for n in held))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         import torch
 
