@@ -73,7 +73,7 @@ class SigilDAE(ArtModel):
         "base": {"width": 32, "levels": 4},
     }
     train_defaults = {"lr": 2e-3, "batch_size": 32, "weight_decay": 0.0, "grad_clip": 1.0}
-    EVAL_SEED = 7  # the corruption of held-out glyphs is the same for every run and checkpoint
+    EVAL_SEED = 7  # seeds the corruption of held-out glyphs (``held_out_corruption``)
 
     def __init__(self, config: SigilDAEConfig, info: DataInfo):
         super().__init__(config, info)
@@ -116,16 +116,22 @@ class SigilDAE(ArtModel):
         return self.denoise(tokens)
 
     # -- figures --------------------------------------------------------------------------------
-    def _corrupted(self, batches: Iterable[dict[str, torch.Tensor]], chunk: int = 256):
-        """(clean, corrupted) chunks of all held-out glyphs, corrupted in one fixed draw over the
-        whole set, so the figures do not depend on the batch size they arrive in."""
-        parts = [b["tokens"].to(self.device) for b in batches]
-        if not parts:
-            return
-        clean = torch.cat(parts)
-        g = torch.Generator(self.device).manual_seed(self.EVAL_SEED)
-        noisy = corrupt(clean, self.config.noise, self.config.holes, generator=g)
-        yield from zip(clean.split(chunk), noisy.split(chunk), strict=True)
+    def held_out_corruption(self, clean: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """The fixed corruption of held-out glyphs ``first``, ``first + 1``, ...: each glyph's draw
+        is seeded by its index, so figures depend neither on the batch size nor on the run."""
+        g = torch.Generator(clean.device)
+        out = []
+        for i in range(len(clean)):
+            g.manual_seed(self.EVAL_SEED * 1_000_003 + first + i)
+            out.append(corrupt(clean[i : i + 1], self.config.noise, self.config.holes, generator=g))
+        return torch.cat(out) if out else clean.clone()
+
+    def _corrupted(self, batches: Iterable[dict[str, torch.Tensor]]):
+        seen = 0
+        for batch in batches:
+            clean = batch["tokens"].to(self.device)
+            yield clean, self.held_out_corruption(clean, seen)
+            seen += len(clean)
 
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:

@@ -3,7 +3,7 @@
     python docs/images/sigil/make_images.py RUN_FOLDER
 
 Writes denoise.png beside itself: 8 held-out glyphs of the run's cache, one per column; rows are
-the clean glyph, the corrupted one (the run's noise and holes, one fixed draw), a 3x3
+the clean glyph, the corrupted one (the run's noise and holes, as `artforge eval` draws it), a 3x3
 median filter of it, and the model's output.
 """
 
@@ -13,13 +13,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
-from artforge_sigil.figures import corrupt, median3
+from artforge_sigil.figures import median3
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,8 +28,7 @@ def main(run: str) -> None:
     model, codec = loaded.model, loaded.codec
     ds = TokenDataset(loaded.config["data"]["cache"], "val", loaded.config["train"].get("val_fraction", 0.1))
     clean = ds.__getitems__(list(range(8)))["tokens"]
-    c = model.config
-    noisy = corrupt(clean, c.noise, c.holes, generator=torch.Generator().manual_seed(model.EVAL_SEED))
+    noisy = model.held_out_corruption(clean)  # exactly what `artforge eval` corrupts them with
     rows = [clean, noisy, median3(noisy), model.denoise(noisy)]
     tiles = np.concatenate([codec.decode(r.numpy().astype(codec.token_dtype)) for r in rows])
     save_png(make_grid(tiles, ncols=8), HERE / "denoise.png")
