@@ -98,7 +98,10 @@ def test_bad_inputs_are_one_line_errors(runner, emoji_dir, tmp_path):
     assert "nothere.png" in r.output
     (tmp_path / "zero.png").write_bytes(b"")
     r = invoke(runner, "encode", "-c", "hsv544", tmp_path / "zero.png", "-o", tmp_path / "x.npz", ok=False)
-    assert "no usable inputs" in r.output
+    assert "zero.png: no usable images (1 skipped)" in r.output
+    (tmp_path / "empty").mkdir()
+    r = invoke(runner, "convert", "-c", "binary", tmp_path / "empty", "-o", tmp_path / "c.png", ok=False)
+    assert "empty: no usable images (no image files found)" in r.output and "Traceback" not in r.output
     r = invoke(runner, "decode", src, "-o", tmp_path / "y.png", ok=False)
     assert "e001.png" in r.output and "not an artforge token file" in r.output
 

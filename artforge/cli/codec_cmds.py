@@ -24,6 +24,14 @@ def expand_inputs(inputs: tuple[str, ...], suffixes: set[str] | None) -> list[tu
     return out
 
 
+def no_usable_inputs(inputs, skipped: int) -> ArtforgeError:
+    """The error for a batch command left with nothing: which inputs, and whether files were
+    skipped (each already reported) or none were found at all."""
+    named = " ".join(str(i) for i in list(inputs)[:3]) + (" ..." if len(inputs) > 3 else "")
+    why = f"{skipped} skipped" if skipped else "no image files found"
+    return ArtforgeError(f"{named}: no usable images ({why})")
+
+
 def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str):
     """Read every input, skipping (and reporting) bad ones. Returns items, names, skipped."""
     items, names, skipped = [], [], []
@@ -64,7 +72,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     check_output(out)
     items, names, skipped = read_inputs(codec, inputs, size, resample)
     if not items:
-        raise ArtforgeError(f"no usable inputs ({len(skipped)} skipped)")
+        raise no_usable_inputs(inputs, len(skipped))
     batch = codec.stack(items)
     if codec.needs_fit:
         codec.fit([batch])
@@ -139,7 +147,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
         raise ArtforgeError("preview compares image codecs only")
     items, names, skipped = read_inputs(codecs[0], inputs, size, resample)
     if not items:
-        raise ArtforgeError(f"no usable inputs ({len(skipped)} skipped)")
+        raise no_usable_inputs(inputs, len(skipped))
     batch = codecs[0].stack(items)
     columns = [batch]
     for c in codecs:
@@ -254,7 +262,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
             save_png(codec.decode(tokens)[0], check_output(png))
         done += 1
     if not done:
-        raise ArtforgeError(f"no usable inputs ({skipped} skipped)")
+        raise no_usable_inputs(inputs, skipped)
     click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; skipped {skipped}" if skipped else ""))
 
 

@@ -461,7 +461,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     import numpy as np
     import torch
 
-    from artforge.cli.codec_cmds import read_inputs
+    from artforge.cli.codec_cmds import no_usable_inputs, read_inputs
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import check_output
@@ -478,8 +478,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
         _check_refinable(run, model)
     items, names, skipped = read_inputs(codec, images, _side(model, codec), "lanczos")
     if not items:
-        why = f" ({len(skipped)} skipped)" if skipped else ""
-        raise ArtforgeError(f"no usable images in {' '.join(images)}{why}")
+        raise no_usable_inputs(images, len(skipped))
     encoded = codec.encode(codec.stack(items))
     x = torch.from_numpy(encoded.astype(np.int64)).to(dev)
     if tuple(x.shape[1:]) != tuple(model.info.token_shape):

@@ -24,7 +24,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     import numpy as np
     import torch
 
-    from artforge.cli.codec_cmds import expand_inputs
+    from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
@@ -55,7 +55,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
             click.echo(f"note: {path} is {img.shape[1]}x{img.shape[0]}; resized to the model's {W}x{H}", err=True)
         pictures.append(codec.prepare(img, H))
     if not pictures:
-        raise ArtforgeError(f"no usable images ({skipped} skipped)")
+        raise no_usable_inputs(images, skipped)
     batch = np.stack(pictures)
     tokens = torch.from_numpy(codec.encode(batch).astype(np.int64)).to(dev)
     g = torch.Generator(dev).manual_seed(seed)
