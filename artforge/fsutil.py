@@ -25,6 +25,17 @@ def check_output(path: str | os.PathLike) -> Path:
     return path
 
 
+def output_folder(path: str | os.PathLike) -> Path:
+    """An output folder, made if missing (its parent must exist, as for an output file)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ArtforgeError(f"{path}: is a file, expected an output folder")
+    if not path.exists():
+        check_output(path)  # the parent must exist: one level is made, never a whole tree by a typo
+        path.mkdir()
+    return path
+
+
 @functools.cache
 def _umask() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it: put it straight back

@@ -48,10 +48,13 @@ def test_encode_folder_decode_grid_and_folder(runner, emoji_dir, tmp_path):
     assert z["tokens"].shape == (24, 32, 32) and "a/e001.png" in z["names"].tolist()
     invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "grid.png")
     assert Image.open(tmp_path / "grid.png").size[0] > 32 * 4
-    out = tmp_path / "each"
-    out.mkdir()
+    out = tmp_path / "each"  # a name ending in / is a folder, made if missing (one level)
     invoke(runner, "decode", tmp_path / "t.npz", "-o", str(out) + "/")
     assert len(list(out.glob("*.png"))) == 24
+    r = invoke(runner, "decode", tmp_path / "t.npz", "-o", str(tmp_path / "no" / "such") + "/", ok=False)
+    assert "does not exist" in r.output and not (tmp_path / "no").exists()
+    r = invoke(runner, "decode", tmp_path / "t.npz", "-o", str(tmp_path / "grid.png") + "/", ok=False)
+    assert "is a file, expected an output folder" in r.output
 
 
 def test_single_image_round_trip_matches_codec(runner, emoji_dir, tmp_path):

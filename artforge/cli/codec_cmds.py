@@ -94,9 +94,11 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
 def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> None:
     """Decode a token file back to pictures; the file names its codec.
 
-    One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder -> one PNG each.
+    One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
+    in /, made if missing) -> one PNG each.
     """
     from artforge.codecs import codec_from_config, get_codec
+    from artforge.fsutil import output_folder
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import load_tokens
@@ -111,8 +113,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
     out = Path(output)
     if out.is_dir() or output.endswith(("/", "\\")):
-        if not out.is_dir():
-            raise ArtforgeError(f"{out}: output folder does not exist")
+        output_folder(out)
         for img, name in zip(images, tf.names, strict=True):
             save_png(img, out / (_safe_name(Path(name).with_suffix("").as_posix()) + ".png"))
         click.echo(f"decoded {len(images)} with {codec.spec} -> {out}/")
@@ -222,10 +223,10 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     """Turn any picture into the codec's art form (palette pixel art, ASCII art, ...).
 
-    With several inputs, OUTPUT is a folder that receives one file per input.
+    With several inputs, OUTPUT is a folder (made if missing) that receives one file per input.
     """
     from artforge.codecs import get_codec
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
@@ -234,8 +235,8 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     files = expand_inputs(inputs, None)
     out = Path(output)
     many = len(files) > 1
-    if many and not out.is_dir():
-        raise ArtforgeError(f"{out}: with {len(files)} inputs, -o must be an existing folder")
+    if many:
+        output_folder(out)  # with many inputs -o names a folder: made if missing
     if png and many:
         raise ArtforgeError("--png takes one input; with many, use -o FOLDER")
     done, skipped = 0, 0
