@@ -24,7 +24,7 @@ def expand_inputs(inputs: tuple[str, ...], suffixes: set[str] | None) -> list[tu
     return out
 
 
-def no_usable_inputs(inputs, skipped: int) -> ArtforgeError:
+def no_usable_inputs(inputs: tuple[str, ...] | list[str], skipped: int) -> ArtforgeError:
     """The error for a batch command left with nothing: which inputs, and whether files were
     skipped (each already reported) or none were found at all."""
     named = " ".join(str(i) for i in list(inputs)[:3]) + (" ..." if len(inputs) > 3 else "")
