@@ -87,6 +87,17 @@ def tiny_cache(tmp_path_factory, emoji) -> Path:
     return d / "tiny.h5"
 
 
+def subset_cache(folder: Path, source: Path, n: int, codec: str, size: int) -> Path:
+    """A cache of the first ``n`` images of a built-in ``.npz`` set, fitted to ``size``."""
+    from artforge.data.cache import build_cache
+
+    with np.load(source) as z:
+        np.savez(folder / "subset.npz", images=z["images"][:n], names=z["names"][:n])
+    reset_plugin_manager()
+    build_cache(str(folder / "subset.npz"), codec, folder / "subset.h5", size=size, workers=1, progress=False)
+    return folder / "subset.h5"
+
+
 def subprocess_env(**extra: str) -> dict:
     env = dict(os.environ)
     env.pop("ARTFORGE_LOAD_PLUGINS", None)

@@ -16,7 +16,7 @@ from artforge.models import DataInfo
 from artforge.onnx_runtime import sample_onnx
 from artforge.plugins import reset_plugin_manager
 
-from conftest import invoke
+from conftest import invoke, subset_cache
 
 TILES = Path(__file__).resolve().parents[1] / "plugins" / "artforge_palette" / "data" / "tiles32.npz"
 UNCONDITIONAL = ["palette-ae", "palette-conv-ae", "palette-vae", "palette-conv-vae", "palette-gsvae"]
@@ -38,14 +38,7 @@ def train(cache, model, out, *extra):
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """40 tiles at 8x8, palette:auto/12."""
-    from artforge.data.cache import build_cache
-
-    d = tmp_path_factory.mktemp("palcache")
-    with np.load(TILES) as z:
-        np.savez(d / "t.npz", images=z["images"][:40], names=z["names"][:40])
-    reset_plugin_manager()
-    build_cache(str(d / "t.npz"), "palette:auto/12", d / "t.h5", size=8, workers=1, progress=False)
-    return d / "t.h5"
+    return subset_cache(tmp_path_factory.mktemp("palcache"), TILES, 40, "palette:auto/12", 8)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from artforge.plugins import reset_plugin_manager
 from artforge_sigil.figures import corrupt, median3
 
-from conftest import invoke
+from conftest import invoke, subset_cache
 
 SIGILS = Path(__file__).resolve().parents[1] / "plugins" / "artforge_sigil" / "data" / "sigils64.npz"
 
@@ -28,14 +27,7 @@ def run(*args, ok: bool = True):
 @pytest.fixture(scope="module")
 def glyphs(tmp_path_factory) -> Path:
     """240 built-in sigils as a 16x16 binary cache."""
-    from artforge.data.cache import build_cache
-
-    d = tmp_path_factory.mktemp("sigils")
-    with np.load(SIGILS) as z:
-        np.savez(d / "s.npz", images=z["images"][:240], names=z["names"][:240])
-    reset_plugin_manager()
-    build_cache(str(d / "s.npz"), "binary", d / "s16.h5", size=16, workers=1, progress=False)
-    return d / "s16.h5"
+    return subset_cache(tmp_path_factory.mktemp("sigils"), SIGILS, 240, "binary", 16)
 
 
 # -- figures --------------------------------------------------------------------------------------
