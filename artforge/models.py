@@ -80,6 +80,11 @@ class ArtModel(nn.Module):
         self.config = config
         self.info = info
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live (what new tensors for sampling and figures are made on)."""
+        return next(self.parameters()).device
+
     # -- training -------------------------------------------------------------------------------
     @property
     def phases(self) -> list[str]:

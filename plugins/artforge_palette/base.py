@@ -83,10 +83,6 @@ class PaletteModel(ArtModel):
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if not self.needs_labels:
             return None

@@ -89,10 +89,6 @@ class SigilDAE(ArtModel):
             raise ArtforgeError("sigil-dae: holes must be >= 0 and width >= 1")
         self.net = UNet(config.width, config.levels)
 
-    @property
-    def device(self) -> torch.device:
-        return self.net.out.weight.device
-
     def _loss(self, noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(noisy).float()
         return F.binary_cross_entropy_with_logits(logits, clean.float()), logits
