@@ -1,0 +1,1 @@
+"""artforge plugin: PSO2 Symbol Art (.saml layered symbols)."""
