@@ -164,6 +164,9 @@ def test_cli_convert_render_encode_decode_and_cache(runner, emoji, tmp_path):
     assert "2 items" in r.output and "skipped 1" in r.output
     r = invoke(runner, "encode", "-c", "saml:2", folder / "a.saml", "-o", tmp_path / "x.npz", ok=False)
     assert "3 visible layers, more than codec saml:2 holds" in r.output
+    assert "no usable .saml files (1 skipped)" in r.output
+    r = invoke(runner, "encode", "-c", "saml", tmp_path / "e.png", "-o", tmp_path / "x.npz", ok=False)
+    assert "e.png: a picture, not a .saml file" in r.output
 
 
 @pytest.mark.parametrize("spec, problem", [

@@ -24,12 +24,17 @@ def expand_inputs(inputs: tuple[str, ...], suffixes: set[str] | None) -> list[tu
     return out
 
 
-def no_usable_inputs(inputs: tuple[str, ...] | list[str], skipped: int) -> ArtforgeError:
+def no_usable_inputs(inputs: tuple[str, ...] | list[str], skipped: int, codec=None) -> ArtforgeError:
     """The error for a batch command left with nothing: which inputs, and whether files were
-    skipped (each already reported) or none were found at all."""
+    skipped (each already reported) or none were found at all. ``codec`` names what was wanted
+    when it reads something other than images (text, .saml)."""
     named = " ".join(str(i) for i in list(inputs)[:3]) + (" ..." if len(inputs) > 3 else "")
-    why = f"{skipped} skipped" if skipped else "no image files found"
-    return ArtforgeError(f"{named}: no usable images ({why})")
+    kind = "image"
+    if codec is not None and codec.input_kind != "image":
+        kind = "/".join(sorted(codec.input_suffixes or ())) or codec.input_kind
+    why = f"{skipped} skipped" if skipped else f"no {kind} files found"
+    return ArtforgeError(f"{named}: no usable {kind} files ({why})" if kind != "image"
+                         else f"{named}: no usable images ({why})")
 
 
 def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str):
@@ -72,7 +77,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     check_output(out)
     items, names, skipped = read_inputs(codec, inputs, size, resample)
     if not items:
-        raise no_usable_inputs(inputs, len(skipped))
+        raise no_usable_inputs(inputs, len(skipped), codec)
     batch = codec.stack(items)
     if codec.needs_fit:
         codec.fit([batch])

@@ -125,6 +125,8 @@ def read_saml(path: str | os.PathLike) -> SymbolArt:
         raise BadInput(p, f"cannot read: {exc.strerror or exc}") from None
     if not data.strip():
         raise BadInput(p, "empty file")
+    if data.startswith((b"\x89PNG", b"\xff\xd8", b"GIF8", b"RIFF", b"BM")):
+        raise BadInput(p, "a picture, not a .saml file (`artforge convert -c saml ...` turns pictures into Symbol Art)")
     return parse_saml(data, str(p))
 
 
