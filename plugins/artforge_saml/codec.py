@@ -155,8 +155,8 @@ class SamlCodec(Codec):
         t = t[None] if single else t
         out = []
         with torch.no_grad():
-            for i in range(0, len(t), 8):  # a piece's coverage is layers x 96 x 192 floats
-                img = self.renderer(torch.from_numpy(t[i : i + 8].astype(np.int64)))
+            for piece in t:  # one at a time: a piece's coverage (layers x 96 x 192) stays in cache
+                img = self.renderer(torch.from_numpy(piece[None].astype(np.int64)))
                 out.append((img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy())
         imgs = np.concatenate(out) if out else np.zeros((0, HEIGHT, WIDTH, 4), np.uint8)
         return imgs[0] if single else imgs

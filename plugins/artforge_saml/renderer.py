@@ -10,6 +10,7 @@ a discrete choice, not a gradient).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,17 +22,26 @@ OFFSET = 128  # coordinate tokens are value + 128
 
 
 class SamlRenderer(nn.Module):
+    """``softness``: edge widths (in symbol widths) to keep textures for; the first is used unless
+    :meth:`premultiplied` is given ``blur`` (in pixels), which picks for each layer the texture
+    whose edge is closest to ``blur`` pixels wide at that layer's size (used while fitting)."""
+
     def __init__(self, width: int = 192, height: int = 96, scale: int = 1, symbol_dir: str | None = None,
-                 softness: float = 0.0):
+                 softness: float | tuple[float, ...] = 0.0):
         super().__init__()
-        table, index = texture_table(symbol_dir, softness)
-        self.register_buffer("textures", torch.from_numpy(table))
-        # symbol token (id + 1) -> texture row; ids with no picture get the fallback (last) row
-        rows = torch.full((MAX_SYMBOL + 2,), len(table) - 1, dtype=torch.long)
+        levels = tuple(softness) if isinstance(softness, tuple | list) else (softness,)
+        tables = [texture_table(symbol_dir, s) for s in levels]
+        index = tables[0][1]
+        n = len(tables[0][0])
+        self.register_buffer("textures", torch.from_numpy(np.concatenate([t for t, _ in tables])))
+        self.register_buffer("levels", torch.tensor([max(s, 1e-4) for s in levels]).log())
+        # symbol token (id + 1) -> texture row at the first level; level k adds k * n
+        rows = torch.full((MAX_SYMBOL + 2,), n - 1, dtype=torch.long)
         for sid, r in index.items():
             if sid <= MAX_SYMBOL:
                 rows[sid + 1] = r
         self.register_buffer("rows", rows)
+        self.per_level = n
         self.width, self.height, self.scale = width, height, scale
         xs = -width / 2 + (torch.arange(width * scale) + 0.5) / scale
         ys = -height / 2 + (torch.arange(height * scale) + 0.5) / scale
@@ -45,7 +55,7 @@ class SamlRenderer(nn.Module):
         rgb = torch.where(a > 1e-6, out[:, :3] / a.clamp_min(1e-6), torch.zeros_like(out[:, :3]))
         return torch.cat([rgb.clamp(0, 1), a], 1)
 
-    def premultiplied(self, x: torch.Tensor) -> torch.Tensor:
+    def premultiplied(self, x: torch.Tensor, blur: float | None = None) -> torch.Tensor:
         """``(B, L, 13)`` -> ``(B, 4, H, W)`` premultiplied RGBA (what losses should compare)."""
         if x.dim() != 3 or x.shape[-1] != 13:
             raise ValueError(f"SAML layers must be (B, L, 13), got {tuple(x.shape)}")
@@ -57,7 +67,12 @@ class SamlRenderer(nn.Module):
         corners = (x[..., 5:] - OFFSET).view(*x.shape[:2], 4, 2)
         if hard:
             corners = corners.round()
-        cover = self.coverage(corners, symbol)  # (B, L, H, W)
+        level = None
+        if blur is not None and len(self.levels) > 1:
+            size = _quad_size(corners.detach()) * self.scale  # pixels across the layer
+            want = (blur / size.clamp_min(0.5)).log()
+            level = (want[..., None] - self.levels).abs().argmin(-1)
+        cover = self.coverage(corners, symbol, level)  # (B, L, H, W)
         a = cover * alpha[..., None, None]
         through = torch.cumprod(1 - a, 1)  # light passing each layer and all in front of it
         front = torch.cat([torch.ones_like(through[:, :1]), through[:, :-1]], 1)
@@ -65,7 +80,7 @@ class SamlRenderer(nn.Module):
         out_rgb = torch.einsum("blhw,blc->bchw", w, rgb)
         return torch.cat([out_rgb, 1 - through[:, -1:]], 1)
 
-    def coverage(self, corners: torch.Tensor, symbol: torch.Tensor) -> torch.Tensor:
+    def coverage(self, corners: torch.Tensor, symbol: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
         """How much of each pixel each layer's symbol covers, ``(B, L, H, W)``."""
         lt, lb, rt, rb = corners.unbind(2)  # each (B, L, 2)
         ua, va = _affine(lt, rt, lb, self.px, self.py)
@@ -76,6 +91,8 @@ class SamlRenderer(nn.Module):
         grid = torch.stack([u, v], -1)
         grid = (grid + MARGIN) / (1 + 2 * MARGIN) * 2 - 1  # texture space -> grid_sample's -1..1
         rows = self.rows[symbol]  # (B, L)
+        if level is not None:
+            rows = rows + level * self.per_level
         cover = torch.zeros(u.shape, dtype=u.dtype, device=u.device)
         for r in torch.unique(rows[symbol > 0]).tolist():
             sel = (rows == r) & (symbol > 0)
@@ -86,6 +103,14 @@ class SamlRenderer(nn.Module):
                               align_corners=False)
             cover = cover.index_put((sel.nonzero(as_tuple=True)), s.view(n, h, w))
         return cover
+
+
+def _quad_size(corners: torch.Tensor) -> torch.Tensor:
+    """The side of a square of the quad's area (shoelace over lt, rt, rb, lb), ``(B, L)``."""
+    lt, lb, rt, rb = corners.unbind(2)
+    ring = [lt, rt, rb, lb]
+    area = sum(a[..., 0] * b[..., 1] - b[..., 0] * a[..., 1] for a, b in zip(ring, ring[1:] + ring[:1], strict=True))
+    return (area.abs() / 2).sqrt()
 
 
 def _affine(o: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, px: torch.Tensor, py: torch.Tensor):
