@@ -101,6 +101,11 @@ class Codec:
             raise ArtforgeError(f"codec {self.spec} has no option(s) {', '.join('--' + k for k in options)}")
         return self.encode(images)
 
+    def convert_report(self) -> str | None:
+        """One line about the last :meth:`convert` call (say, a fit's error), which `artforge
+        convert` prints after each picture; None (the default) prints nothing."""
+        return None
+
     def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
         """Write one item in the codec's own file format (e.g. .txt); default: not supported."""
         raise ArtforgeError(f"codec {self.spec} has no file format of its own; write .png or .npz")

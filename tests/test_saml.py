@@ -143,8 +143,9 @@ def test_fit_of_a_transparent_picture_draws_nothing():
 
 def test_cli_convert_render_encode_decode_and_cache(runner, emoji, tmp_path):
     Image.fromarray(emoji[5], "RGBA").save(tmp_path / "e.png")
-    invoke(runner, "convert", "-c", "saml:10,steps=8", tmp_path / "e.png", "-o", tmp_path / "e.saml",
-           "--png", tmp_path / "e_fit.png")
+    r = invoke(runner, "convert", "-c", "saml:10,steps=8", tmp_path / "e.png", "-o", tmp_path / "e.saml",
+               "--png", tmp_path / "e_fit.png")
+    assert "e.png: " in r.output and "layers, PSNR" in r.output and "quadtree start" in r.output
     art = parse_saml((tmp_path / "e.saml").read_bytes())
     assert 1 <= len(art.layers) <= 10
     invoke(runner, "render", tmp_path / "e.saml", "-o", tmp_path / "r.png")

@@ -256,6 +256,9 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
         if codec.needs_fit:
             codec.fit([img[None]])
         tokens = codec.convert(img[None], **options)
+        note = codec.convert_report()
+        if note:
+            click.echo(f"{name}: {note}")
         target = out / (Path(name).stem + (out.suffix or _default_suffix(codec))) if many else out
         check_output(target)
         if target.suffix.lower() == ".png":

@@ -163,12 +163,25 @@ class SamlCodec(Codec):
 
     def convert(self, images: np.ndarray, **options: Any) -> np.ndarray:
         """Fit ``LAYERS`` layers to each RGBA picture (see :mod:`artforge_saml.fit`)."""
+        import time
+
         from artforge_saml.fit import fit_picture
 
         if options:
             raise ArtforgeError(f"codec {self.spec} has no option(s) {', '.join('--' + k for k in options)}")
-        return np.stack([fit_picture(np.asarray(img), self.layers, self.steps, WIDTH, HEIGHT).tokens
-                         for img in images]).astype(self.token_dtype)
+        t = time.perf_counter()
+        self._fits = [fit_picture(np.asarray(img), self.layers, self.steps, WIDTH, HEIGHT) for img in images]
+        self._fit_seconds = time.perf_counter() - t
+        return np.stack([r.tokens for r in self._fits]).astype(self.token_dtype)
+
+    def convert_report(self) -> str | None:
+        fits = getattr(self, "_fits", None)
+        if not fits:
+            return None
+        used = ", ".join(str(r.layers) for r in fits)
+        fit = ", ".join(f"{r.psnr_fit:.1f}" for r in fits)
+        start = ", ".join(f"{r.psnr_baseline:.1f}" for r in fits)
+        return (f"{used} layers, PSNR {fit} dB (quadtree start {start} dB), {self._fit_seconds:.1f} s")
 
     def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
         """One piece as a .saml file (reading it back gives the same tokens)."""
