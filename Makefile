@@ -27,7 +27,8 @@ test: setup lint
 EMOJI := docs/images/emoji
 
 # The main job on built-in data: codec tour, cache, ~1 minute of CPU training, samples,
-# completions, evaluation, ONNX export and onnxruntime sampling. Everything lands in $(DEMO)/.
+# completions, evaluation, ONNX export and onnxruntime sampling, then the other art forms
+# (pixel art, ASCII, a sigil denoiser, Symbol Art). Everything lands in $(DEMO)/.
 demo: setup
 	@mkdir -p $(DEMO)
 	@echo "== 1. codec tour: bundled emoji through hsv544 / hsv433 / hsv322, side by side"
@@ -61,8 +62,11 @@ demo: setup
 	$(ARTFORGE) train --plugin sigil-dae --data $(DEMO)/sigils32.h5 --set preset=small --steps 300 \
 		--eval-every 300 -q -o $(DEMO)/sigil-dae
 	$(ARTFORGE) eval $(DEMO)/sigil-dae
+	@echo "== 8. Symbol Art: the emoji as 64 layers of a .saml file, fitted by differentiable rendering"
+	$(ARTFORGE) convert $(EMOJI)/tiger-face.png --codec saml:64 -o $(DEMO)/tiger.saml
+	$(ARTFORGE) render $(DEMO)/tiger.saml -o $(DEMO)/tiger-saml.png
 	@echo "done. In $(DEMO)/: tour.png (codecs), samples.png, complete.png, onnx-samples.png,"
-	@echo "tiger-pico8.png, tiger.txt, tiger-ascii.png,"
+	@echo "tiger-pico8.png, tiger.txt, tiger-ascii.png, tiger.saml, tiger-saml.png,"
 	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/), sigil-dae/"
 
 bench: setup

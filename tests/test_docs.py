@@ -22,8 +22,14 @@ def test_readme_shows_the_two_commands_and_ci_runs_the_tests():
 
 
 def test_every_plugin_has_a_page():
-    for name in ("hsv", "palette", "ascii"):
-        assert (ROOT / "docs" / "plugins" / f"{name}.md").is_file()
+    import re
+
+    section = (ROOT / "pyproject.toml").read_text().split("[project.entry-points.artforge]")[1].split("\n[")[0]
+    names = re.findall(r"^(\w+) = ", section, re.M)
+    assert {"hsv", "palette", "ascii", "sigil", "saml"} <= set(names)
+    for name in names:
+        assert (ROOT / "docs" / "plugins" / f"{name}.md").is_file(), f"docs/plugins/{name}.md is missing"
+        assert f"docs/plugins/{name}.md" in (ROOT / "README.md").read_text(), f"README does not link {name}"
 
 
 def test_pictures_linked_from_docs_exist():
