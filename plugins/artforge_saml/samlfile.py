@@ -11,7 +11,7 @@ drawn in front, like the top of the game's layer list)::
     symbol id, r, g, b, alpha step 0..7, ltx, lty, lbx, lby, rtx, rty, rbx, rby
 
 Hidden layers and groups are left out (the tokens hold what you see). Coordinates are clamped to
-the game's range -128..127, as the game's own .sar format does.
+the game's range -128..127 (its own .sar format stores a byte per coordinate).
 """
 
 from __future__ import annotations
