@@ -123,13 +123,20 @@ def quantise(layers: torch.Tensor) -> torch.Tensor:
 
 
 def fit_picture(image: np.ndarray, layers: int, steps: int = 200, width: int = 192, height: int = 96,
-                seed: int = 0, lr: float = 0.5) -> FitResult:
-    """Fit at most ``layers`` layers to one ``(H, W, 4)`` uint8 RGBA picture."""
+                seed: int = 0, lr: float = 0.5, start: np.ndarray | None = None) -> FitResult:
+    """Fit at most ``layers`` layers to one ``(H, W, 4)`` uint8 RGBA picture.
+
+    ``start``: float layer rows ``(n, 13)`` (token layout, front row first, n <= layers) to begin
+    from instead of the quadtree mosaic, e.g. saml-net's guess; the baseline is then that start."""
     torch.manual_seed(seed)
     target_np, (bys, bxs) = place(image, width, height)
     target = torch.from_numpy(target_np).permute(2, 0, 1)[None]
-    blocks = quadtree(target_np, layers)
-    start = torch.from_numpy(mosaic_layers(target_np, blocks, width, height))[None]
+    if start is None:
+        start_np, opacity = mosaic_layers(target_np, quadtree(target_np, layers), width, height), None
+    else:
+        start_np = np.asarray(start, np.float32).reshape(-1, 13)[:layers]
+        opacity = torch.logit(torch.from_numpy(start_np[:, 4] / ALPHA_STEPS).clamp(0.05, 0.95))[None]
+    start = torch.from_numpy(start_np)[None]
     sharp = SamlRenderer(width, height)
     out = np.zeros((layers, 13), np.int64)
 
@@ -147,7 +154,7 @@ def fit_picture(image: np.ndarray, layers: int, steps: int = 200, width: int = 1
     # parameters: corners in canvas units, colour and opacity through sigmoids (always in range)
     corners = start[..., 5:].clone().requires_grad_(True)
     rgb = torch.logit((start[..., 1:4] / 255).clamp(0.02, 0.98)).requires_grad_(True)
-    op = torch.full(start.shape[:2], 3.0).requires_grad_(True)
+    op = (torch.full(start.shape[:2], 3.0) if opacity is None else opacity.clone()).requires_grad_(True)
     opt = torch.optim.Adam([{"params": [corners], "lr": lr}, {"params": [rgb, op], "lr": 0.05}])
 
     def current() -> torch.Tensor:

@@ -33,20 +33,20 @@ class SamlRenderer(nn.Module):
         tables = [texture_table(symbol_dir, s) for s in levels]
         index = tables[0][1]
         n = len(tables[0][0])
-        self.register_buffer("textures", torch.from_numpy(np.concatenate([t for t, _ in tables])))
-        self.register_buffer("levels", torch.tensor([max(s, 1e-4) for s in levels]).log())
+        self.register_buffer("textures", torch.from_numpy(np.concatenate([t for t, _ in tables])), persistent=False)
+        self.register_buffer("levels", torch.tensor([max(s, 1e-4) for s in levels]).log(), persistent=False)
         # symbol token (id + 1) -> texture row at the first level; level k adds k * n
         rows = torch.full((MAX_SYMBOL + 2,), n - 1, dtype=torch.long)
         for sid, r in index.items():
             if sid <= MAX_SYMBOL:
                 rows[sid + 1] = r
-        self.register_buffer("rows", rows)
+        self.register_buffer("rows", rows, persistent=False)
         self.per_level = n
         self.width, self.height, self.scale = width, height, scale
         xs = -width / 2 + (torch.arange(width * scale) + 0.5) / scale
         ys = -height / 2 + (torch.arange(height * scale) + 0.5) / scale
-        self.register_buffer("px", xs.view(1, 1, 1, -1))
-        self.register_buffer("py", ys.view(1, 1, -1, 1))
+        self.register_buffer("px", xs.view(1, 1, 1, -1), persistent=False)
+        self.register_buffer("py", ys.view(1, 1, -1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, L, 13)`` -> ``(B, 4, H, W)`` straight RGBA in [0, 1]."""
@@ -55,8 +55,12 @@ class SamlRenderer(nn.Module):
         rgb = torch.where(a > 1e-6, out[:, :3] / a.clamp_min(1e-6), torch.zeros_like(out[:, :3]))
         return torch.cat([rgb.clamp(0, 1), a], 1)
 
-    def premultiplied(self, x: torch.Tensor, blur: float | None = None) -> torch.Tensor:
-        """``(B, L, 13)`` -> ``(B, 4, H, W)`` premultiplied RGBA (what losses should compare)."""
+    def premultiplied(self, x: torch.Tensor, blur: float | None = None,
+                      mix: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``(B, L, 13)`` -> ``(B, 4, H, W)`` premultiplied RGBA (what losses should compare).
+
+        ``mix`` ``(probs (B, L, K), symbol tokens (K,))`` draws each layer as the probability-weighted
+        sum of those K symbols' coverages instead of its symbol column (differentiable in probs)."""
         if x.dim() != 3 or x.shape[-1] != 13:
             raise ValueError(f"SAML layers must be (B, L, 13), got {tuple(x.shape)}")
         hard = not x.is_floating_point()
@@ -72,7 +76,13 @@ class SamlRenderer(nn.Module):
             size = _quad_size(corners.detach()) * self.scale  # pixels across the layer
             want = (blur / size.clamp_min(0.5)).log()
             level = (want[..., None] - self.levels).abs().argmin(-1)
-        cover = self.coverage(corners, symbol, level)  # (B, L, H, W)
+        if mix is None:
+            cover = self.coverage(corners, symbol, level)  # (B, L, H, W)
+        else:
+            probs, choices = mix
+            cover = sum(probs[..., k, None, None] * self.coverage(corners, torch.full_like(symbol, int(t)), level)
+                        for k, t in enumerate(choices.tolist()))
+            alpha = x[..., 4] / ALPHA_STEPS
         a = cover * alpha[..., None, None]
         through = torch.cumprod(1 - a, 1)  # light passing each layer and all in front of it
         front = torch.cat([torch.ones_like(through[:, :1]), through[:, :-1]], 1)
