@@ -6,6 +6,8 @@ Specs (options after the layer count, separated by commas)::
     saml:64              up to 64 layers; `artforge convert` fits 64 layers to a picture
     saml:64,steps=400    fit with 400 gradient steps (default 200; 0 keeps the quadtree mosaic)
     saml,symbols=DIR     draw symbols with DIR/<id>.png pictures instead of artforge's stand-ins
+    saml:16,net=RUN      start the fit from a trained saml-net's layers (RUN: its run folder or a
+                         checkpoint) instead of the quadtree mosaic; with steps=0 they are kept as is
 
 Tokens per layer (row 0 is drawn in front; empty rows are all zero and come last)::
 
@@ -54,22 +56,26 @@ def tokens_to_layers(tokens: np.ndarray) -> np.ndarray:
 class SamlCodec(Codec):
     name = "saml"
     description = "PSO2 Symbol Art (.saml): layers of tinted symbol quads, 13 tokens per layer"
-    spec_help = "saml or saml:LAYERS (1-225), then options: steps=N, symbols=DIR; e.g. saml:64"
+    spec_help = "saml or saml:LAYERS (1-225), then options: steps=N, symbols=DIR, net=RUN; e.g. saml:64"
     input_kind = "saml"
     input_suffixes = {".saml"}
     native_suffixes = {".saml"}
 
-    def __init__(self, layers: int = MAX_LAYERS, steps: int = 200, symbols: str | None = None):
+    def __init__(self, layers: int = MAX_LAYERS, steps: int = 200, symbols: str | None = None,
+                 net: str | None = None):
         if not 1 <= layers <= MAX_LAYERS:
             raise ArtforgeError(f"bad codec spec: saml holds 1 to {MAX_LAYERS} layers, got {layers}")
         if not 0 <= steps <= 100_000:
             raise ArtforgeError(f"bad codec spec: steps must be 0..100000, got {steps}")
         if symbols is not None and not os.path.isdir(symbols):
             raise ArtforgeError(f"bad codec spec: symbols={symbols} is not a folder")
-        self.layers, self.steps, self.symbols = layers, steps, symbols
+        if net is not None and not os.path.exists(net):
+            raise ArtforgeError(f"bad codec spec: net={net}: no such run folder or checkpoint")
+        self.layers, self.steps, self.symbols, self.net = layers, steps, symbols, net
         opts = [str(layers)] if layers != MAX_LAYERS else []
         opts += [f"steps={steps}"] if steps != 200 else []
         opts += [f"symbols={symbols}"] if symbols else []
+        opts += [f"net={net}"] if net else []
         self.spec = "saml" + (":" + ",".join(opts) if opts else "")
         self.vocab_size = MAX_SYMBOL + 2
         self.token_shape = (layers, len(FIELDS))
@@ -84,11 +90,11 @@ class SamlCodec(Codec):
                 kw["layers"] = int(key)
             elif key == "steps" and value.isdigit():
                 kw["steps"] = int(value)
-            elif key == "symbols" and value:
-                kw["symbols"] = value
+            elif key in ("symbols", "net") and value:
+                kw[key] = value
             else:
                 raise ArtforgeError(f"bad codec spec 'saml:{args}': unknown option {part!r} "
-                                    "(expected LAYERS, steps=N or symbols=DIR)")
+                                    "(expected LAYERS, steps=N, symbols=DIR or net=RUN)")
         return cls(**kw)
 
     # -- reading .saml files ----------------------------------------------------------------------
@@ -170,9 +176,38 @@ class SamlCodec(Codec):
         if options:
             raise ArtforgeError(f"codec {self.spec} has no option(s) {', '.join('--' + k for k in options)}")
         t = time.perf_counter()
-        self._fits = [fit_picture(np.asarray(img), self.layers, self.steps, WIDTH, HEIGHT) for img in images]
+        if self.net is None:
+            self._fits = [fit_picture(np.asarray(img), self.layers, self.steps, WIDTH, HEIGHT) for img in images]
+        else:
+            self._fits = self._net_fits(images)
         self._fit_seconds = time.perf_counter() - t
         return np.stack([r.tokens for r in self._fits]).astype(self.token_dtype)
+
+    def _net_fits(self, images: Any) -> list:
+        """saml-net's layers for each picture (made square first: the net sees S x S pictures that
+        fill the canvas's middle 96x96), then the fit from there."""
+        import torch
+
+        from artforge.engine.run import load_run
+        from artforge_saml.fit import fit_picture, place
+
+        run = load_run(self.net, expect_model="saml-net")
+        net = run.model
+        if net.config.layers > self.layers:
+            raise ArtforgeError(f"net={self.net} draws {net.config.layers} layers, more than codec "
+                                f"{self.spec} holds (use saml:{net.config.layers} or more)")
+        fits = []
+        for img in images:
+            img = np.asarray(img)
+            side = max(img.shape[:2])
+            square = np.zeros((side, side, 4), np.uint8)
+            y0, x0 = (side - img.shape[0]) // 2, (side - img.shape[1]) // 2
+            square[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
+            small, _ = place(square, net.S, net.S)
+            with torch.no_grad():
+                rows = net.layers_for(torch.from_numpy(small).permute(2, 0, 1)[None])[0].numpy()
+            fits.append(fit_picture(square, self.layers, self.steps, WIDTH, HEIGHT, start=rows))
+        return fits
 
     def convert_report(self) -> str | None:
         fits = getattr(self, "_fits", None)
@@ -181,7 +216,8 @@ class SamlCodec(Codec):
         used = ", ".join(str(r.layers) for r in fits)
         fit = ", ".join(f"{r.psnr_fit:.1f}" for r in fits)
         start = ", ".join(f"{r.psnr_baseline:.1f}" for r in fits)
-        return (f"{used} layers, PSNR {fit} dB (quadtree start {start} dB), {self._fit_seconds:.1f} s")
+        began = "saml-net" if self.net else "quadtree"
+        return f"{used} layers, PSNR {fit} dB ({began} start {start} dB), {self._fit_seconds:.1f} s"
 
     def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
         """One piece as a .saml file (reading it back gives the same tokens)."""

@@ -22,3 +22,8 @@ def _renderer(codec):
     from artforge_saml.renderer import SamlRenderer
 
     return SamlRenderer(WIDTH, HEIGHT, symbol_dir=codec.symbols)
+
+
+@hookimpl
+def register_models(register):
+    register("saml-net", "artforge_saml.net:SamlNet")  # lazy: torch loads on use
