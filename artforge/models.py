@@ -6,7 +6,8 @@ named losses, and uses ``sample`` / ``evaluate`` / ``onnx_modules`` for the othe
 
 Models with several optimisers (GANs) list their ``phases``: each phase gets its own optimiser
 over ``phase_parameters(phase)`` and its own ``forward(batch, phase=...)`` call, in order, every
-step. Everything goes through ``forward`` so DistributedDataParallel works unchanged.
+step. A name may repeat (``["d", "d", "g"]``: two discriminator updates per generator update,
+one optimiser). Everything goes through ``forward`` so DistributedDataParallel works unchanged.
 """
 
 from __future__ import annotations

@@ -370,6 +370,7 @@ class Trainer:
         progress = Progress(self.total, self.step, enabled=self.main and not self.quiet)
         self.model.train()
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         finite_flags: list[tuple[int, str, torch.Tensor]] = []
         n_sum, t_log, wait = 0, time.perf_counter(), 0.0
         t_start = time.perf_counter() - self.elapsed
@@ -384,7 +385,8 @@ class Trainer:
                     wait += time.perf_counter() - t_wait
                     lr = lr_at(self.step, cfg, self.total)
                     self.model.on_step(self.step, self.total)
-                    for phase, opt in self.optimizers.items():
+                    for phase in self.model.phases:  # a phase may repeat (two discriminator steps per step)
+                        opt = self.optimizers[phase]
                         for group in opt.param_groups:
                             group["lr"] = lr
                         opt.zero_grad(set_to_none=True)
@@ -395,6 +397,7 @@ class Trainer:
                             d = v.detach().float()
                             finite_flags.append((self.step, key, d))
                             sums[key] = sums[key] + d if key in sums else d
+                            counts[key] = counts.get(key, 0) + 1
                         losses["loss"].backward()
                         if cfg.grad_clip > 0:
                             gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
@@ -416,7 +419,7 @@ class Trainer:
                     if due_log:
                         now = time.perf_counter()
                         dt = now - t_log
-                        means = self._reduce({k: float(v) / n_sum for k, v in sums.items()})
+                        means = self._reduce({k: float(v) / counts[k] for k, v in sums.items()})
                         sps = n_sum / dt if dt > 0 else 0.0
                         rec = {"step": self.step, "epoch": self.epoch, "split": "train", **means, "lr": lr,
                                "steps_per_s": sps, "samples_per_s": sps * cfg.batch_size,
@@ -427,7 +430,7 @@ class Trainer:
                             rec["mfu"] = rec["tokens_per_s"] * flops_tok / (peak * self.world)
                         metrics.write(rec)
                         progress.update(self.step, rec)
-                        sums, n_sum, wait, t_log = {}, 0, 0.0, now
+                        sums, counts, n_sum, wait, t_log = {}, {}, 0, 0.0, now
                     if due_eval and self.main:
                         last_eval = self.validate()
                         metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
