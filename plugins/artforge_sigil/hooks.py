@@ -41,6 +41,7 @@ def register_datasets(register):
 
 
 MODELS = {
+    "sigil-dcgan": "artforge_sigil.gan:SigilGAN",
     "sigil-dae": "artforge_sigil.dae:SigilDAE",
 }
 
