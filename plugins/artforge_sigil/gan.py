@@ -150,6 +150,7 @@ class SigilGAN(ArtModel):
             raise ArtforgeError(f"sigil-dcgan works at glyph size / scale, which must be a power of two of at "
                                 f"least 8: {size}x{size} / {config.scale} is not; pick another --set scale=")
         self.size, self.work = size, work
+        self._turn = 0  # which slice of the batch the next discriminator update takes
         self.G = Generator(config.latent, work, config.width)
         self.D = Discriminator(work, config.width, config.mbstd)
         for m in self.modules():
@@ -188,7 +189,7 @@ class SigilGAN(ArtModel):
         k = self.config.d_steps
         tokens = batch["tokens"]
         if phase == "d" and len(tokens) >= k:
-            turn = getattr(self, "_turn", 0) % k
+            turn = self._turn % k
             self._turn = turn + 1
             tokens = tokens[turn * len(tokens) // k : (turn + 1) * len(tokens) // k]
         elif len(tokens) >= k:

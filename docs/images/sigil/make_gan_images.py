@@ -21,7 +21,7 @@ from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
-from artforge_sigil.figures import frechet, nearest_iou, strokes
+from artforge_sigil.figures import frechet, nearest, nearest_iou, strokes
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,12 +29,6 @@ HERE = Path(__file__).resolve().parent
 def _split(loaded, split: str) -> torch.Tensor:
     ds = TokenDataset(loaded.config["data"]["cache"], split, loaded.config["train"].get("val_fraction", 0.1))
     return ds.__getitems__(list(range(len(ds))))["tokens"]
-
-
-def _nearest(ink: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    a, b = ink.flatten(1).float(), ref.flatten(1).float()
-    inter = a @ b.T
-    return ref[(inter / (a.sum(1, keepdim=True) + b.sum(1)[None] - inter).clamp_min(1)).argmax(1)]
 
 
 def main(gan_run: str, dae_run: str | None = None) -> None:
@@ -58,7 +52,7 @@ def main(gan_run: str, dae_run: str | None = None) -> None:
         rows.append(cleaned[:8])
         print(f"stroke FD to the held-out glyphs: samples {frechet(strokes(samples), strokes(held)):.2f}, "
               f"cleaned by the denoiser {frechet(strokes(cleaned), strokes(held)):.2f}")
-    rows.append(_nearest(samples[:8], train))
+    rows.append(train[nearest(samples[:8], train)[1]])
     png(rows, "gan_check.png")
 
 
