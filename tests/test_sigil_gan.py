@@ -122,7 +122,7 @@ def test_dcgan_learns_stroke_statistics_on_a_short_run(tmp_path):
     the held-out glyphs' (1,200 glyphs at 32x32: 60 held-out ones against 60 samples)."""
     glyphs = subset_cache(tmp_path, SIGILS, 1200, "binary", 32)
     out = tmp_path / "gan"
-    run("train", "--plugin", "sigil-dcgan", "--data", glyphs, "--steps", 300, "--batch-size", 32,
+    run("train", "--plugin", "sigil-dcgan", "--data", glyphs, "--steps", 300, "--batch-size", 32, "--lr", "5e-4",
         "--set", "preset=tiny", "--set", "width=8", "--eval-every", 300, "-q", "-o", out, "--seed", 0)
     init = tmp_path / "init"
     run("train", "--plugin", "sigil-dcgan", "--data", glyphs, "--steps", 1, "--lr", "1e-12", "--batch-size", 32,

@@ -19,6 +19,11 @@ What made it train on a CPU in minutes, where the 2015 recipe drew one blob for 
   than in training, and made a sample depend on its batch;
 - an average of the generator's weights (the engine's EMA) draws the samples.
 ``temperature`` scales the code (below 1 trades variety for typical glyphs).
+
+A known weakness: while the discriminator wins early on, the generator can fall to blank glyphs,
+its tanh saturated at the background; one seed of two stayed blank from step 150 to 800 before it
+came back. Without the tanh such spells end within 50 steps, but the glyphs were no better with
+that seed and worse with the other, so the tanh stays (figures in docs/plugins/sigil.md).
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent) -> (B, 1, size, size) grey ink in [-1, 1] (1 = ink)."""
+        """(B, latent) -> (B, 1, size, size) grey ink in [-1, 1] (above 0 = ink)."""
         return self.net(self.fc(z).view(-1, self.c0, 4, 4))
 
 
