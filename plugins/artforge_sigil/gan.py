@@ -162,10 +162,6 @@ class SigilGAN(ArtModel):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not hasattr(m, "parametrizations"):
                 nn.init.normal_(m.weight, 0.0, 0.02)
 
-    @property
-    def device(self) -> torch.device:
-        return self.G.fc.weight.device
-
     # -- training -------------------------------------------------------------------------------
     @property
     def phases(self) -> list[str]:
