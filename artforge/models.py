@@ -75,6 +75,9 @@ class ArtModel(nn.Module):
     onnx_sampler: ClassVar[str | None] = None
     #: evaluate() takes ``refine=N``: N gradient steps on each image's code (``artforge eval --refine``)
     refinable: ClassVar[bool] = False
+    #: state-dict entries (by name ending) the weight average copies instead of averaging:
+    #: counts and tables, which an average would blur
+    ema_copy: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__()

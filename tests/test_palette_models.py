@@ -195,11 +195,11 @@ def test_label_bank_counts_rows():
 
     m = PaletteCVAE(ConvVAEConfig(channels=(8, 8), latent_channels=2), DataInfo({}, 5, (4, 4), ["a", "b", "c"]))
     y = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
-    m._remember_labels(y)
-    m._remember_labels(y[:2])
+    m.remember_labels(y)
+    m.remember_labels(y[:2])
     rows = {tuple(r.tolist()): c for r, c in zip(m.label_rows, m.label_counts.tolist(), strict=True) if c > 0}
     assert rows == {(1.0, 0.0, 0.0): 3.0, (0.0, 1.0, 0.0): 2.0, (1.0, 0.0, 1.0): 1.0}
-    drawn = m._draw_labels(3000, torch.Generator().manual_seed(0))
+    drawn = m.draw_labels(3000, torch.Generator().manual_seed(0))
     share = (drawn == torch.tensor([1.0, 0, 0])).all(1).float().mean()
     assert abs(float(share) - 0.5) < 0.05
     with pytest.raises(ArtforgeError, match="reconstructs an image with its own labels"):

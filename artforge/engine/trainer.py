@@ -496,9 +496,10 @@ class Trainer:
         # Warm-up: the decay grows with the step (0.1 after the first, 0.9 by step 80), so an average
         # of 0.999 does not hold on to the initial weights for thousands of steps.
         d = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        copy = tuple(getattr(self.model, "ema_copy", ()))
         with torch.no_grad():
             for k, v in self.model.state_dict().items():
-                if v.dtype.is_floating_point:
+                if v.dtype.is_floating_point and not (copy and k.endswith(copy)):
                     self.ema[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
                 else:
                     self.ema[k].copy_(v)

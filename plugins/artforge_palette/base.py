@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from artforge.augment import augment
+from artforge.conditioning import LabelBank
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
 
-LABEL_BANK = 512  # distinct label vectors remembered for sampling without --label
 
-
-class PaletteModel(ArtModel):
+class PaletteModel(LabelBank, ArtModel):
+    conditional_twin = "palette-cvae"
     codecs = ("palette",)
     train_defaults = {"lr": 2e-3, "batch_size": 64, "weight_decay": 0.0, "grad_clip": 1.0}
     onnx_sampler = "artforge.onnx_runtime:latent_decoder"
@@ -52,13 +52,7 @@ class PaletteModel(ArtModel):
             raise ArtforgeError(f"{self.name}: shift must be 0 to {min(self.H, self.W) - 1} pixels, "
                                 f"got {getattr(config, 'shift', 0)}")
         self.V = info.vocab_size
-        self.n_labels = len(info.label_columns) if self.needs_labels else 0
-        if self.needs_labels and not self.n_labels:
-            raise ArtforgeError(f"model {self.name!r} is conditional and needs labels; build the cache with "
-                                "--labels (a .json/.csv file, dirs or npz:KEY)")
-        if self.needs_labels:
-            self.register_buffer("label_rows", torch.zeros(LABEL_BANK, self.n_labels))
-            self.register_buffer("label_counts", torch.zeros(LABEL_BANK))
+        self.init_label_bank(info.label_columns)
         self.beta_now = float(getattr(config, "beta", 1.0))
 
     # -- the pieces subclasses provide ----------------------------------------------------------
@@ -83,61 +77,17 @@ class PaletteModel(ArtModel):
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _labels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        if not self.needs_labels:
-            return None
-        y = batch.get("labels")
-        if y is None:
-            raise ArtforgeError(f"model {self.name!r} is conditional but the batch has no labels; "
-                                "build the cache with --labels")
-        return y.float()
-
     def _recon(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the palette, summed over the pixels of each image (nats per image)."""
         return F.cross_entropy(logits.float(), tokens, reduction="none").flatten(1).sum(1)
 
-    @torch.no_grad()
-    def _remember_labels(self, y: torch.Tensor) -> None:
-        """Count the label vectors seen in training, so sampling without --label can draw from them."""
-        rows, counts = self.label_rows, self.label_counts
-        used = counts > 0
-        eq = (y[:, None, :] == rows[None, :, :]).all(-1) & used[None, :]
-        hit = eq.any(1)
-        counts.index_add_(0, eq.float().argmax(1)[hit], torch.ones_like(y[hit, 0]))
-        if not bool(hit.all()):
-            new, inverse = torch.unique(y[~hit], dim=0, return_inverse=True)
-            seen = torch.bincount(inverse, minlength=len(new)).float()
-            free = (~used).nonzero().flatten()[: len(new)]
-            rows[free] = new[: len(free)]
-            counts[free] = seen[: len(free)]
-
-    def _draw_labels(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
-        if float(self.label_counts.sum()) == 0:
-            raise ArtforgeError(f"{self.name} saw no labels in training yet; pass --label NAME=VALUE")
-        pick = torch.multinomial(self.label_counts, n, replacement=True, generator=generator)
-        return self.label_rows[pick]
-
-    def _check_labels(self, labels: torch.Tensor | None, n: int, generator=None) -> torch.Tensor | None:
-        if not self.needs_labels:
-            if labels is not None:
-                raise ArtforgeError(f"{self.name} is unconditional; drop --label (use palette-cvae for labels)")
-            return None
-        if labels is None:
-            return self._draw_labels(n, generator)
-        labels = labels.to(self.device, torch.float32)
-        if labels.shape[-1] != self.n_labels:
-            raise ArtforgeError(f"{self.name} takes {self.n_labels} label columns, got {labels.shape[-1]}")
-        return labels.expand(n, -1) if labels.shape[0] == 1 else labels
-
     # -- training -------------------------------------------------------------------------------
     def forward(self, batch: dict[str, torch.Tensor], phase: str = "main") -> dict[str, torch.Tensor]:
         tokens = batch["tokens"]
-        y = self._labels(batch)
+        y = self.batch_labels(batch)  # counted for sampling without --label while training
         if self.training:
             c = self.config
             tokens = augment(tokens, getattr(c, "flip", False), getattr(c, "turn", False), getattr(c, "shift", 0))
-        if self.training and y is not None:
-            self._remember_labels(y)
         post = self.posterior(tokens, y)
         z = self.draw(post, train=self.training)
         logits = self.decode(z, y)
@@ -158,7 +108,7 @@ class PaletteModel(ArtModel):
         kept = []
         for batch in batches:
             tokens = batch["tokens"]
-            y = self._labels(batch)
+            y = self.batch_labels(batch)
             post = self.posterior(tokens, y)
             code = self.code(post)
             if refine:
@@ -243,7 +193,7 @@ class PaletteModel(ArtModel):
         most likely colour."""
         if top_k is not None or top_p is not None or options:
             raise ArtforgeError(f"{self.name} decodes each pixel's most likely colour; --top-k/--top-p do not apply")
-        y = self._check_labels(labels, n, generator)
+        y = self.check_labels(labels, n, generator)
         return self._argmax(self.prior(n, generator, temperature), y)
 
     @torch.no_grad()
@@ -254,7 +204,7 @@ class PaletteModel(ArtModel):
             raise ArtforgeError(f"{self.name} reconstructs an image with its own labels; pass them")
         self._check_refine(refine)
         tokens = tokens.to(self.device)
-        y = self._check_labels(labels, tokens.shape[0])
+        y = self.check_labels(labels, tokens.shape[0])
         code = self.code(self.posterior(tokens, y))
         if refine:
             code = self.refine_code(tokens, y, code, refine)
@@ -266,7 +216,7 @@ class PaletteModel(ArtModel):
         """``steps`` grids decoded from codes on the straight line between the codes of a and b."""
         if steps < 2:
             raise ArtforgeError("interpolation needs at least 2 steps (-n 2 or more)")
-        y = self._check_labels(labels, 1)
+        y = self.check_labels(labels, 1)
         za = self.code(self.posterior(a.to(self.device).reshape(1, self.H, self.W), y))
         zb = self.code(self.posterior(b.to(self.device).reshape(1, self.H, self.W), y))
         t = torch.linspace(0, 1, steps, device=self.device).view(-1, *([1] * (za.dim() - 1)))
@@ -298,11 +248,7 @@ class PaletteModel(ArtModel):
         info = {"latent_shape": list(self.latent_shape),
                 "latent": "categorical" if self.latent == "categorical" else "gaussian",
                 "temperature": "latent"}
-        if self.needs_labels:
-            used = self.label_counts > 0
-            info["label_rows"] = self.label_rows[used].cpu().tolist()
-            info["label_weights"] = self.label_counts[used].cpu().tolist()
-        return info
+        return info | self.label_manifest()
 
 
 class _Decoder(nn.Module):
