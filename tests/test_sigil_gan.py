@@ -141,3 +141,88 @@ def test_dcgan_refuses_sizes_it_cannot_build(tmp_path, size, scale):
     res = run("train", "--plugin", "sigil-dcgan", "--data", glyph_cache, "--steps", 1, "--batch-size", 4,
               "--set", f"scale={scale}", "-q", "-o", tmp_path / "r", ok=False)
     assert res.exit_code != 0 and "power of two" in res.output and "Traceback" not in res.output
+
+
+# -- sigil-cdcgan ---------------------------------------------------------------------------------
+def halves_cache(folder: Path, n: int = 512, size: int = 16) -> Path:
+    """Glyph-like bars, labelled by where they are: ``place=top`` bars lie in the upper half of the
+    square, ``place=bottom`` ones in the lower half."""
+    from artforge.data.cache import build_cache
+    from artforge.plugins import reset_plugin_manager
+
+    rng = np.random.default_rng(0)
+    images = np.full((n, size, size), 255, np.uint8)
+    place = np.where(np.arange(n) % 2 == 0, "top", "bottom")
+    for i in range(n):
+        top = 1 + rng.integers(0, size // 2 - 4) + (0 if place[i] == "top" else size // 2)
+        left = rng.integers(1, size // 2)
+        images[i, top : top + 3, left : left + rng.integers(size // 3, size // 2)] = 0
+    np.savez(folder / "halves.npz", images=images, names=np.array([f"g{i}" for i in range(n)]), place=place)
+    reset_plugin_manager()
+    build_cache(str(folder / "halves.npz"), "binary", folder / "halves.h5", size=size, labels="npz:place",
+                workers=1, progress=False)
+    return folder / "halves.h5"
+
+
+@pytest.fixture(scope="module")
+def halves(tmp_path_factory) -> Path:
+    return halves_cache(tmp_path_factory.mktemp("halves"))
+
+
+def test_cdcgan_draws_what_its_label_asks_for(halves, tmp_path):
+    """After a short run, samples asked for ``place=top`` put their ink in the top half and
+    ``place=bottom`` ones in the bottom half; the eval's label reader agrees."""
+    out = tmp_path / "cgan"
+    run("train", "--plugin", "sigil-cdcgan", "--data", halves, "--steps", 250, "--batch-size", 32, "--lr", "1e-3",
+        "--set", "preset=tiny", "--set", "width=8", "--eval-every", 250, "-q", "-o", out, "--seed", 0)
+    for place in ("top", "bottom"):
+        run("sample", out, "-n", 64, "--label", f"place={place}", "-o", tmp_path / f"{place}.png",
+            "--tokens", tmp_path / f"{place}.npz", "--seed", 1)
+        with np.load(tmp_path / f"{place}.npz") as z:
+            ink = z["tokens"].astype(float)
+        upper, lower = ink[:, :8].sum(), ink[:, 8:].sum()
+        share = upper / (upper + lower) if place == "top" else lower / (upper + lower)
+        assert share > 0.8, (place, share)
+    run("eval", out)
+    f = json.loads((out / "eval.json").read_text())["figures"]
+    assert f["label_match_real"] > 0.9
+    assert f["label_match_samples"] > 0.8 > f["label_match_shuffled"]
+
+
+def test_cdcgan_counts_labels_exactly_through_the_weight_average_and_exports_them(halves, tmp_path):
+    from artforge.engine.run import load_run
+
+    out = tmp_path / "cgan"
+    run("train", "--plugin", "sigil-cdcgan", "--data", halves, "--steps", 5, "--batch-size", 8,
+        "--set", "preset=tiny", "--eval-every", 5, "-q", "-o", out)  # best = last
+    model = load_run(out).model  # the weight average (ema 0.999) draws the samples
+    used = model.label_counts > 0
+    assert int(used.sum()) == 2 and float(model.label_counts.sum()) == 5 * 8  # once per step, not per update
+    assert set(model.label_rows[used].flatten().tolist()) == {0.0, 1.0}  # one-hot rows, not averaged
+    drawn = model.sample(6, generator=torch.Generator().manual_seed(0))  # labels drawn from the counts
+    assert drawn.shape == (6, 16, 16)
+
+    res = run("sample", out, "-n", 2, "--label", "place=left", "-o", tmp_path / "x.png", ok=False)
+    assert res.exit_code != 0 and "place=left" in res.output and "place=top" in res.output
+
+    run("export", out, "--onnx")
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert len(manifest["info"]["label_rows"]) == 2 and sum(manifest["info"]["label_weights"]) == 40
+    cols = model.info.label_columns
+    vec = np.zeros(len(cols), np.float32)
+    vec[cols.index("place=top")] = 1
+    toks, _ = sample_onnx(out / "onnx", 3, seed=0, labels=vec)
+    assert toks.shape == (3, 16, 16)
+    toks, _ = sample_onnx(out / "onnx", 3, seed=0)  # labels drawn from the manifest's counts
+    assert toks.shape == (3, 16, 16)
+
+
+def test_label_options_meet_the_model_that_takes_them(glyphs, halves, tmp_path):
+    res = run("train", "--plugin", "sigil-cdcgan", "--data", glyphs, "--steps", 1, "--batch-size", 4,
+              "-q", "-o", tmp_path / "c", ok=False)
+    assert res.exit_code != 0 and "needs labels" in res.output and "Traceback" not in res.output
+    out = tmp_path / "u"
+    run("train", "--plugin", "sigil-dcgan", "--data", halves, "--steps", 1, "--batch-size", 4,
+        "--set", "preset=tiny", "-q", "-o", out)
+    res = run("sample", out, "-n", 2, "--label", "place=top", "-o", tmp_path / "x.png", ok=False)
+    assert res.exit_code != 0 and "sigil-cdcgan" in res.output

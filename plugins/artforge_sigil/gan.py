@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from artforge.conditioning import LabelBank
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
-from artforge_sigil.figures import frechet, nearest_iou, pooled, strokes
+from artforge_sigil.figures import frechet, nearest, nearest_iou, pooled, strokes
 
 
 @dataclass
@@ -63,25 +64,50 @@ def _groups(c: int) -> int:
 
 
 class Generator(nn.Module):
-    def __init__(self, latent: int, size: int, width: int):
+    """Code (and label vector) -> grey glyph at the working size.
+
+    With labels, the label vector's embedding joins the code at the input, and scales and shifts
+    every group norm's output (as BigGAN's conditional batch norm does), so the class can steer
+    the strokes at every size, not only the first layer's."""
+
+    def __init__(self, latent: int, size: int, width: int, n_labels: int = 0):
         super().__init__()
         ch = _channels(size.bit_length() - 3, width)  # 4 * 2^levels = size
         self.c0 = ch[0]
-        self.fc = nn.Linear(latent, ch[0] * 16)
+        self.fc = nn.Linear(latent * (2 if n_labels else 1), ch[0] * 16)
         layers: list[nn.Module] = [nn.GroupNorm(_groups(ch[0]), ch[0]), nn.ReLU()]
         for a, b in zip(ch, ch[1:], strict=False):
             layers += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1, bias=False), nn.GroupNorm(_groups(b), b),
                        nn.ReLU()]
         layers += [nn.Conv2d(ch[-1], 1, 3, padding=1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        self.embed = nn.Linear(n_labels, latent, bias=False) if n_labels else None
+        # per group norm (by its index in net): a gain and a shift from the label embedding, 0 at first
+        self.film = nn.ModuleDict({str(i): nn.Linear(latent, 2 * m.num_channels) for i, m in enumerate(layers)
+                                   if isinstance(m, nn.GroupNorm)}) if n_labels else None
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent) -> (B, 1, size, size) grey ink in [-1, 1] (above 0 = ink)."""
-        return self.net(self.fc(z).view(-1, self.c0, 4, 4))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, latent)[, (B, labels)] -> (B, 1, size, size) grey ink in [-1, 1] (above 0 = ink)."""
+        if self.embed is None:
+            return self.net(self.fc(z).view(-1, self.c0, 4, 4))
+        if y is None:
+            raise ArtforgeError("this generator is conditional and needs labels")
+        e = self.embed(y.to(z.dtype))
+        h = self.fc(torch.cat([z, e], 1)).view(-1, self.c0, 4, 4)
+        for i, layer in enumerate(self.net):
+            h = layer(h)
+            if str(i) in self.film:
+                gain, shift = self.film[str(i)](e)[:, :, None, None].chunk(2, 1)
+                h = h * (1 + gain) + shift
+        return h
 
 
 class Discriminator(nn.Module):
-    def __init__(self, size: int, width: int, mbstd: bool):
+    """Glyph (and label vector) -> score of "real". With labels it is a projection discriminator
+    (Miyato & Koyama 2018): the score adds the inner product of the label's embedding with the
+    pooled features, so "a real glyph of this class" is one number."""
+
+    def __init__(self, size: int, width: int, mbstd: bool, n_labels: int = 0):
         super().__init__()
         ch = _channels(size.bit_length() - 3, width)[::-1]  # working size first
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(1, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
@@ -90,14 +116,21 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.mbstd = mbstd
         self.head = spectral_norm(nn.Conv2d(ch[-1] + int(mbstd), 1, 4))
+        self.project = spectral_norm(nn.Linear(n_labels, ch[-1], bias=False)) if n_labels else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, size, size) in [-1, 1] -> (B,) scores of "real"."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 1, size, size) in [-1, 1][, (B, labels)] -> (B,) scores of "real"."""
         h = self.net(x)
+        feats = h
         if self.mbstd:  # how much the batch varies, as one more feature map (as in progressive GANs)
             spread = h.float().std(0, unbiased=False).mean().to(h.dtype) if len(h) > 1 else h.new_zeros(())
             h = torch.cat([h, spread.expand(len(h), 1, *h.shape[2:])], 1)
-        return self.head(h).flatten()
+        score = self.head(h).flatten()
+        if self.project is not None:
+            if y is None:
+                raise ArtforgeError("this discriminator is conditional and needs labels")
+            score = score + (self.project(y.to(feats.dtype)) * feats.sum((2, 3))).sum(1)
+        return score
 
 
 def _shift_and_cut(x: torch.Tensor) -> torch.Tensor:
@@ -127,11 +160,12 @@ def _upscale(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[:, 0]
 
 
-class SigilGAN(ArtModel):
+class SigilGAN(LabelBank, ArtModel):
     name = "sigil-dcgan"
     description = "DCGAN over binary glyph bitmaps: new sigils from noise"
     Config = SigilGANConfig
     codecs = ("binary",)
+    conditional_twin = "sigil-cdcgan"
     presets = {
         "tiny": {"latent": 8, "width": 4},
         "small": {"latent": 64, "width": 16},  # generator 0.31M + discriminator 0.17M parameters
@@ -146,21 +180,27 @@ class SigilGAN(ArtModel):
     def __init__(self, config: SigilGANConfig, info: DataInfo):
         super().__init__(config, info)
         if len(info.token_shape) != 2 or info.token_shape[0] != info.token_shape[1]:
-            raise ArtforgeError(f"sigil-dcgan needs square bitmaps, got token shape {info.token_shape}")
+            raise ArtforgeError(f"{self.name} needs square bitmaps, got token shape {info.token_shape}")
         if config.latent < 1 or config.width < 1 or config.scale < 1 or config.d_steps < 1:
-            raise ArtforgeError("sigil-dcgan: latent, width, scale and d_steps must be positive")
+            raise ArtforgeError(f"{self.name}: latent, width, scale and d_steps must be positive")
         size = info.token_shape[0]
         work = size // config.scale
         if size % config.scale or work < 8 or work & (work - 1):
-            raise ArtforgeError(f"sigil-dcgan works at glyph size / scale, which must be a power of two of at "
+            raise ArtforgeError(f"{self.name} works at glyph size / scale, which must be a power of two of at "
                                 f"least 8: {size}x{size} / {config.scale} is not; pick another --set scale=")
         self.size, self.work = size, work
+        self.init_label_bank(info.label_columns)
         self._turn = 0  # which slice of the batch the next discriminator update takes
-        self.G = Generator(config.latent, work, config.width)
-        self.D = Discriminator(work, config.width, config.mbstd)
+        self.G = Generator(config.latent, work, config.width, self.n_labels)
+        self.D = Discriminator(work, config.width, config.mbstd, self.n_labels)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not hasattr(m, "parametrizations"):
                 nn.init.normal_(m.weight, 0.0, 0.02)
+        if self.G.embed is not None:  # class codes as large as the noise codes they sit beside
+            nn.init.normal_(self.G.embed.weight, 0.0, 1.0)
+            for lin in self.G.film.values():  # modulation starts as the identity
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
 
     # -- training -------------------------------------------------------------------------------
     @property
@@ -170,10 +210,10 @@ class SigilGAN(ArtModel):
     def phase_parameters(self, phase: str) -> list[nn.Parameter]:
         return [p for p in (self.D if phase == "d" else self.G).parameters() if p.requires_grad]
 
-    def _judge(self, x: torch.Tensor) -> torch.Tensor:
+    def _judge(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         if self.training and self.config.augment:
             x = _shift_and_cut(x)
-        return self.D(x).float()
+        return self.D(x, y).float()
 
     def _real(self, tokens: torch.Tensor) -> torch.Tensor:
         """Binary glyphs -> grey pictures at the working size in [-1, 1] (area average)."""
@@ -188,20 +228,22 @@ class SigilGAN(ArtModel):
         # Each discriminator update of a step takes its own slice of the batch, so two updates see
         # two sets of real glyphs (the batch size counts the glyphs of all of them).
         k = self.config.d_steps
-        tokens = batch["tokens"]
+        tokens, y = batch["tokens"], self.batch_labels(batch, remember=phase == "g")
+        part = slice(None)
         if phase == "d" and len(tokens) >= k:
             turn = self._turn % k
             self._turn = turn + 1
-            tokens = tokens[turn * len(tokens) // k : (turn + 1) * len(tokens) // k]
+            part = slice(turn * len(tokens) // k, (turn + 1) * len(tokens) // k)
         elif len(tokens) >= k:
-            tokens = tokens[: len(tokens) // k]
+            part = slice(0, len(tokens) // k)
+        tokens, y = tokens[part], y[part] if y is not None else None
         z = torch.randn(tokens.shape[0], self.config.latent, device=tokens.device)
         if phase == "g":
-            fake = self.G(z)
-            return {"loss": -self._judge(fake).mean(), "ink": (fake.detach().float() > 0).float().mean()}
+            fake = self.G(z, y)
+            return {"loss": -self._judge(fake, y).mean(), "ink": (fake.detach().float() > 0).float().mean()}
         with torch.no_grad():
-            fake_x = self.G(z)
-        real, fake = self._judge(self._real(tokens)), self._judge(fake_x)
+            fake_x = self.G(z, y)
+        real, fake = self._judge(self._real(tokens), y), self._judge(fake_x, y)
         loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
         return {"loss": loss, "d_real": real.detach().mean(), "d_fake": fake.detach().mean()}
 
@@ -210,36 +252,42 @@ class SigilGAN(ArtModel):
         dev = generator.device if generator is not None else self.device
         return (torch.randn(n, self.config.latent, generator=generator, device=dev) * temperature).to(self.device)
 
-    def ink_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, latent) -> (B, H, W) at the glyph size; a pixel is ink where it is above 0."""
-        return _upscale(self.G(z), self.size)
+    def ink_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, latent)[, (B, labels)] -> (B, H, W) at the glyph size; a pixel is ink where it is above 0."""
+        return _upscale(self.G(z, y), self.size)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                labels: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
-        if labels is not None:
-            raise ArtforgeError("sigil-dcgan is unconditional; drop --label")
+        y = self.check_labels(labels, n, generator)
         z = self._codes(n, generator, temperature)
-        out = [(self.ink_logits(part) > 0).long() for part in z.split(256)]
+        if y is None:
+            out = [(self.ink_logits(part) > 0).long() for part in z.split(256)]
+        else:
+            out = [(self.ink_logits(a, b) > 0).long() for a, b in zip(z.split(256), y.split(256), strict=True)]
         return torch.cat(out) if out else torch.zeros(0, self.size, self.size, dtype=torch.long)
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int, labels: torch.Tensor | None = None):
-        raise ArtforgeError("sigil-dcgan has no encoder to find the codes of given images")
+        raise ArtforgeError(f"{self.name} has no encoder to find the codes of given images")
 
     # -- figures --------------------------------------------------------------------------------
-    def _held_out(self, batches: Iterable[dict[str, torch.Tensor]]) -> torch.Tensor:
-        parts = [b["tokens"] for b in batches]
-        if not parts:
-            raise ArtforgeError("sigil-dcgan: no held-out glyphs to compare samples with")
-        return torch.cat(parts).to(self.device)
+    def _held_out(self, batches: Iterable[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batches = list(batches)
+        if not batches:
+            raise ArtforgeError(f"{self.name}: no held-out glyphs to compare samples with")
+        tokens = torch.cat([b["tokens"] for b in batches]).to(self.device)
+        if not self.needs_labels:
+            return tokens, None
+        return tokens, torch.cat([self.batch_labels(b) for b in batches]).to(self.device)
 
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, float]:
         """``loss`` is the stroke Fréchet distance of as many samples as held-out glyphs, drawn
-        from fixed codes, so the engine keeps the checkpoint whose samples look most like glyphs."""
-        real = self._held_out(batches)
-        fake = self.sample(len(real), generator=torch.Generator(self.device).manual_seed(1234))
+        from fixed codes (and the held-out glyphs' labels), so the engine keeps the checkpoint
+        whose samples look most like glyphs."""
+        real, y = self._held_out(batches)
+        fake = self.sample(len(real), generator=torch.Generator(self.device).manual_seed(1234), labels=y)
         fd = frechet(strokes(fake), strokes(real))
         return {"loss": fd, "fd_strokes": fd, "fd_layout": frechet(pooled(fake), pooled(real)),
                 "ink_samples": float(fake.float().mean()), "ink_real": float(real.float().mean())}
@@ -249,14 +297,15 @@ class SigilGAN(ArtModel):
         """Distances to one half of the held-out glyphs, from sets of the same size: the other
         half (the floor: real against real), the model's samples, and pixels drawn independently
         with each pixel's held-out ink frequency (the right amount of ink in the right places, no
-        shapes)."""
-        real = self._held_out(batches)
+        shapes). A conditional model draws its samples with the other half's labels, and is also
+        asked whether its samples carry their labels (see ``label_match``)."""
+        real, y = self._held_out(batches)
         k = len(real) // 2
         if k < 2:
-            raise ArtforgeError(f"sigil-dcgan eval needs at least 4 held-out glyphs, got {len(real)}")
+            raise ArtforgeError(f"{self.name} eval needs at least 4 held-out glyphs, got {len(real)}")
         gen = torch.Generator(self.device).manual_seed(0)
         ref, other = real[:k], real[k : 2 * k]
-        fake = self.sample(k, generator=gen)
+        fake = self.sample(k, generator=gen, labels=y[k : 2 * k] if y is not None else None)
         noise = (torch.rand(k, *real.shape[1:], generator=gen, device=self.device) < real.float().mean(0)).long()
         out: dict[str, float] = {}
         for name, s in (("real", other), ("samples", fake), ("pixel_noise", noise)):
@@ -265,17 +314,60 @@ class SigilGAN(ArtModel):
             out[f"nearest_iou_{name}"] = nearest_iou(s, ref)
         out["ink_samples"], out["ink_real"] = float(fake.float().mean()), float(real.float().mean())
         out["compared"] = float(k)
+        if y is not None:
+            out |= self.label_match(real, y, gen)
         return out
+
+    @torch.no_grad()
+    def label_match(self, real: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Does a sample drawn with label L look like the real glyphs labelled L? Each held-out
+        glyph's label is "read back" as the label of its nearest other held-out glyph (ink IoU),
+        and the same is done for one sample drawn with each held-out glyph's label:
+        ``label_match_real`` (how often the reader is right on real glyphs: the ceiling),
+        ``label_match_samples`` (how often a sample's label is read back), and
+        ``label_match_shuffled`` (the samples' read labels against their labels shuffled: chance)."""
+        a = real.flatten(1).float()
+        inter = a @ a.T
+        iou = inter / (a.sum(1, keepdim=True) + a.sum(1)[None] - inter).clamp_min(1)
+        iou.fill_diagonal_(-1)  # not itself
+        same = (y[iou.argmax(1)] == y).all(1).float()
+        fake = self.sample(len(real), generator=generator, labels=y)
+        _, idx = nearest(fake, real)
+        read = y[idx]
+        perm = torch.randperm(len(y), generator=generator, device=generator.device).to(y.device)
+        return {"label_match_real": float(same.mean()),
+                "label_match_samples": float((read == y).all(1).float().mean()),
+                "label_match_shuffled": float((read == y[perm]).all(1).float().mean())}
 
     # -- export ---------------------------------------------------------------------------------
     def onnx_modules(self) -> list[OnnxModule]:
         g = torch.Generator().manual_seed(0)
-        z, z_check = torch.randn(5, self.config.latent, generator=g), torch.randn(3, self.config.latent, generator=g)
-        return [OnnxModule("decoder", _TwoClassDecoder(self.G, self.size).eval(), (z,), ["z"], ["logits"],
-                           {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(z_check,))]
+        inputs: tuple[torch.Tensor, ...] = (torch.randn(5, self.config.latent, generator=g),)
+        check: tuple[torch.Tensor, ...] = (torch.randn(3, self.config.latent, generator=g),)
+        names, axes = ["z"], {"z": {0: "batch"}, "logits": {0: "batch"}}
+        if self.needs_labels:
+            eye = torch.eye(self.n_labels)
+            inputs += (eye[torch.randint(0, self.n_labels, (5,), generator=g)],)
+            check += (eye[torch.randint(0, self.n_labels, (3,), generator=g)],)
+            names.append("labels")
+            axes["labels"] = {0: "batch"}
+        return [OnnxModule("decoder", _TwoClassDecoder(self.G, self.size).eval(), inputs, names, ["logits"], axes,
+                           check_inputs=check)]
 
     def onnx_manifest(self) -> dict:
-        return {"latent_shape": [self.config.latent], "latent": "gaussian", "temperature": "latent"}
+        return {"latent_shape": [self.config.latent], "latent": "gaussian", "temperature": "latent",
+                **self.label_manifest()}
+
+
+class SigilCGAN(SigilGAN):
+    """The same DCGAN, told each glyph's label (its script or symbol family): ``--label
+    categories=runic`` draws runes. The generator takes the label's embedding at its input and in
+    every norm layer; the discriminator is a projection discriminator."""
+
+    name = "sigil-cdcgan"
+    description = "class-conditional DCGAN over glyphs: sigils of a chosen script or family (--label)"
+    needs_labels = True
+    conditional_twin = ""
 
 
 class _TwoClassDecoder(nn.Module):
@@ -286,6 +378,6 @@ class _TwoClassDecoder(nn.Module):
         super().__init__()
         self.g, self.size = g, size
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        ink = _upscale(self.g(z), self.size)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        ink = _upscale(self.g(z, labels), self.size)
         return torch.stack([torch.zeros_like(ink), ink], 1)

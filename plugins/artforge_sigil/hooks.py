@@ -42,6 +42,7 @@ def register_datasets(register):
 
 MODELS = {
     "sigil-dcgan": "artforge_sigil.gan:SigilGAN",
+    "sigil-cdcgan": "artforge_sigil.gan:SigilCGAN",
     "sigil-dae": "artforge_sigil.dae:SigilDAE",
 }
 
