@@ -52,6 +52,7 @@ class SigilGANConfig:
     flip: bool = True  # random horizontal flips of the real glyphs
     augment: bool = True  # shifts and blanked squares on what the discriminator sees
     mbstd: bool = True  # minibatch standard deviation feature in the discriminator
+    mode_seek: float = 0.0  # weight of the mode-seeking term (conditional: pairs with one label differ)
 
 
 def _channels(levels: int, width: int) -> list[int]:
@@ -115,22 +116,49 @@ class Discriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
         self.mbstd = mbstd
-        self.head = spectral_norm(nn.Conv2d(ch[-1] + int(mbstd), 1, 4))
+        extra = (2 if n_labels else 1) if mbstd else 0
+        self.head = spectral_norm(nn.Conv2d(ch[-1] + extra, 1, 4))
         self.project = spectral_norm(nn.Linear(n_labels, ch[-1], bias=False)) if n_labels else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 1, size, size) in [-1, 1][, (B, labels)] -> (B,) scores of "real"."""
         h = self.net(x)
         feats = h
+        if self.project is not None and y is None:
+            raise ArtforgeError("this discriminator is conditional and needs labels")
         if self.mbstd:  # how much the batch varies, as one more feature map (as in progressive GANs)
-            spread = h.float().std(0, unbiased=False).mean().to(h.dtype) if len(h) > 1 else h.new_zeros(())
-            h = torch.cat([h, spread.expand(len(h), 1, *h.shape[2:])], 1)
+            spread = [h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros((), dtype=torch.float)]
+            if self.project is not None:
+                spread.append(_within_label_spread(h.float(), y))
+            h = torch.cat([h, *(v.to(h.dtype).expand(len(h), 1, *h.shape[2:]) for v in spread)], 1)
         score = self.head(h).flatten()
         if self.project is not None:
-            if y is None:
-                raise ArtforgeError("this discriminator is conditional and needs labels")
             score = score + (self.project(y.to(feats.dtype)) * feats.sum((2, 3))).sum(1)
         return score
+
+
+def _within_label_spread(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The features' standard deviation within groups of one label vector, pooled over the batch.
+
+    A conditional generator that draws one glyph per label keeps the whole batch's spread (the
+    labels differ) but has none within a label; real glyphs sharing a label differ. Fakes are
+    judged with the labels of the real glyphs beside them, so both batches have the same groups."""
+    _, group = torch.unique(y, dim=0, return_inverse=True)
+    n_groups = int(group.max()) + 1 if len(group) else 0
+    if len(h) - n_groups < 1:  # every label once: nothing to compare
+        return h.new_zeros(())
+    flat = h.flatten(1)
+    sums = flat.new_zeros(n_groups, flat.shape[1]).index_add_(0, group, flat)
+    counts = torch.bincount(group, minlength=n_groups).to(flat.dtype)[:, None]
+    resid = flat - (sums / counts)[group]
+    return (resid.square().sum(0) / (len(h) - n_groups) + 1e-8).sqrt().mean()
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean ink intersection-over-union of glyph pairs (a[i], b[i])."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    both = (a * b).sum(1)
+    return float((both / (a.sum(1) + b.sum(1) - both).clamp_min(1)).mean())
 
 
 def _shift_and_cut(x: torch.Tensor) -> torch.Tensor:
@@ -239,8 +267,21 @@ class SigilGAN(LabelBank, ArtModel):
         tokens, y = tokens[part], y[part] if y is not None else None
         z = torch.randn(tokens.shape[0], self.config.latent, device=tokens.device)
         if phase == "g":
+            half = len(z) // 2
+            seek = self.config.mode_seek > 0 and half > 0
+            if seek and y is not None:  # pairs (i, half + i) share a label
+                y = torch.cat([y[:half], y[:half], y[2 * half :]])
             fake = self.G(z, y)
-            return {"loss": -self._judge(fake, y).mean(), "ink": (fake.detach().float() > 0).float().mean()}
+            out = {"loss": -self._judge(fake, y).mean(), "ink": (fake.detach().float() > 0).float().mean()}
+            if seek:
+                # Mode seeking (Mao et al. 2019): two codes should give two glyphs, as far apart as
+                # the codes are; the discriminator's batch spread cannot see a conditional generator
+                # drawing one glyph per label, since the labels vary across the batch.
+                a, b = fake[:half].float(), fake[half : 2 * half].float()
+                ratio = (a - b).abs().mean() / (z[:half] - z[half : 2 * half]).abs().mean()
+                out["spread"] = ratio.detach()
+                out["loss"] = out["loss"] + self.config.mode_seek / (ratio + 1e-5)
+            return out
         with torch.no_grad():
             fake_x = self.G(z, y)
         real, fake = self._judge(self._real(tokens), y), self._judge(fake_x, y)
@@ -289,8 +330,12 @@ class SigilGAN(LabelBank, ArtModel):
         real, y = self._held_out(batches)
         fake = self.sample(len(real), generator=torch.Generator(self.device).manual_seed(1234), labels=y)
         fd = frechet(strokes(fake), strokes(real))
-        return {"loss": fd, "fd_strokes": fd, "fd_layout": frechet(pooled(fake), pooled(real)),
-                "ink_samples": float(fake.float().mean()), "ink_real": float(real.float().mean())}
+        out = {"loss": fd, "fd_strokes": fd, "fd_layout": frechet(pooled(fake), pooled(real)),
+               "ink_samples": float(fake.float().mean()), "ink_real": float(real.float().mean())}
+        if y is not None:  # does the code still matter with the label given? (1: one glyph per label)
+            again = self.sample(len(real), generator=torch.Generator(self.device).manual_seed(4321), labels=y)
+            out["same_label_iou"] = _iou(fake, again)
+        return out
 
     @torch.no_grad()
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]], codec: Any) -> dict[str, float]:
@@ -325,19 +370,27 @@ class SigilGAN(LabelBank, ArtModel):
         and the same is done for one sample drawn with each held-out glyph's label:
         ``label_match_real`` (how often the reader is right on real glyphs: the ceiling),
         ``label_match_samples`` (how often a sample's label is read back), and
-        ``label_match_shuffled`` (the samples' read labels against their labels shuffled: chance)."""
+        ``label_match_shuffled`` (the samples' read labels against their labels shuffled: chance).
+        And whether the code still matters once the label is given: ``same_label_iou_real``, the
+        mean ink IoU of two held-out glyphs with one label, against ``same_label_iou_samples``,
+        that of two samples drawn with one label from two codes (1 when a label draws one glyph)."""
         a = real.flatten(1).float()
         inter = a @ a.T
         iou = inter / (a.sum(1, keepdim=True) + a.sum(1)[None] - inter).clamp_min(1)
+        pairs = (y[:, None, :] == y[None, :, :]).all(-1)
+        pairs.fill_diagonal_(False)
         iou.fill_diagonal_(-1)  # not itself
         same = (y[iou.argmax(1)] == y).all(1).float()
-        fake = self.sample(len(real), generator=generator, labels=y)
+        fake, again = self.sample(len(real), generator=generator, labels=y), self.sample(
+            len(real), generator=generator, labels=y)
         _, idx = nearest(fake, real)
         read = y[idx]
         perm = torch.randperm(len(y), generator=generator, device=generator.device).to(y.device)
         return {"label_match_real": float(same.mean()),
                 "label_match_samples": float((read == y).all(1).float().mean()),
-                "label_match_shuffled": float((read == y[perm]).all(1).float().mean())}
+                "label_match_shuffled": float((read == y[perm]).all(1).float().mean()),
+                "same_label_iou_real": float(iou[pairs].mean()) if bool(pairs.any()) else float("nan"),
+                "same_label_iou_samples": _iou(fake, again)}
 
     # -- export ---------------------------------------------------------------------------------
     def onnx_modules(self) -> list[OnnxModule]:
@@ -359,6 +412,11 @@ class SigilGAN(LabelBank, ArtModel):
                 **self.label_manifest()}
 
 
+@dataclass
+class SigilCGANConfig(SigilGANConfig):
+    mode_seek: float = 0.2  # without it every code drew one glyph per label (docs/plugins/sigil.md)
+
+
 class SigilCGAN(SigilGAN):
     """The same DCGAN, told each glyph's label (its script or symbol family): ``--label
     categories=runic`` draws runes. The generator takes the label's embedding at its input and in
@@ -368,6 +426,7 @@ class SigilCGAN(SigilGAN):
     description = "class-conditional DCGAN over glyphs: sigils of a chosen script or family (--label)"
     needs_labels = True
     conditional_twin = ""
+    Config = SigilCGANConfig
 
 
 class _TwoClassDecoder(nn.Module):
