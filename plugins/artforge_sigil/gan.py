@@ -24,6 +24,11 @@ A known weakness: while the discriminator wins early on, the generator can fall 
 its tanh saturated at the background; one seed of two stayed blank from step 150 to 800 before it
 came back. Without the tanh such spells end within 50 steps, but the glyphs were no better with
 that seed and worse with the other, so the tanh stays (figures in docs/plugins/sigil.md).
+
+sigil-cdcgan is the same pair told each glyph's label: the generator takes the label's embedding at
+its input and in every norm, the discriminator projects it onto its features and also sees how
+much glyphs sharing a label differ. Alone, that drew one glyph per label whatever the code; a
+mode-seeking term (two codes, one label: two glyphs) restored the code's say.
 """
 
 from __future__ import annotations
