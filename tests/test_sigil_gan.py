@@ -96,6 +96,7 @@ def test_dcgan_trains_two_discriminator_steps_per_generator_step_samples_evaluat
         assert np.isfinite(f[f"fd_strokes_{kind}"]) and f[f"fd_strokes_{kind}"] >= 0
         assert 0 <= f[f"nearest_iou_{kind}"] <= 1
     assert f["fd_strokes_real"] < f["fd_strokes_pixel_noise"]
+    assert f["splits"] == 8 and f["fd_strokes_samples_sd"] > 0  # a mean over random halvings, with its spread
 
     res = run("export", out, "--onnx")
     assert "decoder.onnx" in res.output
