@@ -357,11 +357,12 @@ class SigilGAN(LabelBank, ArtModel):
         k = len(real) // 2
         if k < 2:
             raise ArtforgeError(f"{self.name} eval needs at least 4 held-out glyphs, got {len(real)}")
-        gen = torch.Generator(self.device).manual_seed(0)
+        halves = torch.Generator(self.device).manual_seed(0)  # the same halvings for every model
+        gen = torch.Generator(self.device).manual_seed(1)
         freq = real.float().mean(0)
         rows: dict[str, list[float]] = {}
         for _ in range(splits):
-            perm = torch.randperm(len(real), generator=gen, device=self.device)
+            perm = torch.randperm(len(real), generator=halves, device=self.device)
             ref, other = real[perm[:k]], real[perm[k : 2 * k]]
             fake = self.sample(k, generator=gen, labels=y[perm[k : 2 * k]] if y is not None else None)
             noise = (torch.rand(k, *real.shape[1:], generator=gen, device=self.device) < freq).long()
