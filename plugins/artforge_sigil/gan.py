@@ -113,7 +113,7 @@ class Discriminator(nn.Module):
     (Miyato & Koyama 2018): the score adds the inner product of the label's embedding with the
     pooled features, so "a real glyph of this class" is one number."""
 
-    def __init__(self, size: int, width: int, mbstd: bool, n_labels: int = 0):
+    def __init__(self, size: int, width: int, mbstd: bool, n_labels: int = 0, label_spread: bool = True):
         super().__init__()
         ch = _channels(size.bit_length() - 3, width)[::-1]  # working size first
         layers: list[nn.Module] = [spectral_norm(nn.Conv2d(1, ch[0], 3, padding=1)), nn.LeakyReLU(0.2)]
@@ -121,7 +121,8 @@ class Discriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)
         self.mbstd = mbstd
-        extra = (2 if n_labels else 1) if mbstd else 0
+        self.label_spread = bool(n_labels) and mbstd and label_spread
+        extra = int(mbstd) + int(self.label_spread)
         self.head = spectral_norm(nn.Conv2d(ch[-1] + extra, 1, 4))
         self.project = spectral_norm(nn.Linear(n_labels, ch[-1], bias=False)) if n_labels else None
 
@@ -133,7 +134,7 @@ class Discriminator(nn.Module):
             raise ArtforgeError("this discriminator is conditional and needs labels")
         if self.mbstd:  # how much the batch varies, as one more feature map (as in progressive GANs)
             spread = [h.float().std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros((), dtype=torch.float)]
-            if self.project is not None:
+            if self.label_spread:
                 spread.append(_within_label_spread(h.float(), y))
             h = torch.cat([h, *(v.to(h.dtype).expand(len(h), 1, *h.shape[2:]) for v in spread)], 1)
         score = self.head(h).flatten()
@@ -225,7 +226,7 @@ class SigilGAN(LabelBank, ArtModel):
         self.init_label_bank(info.label_columns)
         self._turn = 0  # which slice of the batch the next discriminator update takes
         self.G = Generator(config.latent, work, config.width, self.n_labels)
-        self.D = Discriminator(work, config.width, config.mbstd, self.n_labels)
+        self.D = Discriminator(work, config.width, config.mbstd, self.n_labels, getattr(config, "label_spread", False))
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and not hasattr(m, "parametrizations"):
                 nn.init.normal_(m.weight, 0.0, 0.02)
@@ -434,6 +435,7 @@ class SigilGAN(LabelBank, ArtModel):
 @dataclass
 class SigilCGANConfig(SigilGANConfig):
     mode_seek: float = 0.2  # without it every code drew one glyph per label (docs/plugins/sigil.md)
+    label_spread: bool = True  # the discriminator also sees how much glyphs sharing a label differ
 
 
 class SigilCGAN(SigilGAN):
