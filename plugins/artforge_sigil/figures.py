@@ -75,14 +75,27 @@ def frechet(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((mu_a - mu_b).square().sum() + ca.trace() + cb.trace() - 2 * mid)
 
 
+def iou_matrix(ink: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(A, H, W), (B, H, W) binary ink -> (A, B) ink intersection-over-union of every pair (same
+    position, no shifting; 0 for two blank glyphs)."""
+    a, b = ink.flatten(1).float(), ref.flatten(1).float()
+    inter = a @ b.T
+    return inter / (a.sum(1, keepdim=True) + b.sum(1)[None] - inter).clamp_min(1)
+
+
+def paired_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean ink intersection-over-union of the glyph pairs (a[i], b[i])."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    both = (a * b).sum(1)
+    return float((both / (a.sum(1) + b.sum(1) - both).clamp_min(1)).mean())
+
+
 def nearest(ink: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each of ``ink``'s glyphs, the ink intersection-over-union with the closest glyph of
-    ``ref`` (same position, no shifting) and that glyph's index."""
-    a, b = ink.flatten(1).float(), ref.flatten(1).float()
+    ``ref`` (see ``iou_matrix``) and that glyph's index."""
     ious, idx = [], []
-    for part in a.split(256):
-        inter = part @ b.T
-        best = (inter / (part.sum(1, keepdim=True) + b.sum(1)[None] - inter).clamp_min(1)).max(1)
+    for part in ink.split(256):
+        best = iou_matrix(part, ref).max(1)
         ious.append(best.values)
         idx.append(best.indices)
     if not ious:

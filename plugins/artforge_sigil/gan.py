@@ -42,10 +42,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from artforge.augment import augment
 from artforge.conditioning import LabelBank
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
-from artforge_sigil.figures import frechet, nearest, nearest_iou, pooled, strokes
+from artforge_sigil.figures import frechet, iou_matrix, nearest, nearest_iou, paired_iou, pooled, strokes
 
 
 @dataclass
@@ -160,13 +161,6 @@ def _within_label_spread(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (resid.square().sum(0) / (len(h) - n_groups) + 1e-8).sqrt().mean()
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean ink intersection-over-union of glyph pairs (a[i], b[i])."""
-    a, b = a.flatten(1).float(), b.flatten(1).float()
-    both = (a * b).sum(1)
-    return float((both / (a.sum(1) + b.sum(1) - both).clamp_min(1)).mean())
-
-
 def _shift_and_cut(x: torch.Tensor) -> torch.Tensor:
     """Each picture shifted by up to size/8 pixels each way (background comes in) and a square of
     side size/4 blanked; differentiable in ``x``."""
@@ -251,8 +245,8 @@ class SigilGAN(LabelBank, ArtModel):
 
     def _real(self, tokens: torch.Tensor) -> torch.Tensor:
         """Binary glyphs -> grey pictures at the working size in [-1, 1] (area average)."""
-        if self.training and self.config.flip:
-            tokens = torch.where(torch.rand(len(tokens), 1, 1, device=tokens.device) < 0.5, tokens.flip(-1), tokens)
+        if self.training:
+            tokens = augment(tokens, self.config.flip)
         return F.adaptive_avg_pool2d(tokens.float()[:, None], self.work) * 2 - 1
 
     def on_step(self, step: int, total_steps: int) -> None:
@@ -340,7 +334,7 @@ class SigilGAN(LabelBank, ArtModel):
                "ink_samples": float(fake.float().mean()), "ink_real": float(real.float().mean())}
         if y is not None:  # does the code still matter with the label given? (1: one glyph per label)
             again = self.sample(len(real), generator=torch.Generator(self.device).manual_seed(4321), labels=y)
-            out["same_label_iou"] = _iou(fake, again)
+            out["same_label_iou"] = paired_iou(fake, again)
         return out
 
     @torch.no_grad()
@@ -349,7 +343,7 @@ class SigilGAN(LabelBank, ArtModel):
         half (the floor: real against real), the model's samples, and pixels drawn independently
         with each pixel's held-out ink frequency (the right amount of ink in the right places, no
         shapes). A conditional model draws its samples with the other half's labels, and is also
-        asked whether its samples carry their labels (see ``label_match``).
+        asked whether its samples carry their labels (see ``label_match`` and ``label_floor``).
 
         Each figure is the mean over ``splits`` random halvings, each with new samples and noise,
         and ``..._sd`` its standard deviation: with about 120 glyphs a side, one halving alone
@@ -362,6 +356,7 @@ class SigilGAN(LabelBank, ArtModel):
         gen = torch.Generator(self.device).manual_seed(1)
         freq = real.float().mean(0)
         rows: dict[str, list[float]] = {}
+        out: dict[str, float] = self.label_floor(real, y) if y is not None else {}
         for _ in range(splits):
             perm = torch.randperm(len(real), generator=halves, device=self.device)
             ref, other = real[perm[:k]], real[perm[k : 2 * k]]
@@ -375,7 +370,6 @@ class SigilGAN(LabelBank, ArtModel):
             if y is not None:
                 for key, v in self.label_match(real, y, gen).items():
                     rows.setdefault(key, []).append(v)
-        out: dict[str, float] = {}
         for key, vals in rows.items():
             t = torch.tensor(vals, dtype=torch.float64)
             out[key] = float(t.mean())
@@ -385,32 +379,35 @@ class SigilGAN(LabelBank, ArtModel):
         return out
 
     @torch.no_grad()
-    def label_match(self, real: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
-        """Does a sample drawn with label L look like the real glyphs labelled L? Each held-out
-        glyph's label is "read back" as the label of its nearest other held-out glyph (ink IoU),
-        and the same is done for one sample drawn with each held-out glyph's label:
-        ``label_match_real`` (how often the reader is right on real glyphs: the ceiling),
-        ``label_match_samples`` (how often a sample's label is read back), and
-        ``label_match_shuffled`` (the samples' read labels against their labels shuffled: chance).
-        And whether the code still matters once the label is given: ``same_label_iou_real``, the
-        mean ink IoU of two held-out glyphs with one label, against ``same_label_iou_samples``,
-        that of two samples drawn with one label from two codes (1 when a label draws one glyph)."""
-        a = real.flatten(1).float()
-        inter = a @ a.T
-        iou = inter / (a.sum(1, keepdim=True) + a.sum(1)[None] - inter).clamp_min(1)
+    def label_floor(self, real: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """What real glyphs score on ``label_match``'s questions: ``label_match_real``, how often
+        a held-out glyph's nearest other held-out glyph (ink IoU) has its label (the reader's
+        ceiling), and ``same_label_iou_real``, the mean ink IoU of two held-out glyphs with one
+        label."""
+        iou = iou_matrix(real, real)
         pairs = (y[:, None, :] == y[None, :, :]).all(-1)
         pairs.fill_diagonal_(False)
         iou.fill_diagonal_(-1)  # not itself
         same = (y[iou.argmax(1)] == y).all(1).float()
+        return {"label_match_real": float(same.mean()),
+                "same_label_iou_real": float(iou[pairs].mean()) if bool(pairs.any()) else float("nan")}
+
+    @torch.no_grad()
+    def label_match(self, real: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        """Does a sample drawn with label L look like the real glyphs labelled L? A sample drawn
+        with each held-out glyph's label is "read back" as the label of its nearest held-out
+        glyph (ink IoU): ``label_match_samples`` is how often that gives the label it was drawn
+        with, ``label_match_shuffled`` the same read labels against those labels shuffled
+        (chance); ``label_floor`` gives the reader's ceiling on real glyphs. And whether the code
+        still matters once the label is given: ``same_label_iou_samples``, the ink IoU of two
+        samples drawn with one label from two codes (1 when a label draws one glyph)."""
         fake = self.sample(len(real), generator=generator, labels=y)
         again = self.sample(len(real), generator=generator, labels=y)
         read = y[nearest(fake, real)[1]]
         perm = torch.randperm(len(y), generator=generator, device=generator.device).to(y.device)
-        return {"label_match_real": float(same.mean()),
-                "label_match_samples": float((read == y).all(1).float().mean()),
+        return {"label_match_samples": float((read == y).all(1).float().mean()),
                 "label_match_shuffled": float((read == y[perm]).all(1).float().mean()),
-                "same_label_iou_real": float(iou[pairs].mean()) if bool(pairs.any()) else float("nan"),
-                "same_label_iou_samples": _iou(fake, again)}
+                "same_label_iou_samples": paired_iou(fake, again)}
 
     # -- export ---------------------------------------------------------------------------------
     def onnx_modules(self) -> list[OnnxModule]:
