@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from make_gan_images import run_split  # beside this script
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
@@ -29,16 +29,11 @@ HERE = Path(__file__).resolve().parent
 SHOWN = ["runic", "ogham", "hexagram", "stars-crosses", "alchemical", "astrological", "linear-a", "mende-kikakui"]
 
 
-def _split(loaded, split: str) -> dict[str, torch.Tensor]:
-    ds = TokenDataset(loaded.config["data"]["cache"], split, loaded.config["train"].get("val_fraction", 0.1))
-    return ds.__getitems__(list(range(len(ds))))
-
-
 def main(run: str, *shown: str) -> None:
     loaded = load_run(run, device="cpu")
     model, codec = loaded.model, loaded.codec
     cols = model.info.label_columns
-    train, held = _split(loaded, "train"), _split(loaded, "val")
+    train, held = run_split(loaded, "train"), run_split(loaded, "val")
     tr_tok, tr_lab = train["tokens"], train["labels"].float()
     ho_tok, ho_lab = held["tokens"], held["labels"].float()
     g = torch.Generator().manual_seed(0)

@@ -26,15 +26,16 @@ from artforge_sigil.figures import frechet, nearest, nearest_iou, strokes
 HERE = Path(__file__).resolve().parent
 
 
-def _split(loaded, split: str) -> torch.Tensor:
+def run_split(loaded, split: str) -> dict[str, torch.Tensor]:
+    """The whole ``train`` or ``val`` split of a run's cache as one batch (tokens, labels, ...)."""
     ds = TokenDataset(loaded.config["data"]["cache"], split, loaded.config["train"].get("val_fraction", 0.1))
-    return ds.__getitems__(list(range(len(ds))))["tokens"]
+    return ds.__getitems__(list(range(len(ds))))
 
 
 def main(gan_run: str, dae_run: str | None = None) -> None:
     gan = load_run(gan_run, device="cpu")
     model, codec = gan.model, gan.codec
-    train, held = _split(gan, "train"), _split(gan, "val")
+    train, held = run_split(gan, "train")["tokens"], run_split(gan, "val")["tokens"]
     samples = model.sample(len(held), generator=torch.Generator().manual_seed(0))
 
     def png(rows: list[torch.Tensor], name: str) -> None:
