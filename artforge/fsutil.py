@@ -25,14 +25,19 @@ def check_output(path: str | os.PathLike) -> Path:
     return path
 
 
-def output_folder(path: str | os.PathLike) -> Path:
-    """An output folder, made if missing (its parent must exist, as for an output file)."""
+def output_folder(path: str | os.PathLike, parents: bool = False) -> Path:
+    """An output folder, made if missing. Its parent must exist, as for an output file (one level
+    is made, never a whole tree by a typo), unless ``parents`` (a default such as ``runs/NAME``)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ArtforgeError(f"{path}: is a file, expected an output folder")
     if not path.exists():
-        check_output(path)  # the parent must exist: one level is made, never a whole tree by a typo
-        path.mkdir()
+        if not parents:
+            check_output(path)
+        try:
+            path.mkdir(parents=parents, exist_ok=True)
+        except OSError as exc:
+            raise ArtforgeError(f"{path}: cannot make the folder ({exc.strerror or exc})") from None
     return path
 
 
@@ -43,21 +48,40 @@ def _umask() -> int:
     return mask
 
 
+def _cannot_write(path: Path, exc: OSError) -> ArtforgeError:
+    return ArtforgeError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
     The temporary name starts with a dot and contains ``.partial-``, so a crash leaves nothing
-    a reader could mistake for the real file.
+    a reader could mistake for the real file. An existing target that is not a regular file
+    (``/dev/null``, a pipe) is written directly: replacing it would destroy the device node.
     """
     path = check_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}{os.getpid()}-", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); a plain open() would not
+    if path.exists() and not path.is_file():
+        try:
+            yield path
+        except OSError as exc:
+            raise _cannot_write(path, exc) from None
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}{os.getpid()}-", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); a plain open() would not
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename in (None, tmp, str(path)):  # the write itself failed (disk full, permissions)
+            raise _cannot_write(path, exc) from None
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

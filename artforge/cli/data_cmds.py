@@ -6,6 +6,7 @@ import json
 
 import click
 
+from artforge.cli.params import OUTPUT
 from artforge.errors import ArtforgeError
 
 
@@ -26,7 +27,7 @@ def default_codec(source: str) -> str | None:
 @data.command()
 @click.argument("source")
 @click.option("-c", "--codec", "spec", help="Codec spec (built-in data sets have a default).")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Cache file to write (.h5).")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Cache file to write (.h5).")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE.")
 @click.option("--resample", type=click.Choice(["lanczos", "box", "bilinear", "nearest"]), default="lanczos",
               show_default=True)
@@ -110,7 +111,7 @@ def verify(cache: str) -> None:
 @data.command("preview")
 @click.argument("cache", type=click.Path())
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=OUTPUT)
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")
 @click.option("--scale", type=click.IntRange(1, 64))
 def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | None) -> None:

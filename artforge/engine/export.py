@@ -16,7 +16,7 @@ import torch
 
 from artforge import __version__
 from artforge.errors import ArtforgeError
-from artforge.fsutil import atomic_path, atomic_write_text
+from artforge.fsutil import atomic_path, atomic_write_text, output_folder
 
 MANIFEST = "manifest.json"
 TOLERANCE = 1e-4
@@ -109,8 +109,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     specs = model.onnx_modules()
     if not specs:
         raise ArtforgeError(f"model {model.name!r} has no sub-modules to export")
-    out = Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx"
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx")
     manifest = {
         "format": "artforge-onnx",
         "version": 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from artforge.cli.params import OUTPUT
 from artforge.errors import ArtforgeError
 
 
@@ -16,9 +17,9 @@ def palette() -> None:
 @click.argument("source")
 @click.option("-n", "--colors", "n", type=click.IntRange(1, 65536), default=16, show_default=True,
               help="Colours to keep (transparency is extra).")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Palette file: .gpl, .json, .hex or .png.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Palette file: .gpl, .json, .hex or .png.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit images into SIZE x SIZE first.")
-@click.option("--swatch", type=click.Path(), help="Also write a swatch PNG of the palette.")
+@click.option("--swatch", type=OUTPUT, help="Also write a swatch PNG of the palette.")
 def extract(source: str, n: int, output: str, size: int | None, swatch: str | None) -> None:
     """Learn an N-colour palette from SOURCE (image, folder, glob, .npz or builtin:NAME).
 
@@ -37,6 +38,10 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
         raise ArtforgeError(f"{out}: palette files end in {', '.join(SUFFIXES)}")
     codec = PaletteCodec.from_spec(f"auto/{n}")
     src = open_source(source, codec)
+    if src.kind != "image":
+        raise BadInput(source, f"holds {src.kind} items; a palette is learned from pictures")
+    if not src.refs():
+        raise BadInput(source, "no pictures found")
     skipped = []
 
     def images():
@@ -59,7 +64,7 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
 
 @palette.command()
 @click.argument("spec")
-@click.option("-o", "--output", type=click.Path(), help="Write a swatch PNG.")
+@click.option("-o", "--output", type=OUTPUT, help="Write a swatch PNG.")
 def show(spec: str, output: str | None) -> None:
     """List the colours of a palette spec (pico8, nes, FILE.gpl ...; the 'palette:' prefix is optional)."""
     from artforge.codecs import get_codec
@@ -69,13 +74,16 @@ def show(spec: str, output: str | None) -> None:
     if codec.name != "palette":
         raise ArtforgeError(f"{spec} is not a palette spec")
     colors = codec.palette[1:]
+    if output:  # checked before anything is printed
+        from artforge.fsutil import check_output
+
+        check_output(output)
     click.echo(f"{codec.spec}: {len(colors)} colours + transparent (vocab {codec.vocab_size})")
     click.echo(" ".join(to_hex(colors)))
     if output:
-        from artforge.fsutil import check_output
         from artforge.imageio import save_png
 
-        save_png(swatch_image(colors), check_output(output))
+        save_png(swatch_image(colors), output)
         click.echo(f"swatch -> {output}")
 
 

@@ -1,0 +1,24 @@
+"""Shared click parameter types."""
+
+from __future__ import annotations
+
+import click
+
+
+class OutputPath(click.Path):
+    """A path to write: an empty name (``-o ""``) is an error, not the current folder."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+OUTPUT = OutputPath()
+
+
+def check_seed(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Seeds go to torch.Generator.manual_seed, which takes 0 .. 2**63-1 (no range in the help)."""
+    if value is not None and not 0 <= value < 2**63:
+        raise click.BadParameter(f"{value} is not between 0 and 2**63-1", ctx, param)
+    return value
