@@ -184,10 +184,15 @@ def get_codec(spec: str) -> Codec:
 def codec_from_config(config: dict | str) -> Codec:
     """Rebuild a codec from its stored config (a dict or its JSON text)."""
     if isinstance(config, str | bytes):
-        config = json.loads(config)
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise ArtforgeError(f"stored codec config is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("codec"), str):
+        raise ArtforgeError(f"stored codec config {str(config)[:60]!r} does not name a codec")
     from artforge.plugins import registry
 
-    name = config.get("codec")
+    name = config["codec"]
     reg = registry("codecs")
     if name not in reg and name not in reg.conflicts:
         raise ArtforgeError(
@@ -196,7 +201,7 @@ def codec_from_config(config: dict | str) -> Codec:
         )
     try:
         return reg.get(name).obj.from_config(config)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise ArtforgeError(f"bad stored codec config for {name!r}: {exc}") from None
 
 

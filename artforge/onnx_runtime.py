@@ -27,9 +27,19 @@ def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
         raise BadInput(m, "no ONNX manifest here (run `artforge export RUN --onnx` first)") from None
     except json.JSONDecodeError as exc:
         raise BadInput(m, f"invalid manifest JSON ({exc})") from None
-    if manifest.get("format") != "artforge-onnx":
+    if not isinstance(manifest, dict) or manifest.get("format") != "artforge-onnx":
         raise BadInput(m, "not an artforge ONNX manifest")
+    for key, kind in (("modules", dict), ("codec", dict), ("info", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise BadInput(m, f"manifest has no {key!r} table; export the run again")
+    if not all(isinstance(mod, dict) and isinstance(mod.get("file"), str) for mod in manifest["modules"].values()):
+        raise BadInput(m, "manifest modules must each name a file; export the run again")
     return manifest, m.parent
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
@@ -40,7 +50,10 @@ def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
         path = folder / mod["file"]
         if not path.is_file():
             raise BadInput(path, "missing ONNX file named in the manifest")
-        sessions[name] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            sessions[name] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own error classes: a damaged or foreign file
+            raise BadInput(path, f"not a loadable ONNX model ({_first_line(exc)})") from None
     return sessions
 
 
@@ -57,8 +70,14 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
     except (ImportError, AttributeError) as exc:
         raise ArtforgeError(f"ONNX sampler {target!r} is not available ({exc}); install its plugin") from None
     rng = np.random.default_rng(seed)
-    tokens = fn(open_sessions(manifest, folder), manifest, n, rng, temperature=temperature, labels=labels,
-                **options)
+    sessions = open_sessions(manifest, folder)
+    try:
+        tokens = fn(sessions, manifest, n, rng, temperature=temperature, labels=labels, **options)
+    except ArtforgeError:
+        raise
+    except Exception as exc:  # the files and manifest disagree (shapes, inputs): the export, not a bug
+        raise BadInput(folder, f"the exported modules do not run as the manifest describes them "
+                               f"({type(exc).__name__}: {_first_line(exc)}); export the run again") from None
     return np.asarray(tokens), manifest["codec"]
 
 

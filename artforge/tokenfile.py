@@ -11,11 +11,12 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from artforge import __version__
-from artforge.errors import BadInput
+from artforge.errors import ArtforgeError, BadInput
 from artforge.fsutil import atomic_path
 
 
@@ -63,6 +64,22 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
         raise BadInput(path, f"not a readable token file ({exc})") from None
     if tokens.dtype.kind not in "iu":
         raise BadInput(path, f"tokens are {tokens.dtype}, not integers")
+    if tokens.ndim < 2 or 0 in tokens.shape:
+        raise BadInput(path, f"tokens must be (N, ...) with at least one non-empty item, got shape {tokens.shape}")
     if len(names) != len(tokens):
         names = [f"{i:05d}" for i in range(len(tokens))]
     return TokenFile(tokens=tokens, names=names, codec=codec)
+
+
+def load_token_codec(path: str | os.PathLike) -> tuple[TokenFile, Any]:
+    """A token file and the codec it names, its tokens checked against that codec's vocabulary;
+    every problem is a :class:`BadInput` naming the file."""
+    from artforge.codecs import codec_from_config
+
+    tf = load_tokens(path)
+    try:
+        codec = codec_from_config(tf.codec)
+        tf.tokens = codec.check_tokens(tf.tokens, str(path))
+    except ArtforgeError as exc:
+        raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
+    return tf, codec

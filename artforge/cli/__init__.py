@@ -40,12 +40,22 @@ class ArtforgeGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
             raise
         except MemoryError:
-            raise click.ClickException("out of memory; try a smaller --batch-size or fewer inputs") from None
+            raise click.ClickException(
+                "out of memory; try fewer or smaller inputs (or a smaller --batch-size, where the command has one)"
+            ) from None
         except Exception as exc:  # a bug, not bad input: one line unless asked for the traceback
             if os.environ.get("ARTFORGE_DEBUG"):
                 raise
+            text = str(exc).strip()
+            if "Traceback (most recent call last)" in text:  # re-raised from a worker (DataLoader, pool)
+                last = text.splitlines()[-1]
+                name, _, message = last.partition(": ")
+                if name.rsplit(".", 1)[-1] in ("ArtforgeError", "BadInput"):
+                    raise click.ClickException(message) from None
+                text = last
+            text = text.splitlines()[0] if text else ""
             raise click.ClickException(
-                f"internal error: {type(exc).__name__}: {exc} (set ARTFORGE_DEBUG=1 for the traceback)"
+                f"internal error: {type(exc).__name__}: {text} (set ARTFORGE_DEBUG=1 for the traceback)"
             ) from None
 
 

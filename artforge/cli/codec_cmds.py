@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from artforge.cli.params import OUTPUT
 from artforge.errors import ArtforgeError, BadInput
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
@@ -57,7 +58,7 @@ def _safe_name(name: str) -> str:
 @click.command()
 @click.option("-c", "--codec", "spec", required=True, help="Codec spec, e.g. hsv544 (see `artforge codecs`).")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(), help="Token file to write (.npz).")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Token file to write (.npz).")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True, help="Resize filter.")
 def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, resample: str) -> None:
@@ -92,7 +93,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
 
 @click.command()
 @click.argument("tokens", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(),
+@click.option("-o", "--output", required=True, type=OUTPUT,
               help="A .png (one image, or a grid of many) or a folder (one PNG per item).")
 @click.option("--codec", "expect", help="Fail unless the tokens were made by this codec spec.")
 @click.option("--scale", type=click.IntRange(1, 64), help="Grid zoom (default: auto for small images).")
@@ -102,20 +103,23 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
     in /, made if missing) -> one PNG each.
     """
-    from artforge.codecs import codec_from_config, get_codec
+    from artforge.codecs import get_codec
     from artforge.fsutil import output_folder
     from artforge.grid import make_grid
     from artforge.imageio import save_png
-    from artforge.tokenfile import load_tokens
+    from artforge.tokenfile import load_token_codec
 
-    tf = load_tokens(tokens)
-    codec = codec_from_config(tf.codec)
+    if Path(output).exists() and Path(output).resolve() == Path(tokens).resolve():
+        raise BadInput(output, "is the token file being decoded; write the pictures elsewhere")
+    tf, codec = load_token_codec(tokens)
     if expect is not None and get_codec(expect).config() != codec.config():
         raise BadInput(tokens, f"tokens were made by codec {codec.spec}, not {expect}")
     try:
-        images = codec.decode(codec.check_tokens(tf.tokens, tokens))
+        images = codec.decode(tf.tokens)
     except ArtforgeError as exc:
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
+    except (ValueError, TypeError, IndexError) as exc:
+        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec} ({exc})") from None
     out = Path(output)
     if out.is_dir() or output.endswith(("/", "\\")):
         output_folder(out)
@@ -133,7 +137,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-c", "--codec", "specs", multiple=True, required=True, help="Codec spec; repeat to compare.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="PNG to write.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
 @click.option("--scale", type=click.IntRange(1, 64), help="Zoom (default: auto for small images).")
@@ -167,7 +171,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("-o", "--output", required=True, type=click.Path(), help="PNG to write (a grid for many items).")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
 @click.option("-c", "--codec", "spec", help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
 @click.option("--scale", type=click.IntRange(1, 64), help="Zoom (default: auto for small pictures).")
 def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
@@ -177,22 +181,21 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     import numpy as np
     import torch
 
-    from artforge.codecs import codec_from_config, get_codec
+    from artforge.codecs import get_codec
     from artforge.fsutil import check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
     from artforge.renderers import get_renderer
-    from artforge.tokenfile import load_tokens
+    from artforge.tokenfile import load_token_codec
 
     check_output(output)
     path = Path(input_path)
     if not path.exists():
         raise BadInput(path, "no such file")
     if zipfile.is_zipfile(path) and spec is None:
-        tf = load_tokens(path)
-        codec = codec_from_config(tf.codec)
-        tokens = codec.check_tokens(tf.tokens, input_path)
+        tf, codec = load_token_codec(path)
+        tokens = tf.tokens
     else:
         if spec is None:
             reg = registry("codecs")
@@ -202,8 +205,12 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
             spec = fams[0]
         codec = get_codec(spec)
         tokens = codec.encode(codec.stack([codec.read(path)]))
-    with torch.no_grad():
-        img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
+    try:
+        with torch.no_grad():
+            img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
+    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} ({first})") from None
     img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, -1)
@@ -218,9 +225,9 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-c", "--codec", "spec", required=True, help="Target codec, e.g. palette:pico8 or ascii:80x40.")
-@click.option("-o", "--output", required=True, type=click.Path(),
+@click.option("-o", "--output", required=True, type=OUTPUT,
               help="Output: .png (decoded picture), .npz (tokens) or the codec's own format (e.g. .txt).")
-@click.option("--png", "png", type=click.Path(), help="Also write the decoded picture here.")
+@click.option("--png", "png", type=OUTPUT, help="Also write the decoded picture here.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit the picture into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
 @click.option("--dither", type=click.Choice(["none", "bayer", "floyd"]), help="Dithering (palette codecs).")

@@ -172,6 +172,10 @@ def build_cache(
 
     t0 = time.perf_counter()
     out = check_output(out)
+    if out.exists() and Path(source_spec).exists() and out.resolve() == Path(source_spec).resolve():
+        raise BadInput(out, "is the source itself; write the cache to another file")
+    if out.is_file() and out.stat().st_size and not h5py.is_hdf5(out) and not force:
+        raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
     source = open_source(source_spec, codec)
     if source.kind != codec.input_kind:
@@ -373,7 +377,7 @@ def open_cache(path: str | os.PathLike):
 
     path = Path(path)
     if not path.is_file():
-        raise BadInput(path, "no such cache file")
+        raise BadInput(path, "is a folder, not a cache file" if path.is_dir() else "no such cache file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -382,7 +386,7 @@ def open_cache(path: str | os.PathLike):
     if "tokens" not in f or schema is None:
         f.close()
         raise BadInput(path, "not an artforge token cache (no tokens/schema); build one with `artforge data build`")
-    if int(schema) != SCHEMA:
+    if str(schema) != str(SCHEMA):
         f.close()
         raise BadInput(path, f"cache schema {schema} is not {SCHEMA} (made by another artforge version); "
                              "rebuild it with `artforge data build ... --force`")
@@ -390,7 +394,36 @@ def open_cache(path: str | os.PathLike):
     if layout != "fixed":
         f.close()
         raise BadInput(path, f"cache layout {layout!r} is not supported by this artforge version")
+    try:
+        problem = _structure_problem(f)
+    except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        f.close()
+        raise BadInput(path, f"damaged artforge cache ({problem}); rebuild it with `artforge data build ... --force`")
     return f
+
+
+def _structure_problem(f) -> str | None:
+    """What is wrong with an open cache's layout (datasets, shapes, attributes), or None."""
+    import h5py
+
+    tok = f["tokens"]
+    if not isinstance(tok, h5py.Dataset) or tok.ndim < 2 or tok.dtype.kind not in "iu":
+        return "tokens is not an (N, ...) integer array"
+    n = tok.shape[0]
+    if not isinstance(f.get("names"), h5py.Dataset) or f["names"].shape != (n,):
+        return f"names is not a list of {n} names"
+    codec = json.loads(f.attrs["codec"])
+    if not isinstance(codec, dict):
+        return "the codec attribute is not a codec config"
+    int(f.attrs["vocab_size"])
+    if "labels" in f:
+        lab = f["labels"]
+        cols = json.loads(lab.attrs["columns"]) if isinstance(lab, h5py.Dataset) else None
+        if cols is None or lab.ndim != 2 or lab.shape != (n, len(cols)):
+            return f"labels are not {n} rows of their listed columns"
+    return None
 
 
 def cache_info(path: str | os.PathLike) -> dict:
@@ -418,7 +451,7 @@ def cache_info(path: str | os.PathLike) -> dict:
             "size": int(a["size"]) or None,
             "read": int(a["n_read"]),
             "skipped": int(a["n_skipped"]),
-            "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)],
+            "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)] if "skipped" in f else [],
             "labels": None,
             "labels_without_image": int(a.get("n_labels_without_image", 0)),
             "schema": int(a["schema"]),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from artforge.data.cache import open_cache
+from artforge.errors import BadInput
 
 IN_MEMORY_BYTES = 512 * 1024 * 1024  # caches below this are read whole into each process
 
@@ -81,10 +82,19 @@ class TokenDataset(torch.utils.data.Dataset):
         if self.in_memory:
             self._tokens = tok[:]
             self._labels = lab[:] if lab is not None else None
+            if self._tokens.size and int(self._tokens.max()) >= self.vocab_size:
+                raise BadInput(self.path, f"token {int(self._tokens.max())} is outside the vocabulary of "
+                                          f"{self.vocab_size}; check it with `artforge data verify`")
         else:
             self._tokens, self._labels = tok, lab
 
     def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        try:
+            return self._read_rows(rows)
+        except OSError as exc:  # a damaged chunk: name the file, not the HDF5 filter
+            raise BadInput(self.path, f"cannot read items ({exc}); check it with `artforge data verify`") from None
+
+    def _read_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self._file is None:
             self._open()
         if self.in_memory:

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,11 @@ def _rgba(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.isfinite(arr).all():
+                raise ValueError("the image holds NaN or infinite values")
+            if arr.max(initial=0) <= 1.0:
+                arr = arr * 255.0
         arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -112,8 +116,16 @@ class NpzSource(Source):
             with np.load(path, allow_pickle=False) as z:
                 if "images" not in z:
                     raise BadInput(path, f"no 'images' array (has: {', '.join(z.files)})")
-                n = z["images"].shape[0]
+                images = z["images"]
+                if images.ndim not in (3, 4) or 0 in images.shape:
+                    raise BadInput(path, f"'images' must be (N, H, W) or (N, H, W, C) and non-empty, "
+                                         f"got shape {images.shape}")
+                if images.dtype.kind not in "biuf":
+                    raise BadInput(path, f"'images' must hold numbers, got {images.dtype}")
+                n = images.shape[0]
                 names = [str(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
+                if len(names) != n:
+                    raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
                 self.keys = list(z.files)
         except BadInput:
             raise
@@ -173,11 +185,11 @@ class JsonlSource(Source):
                         text = obj["text"]
                         if not isinstance(text, str):
                             raise TypeError("'text' is not a string")
-                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
                         self.bad.append(f"{path}:{i}: {exc}")
                         continue
                     self.items.append((str(obj.get("name", f"line{i}")), text))
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
+        except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
             raise BadInput(path, f"cannot read as UTF-8 JSON lines ({exc})") from None
 
     def refs(self) -> list[Ref]:

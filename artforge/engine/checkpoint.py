@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise BadInput(path, "no such checkpoint")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; this also catches a truncated one
+        raise BadInput(path, "not an artforge checkpoint (not a torch checkpoint archive, or a truncated one)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, ImportError) as exc:
+    except Exception as exc:  # any file can be handed in: whatever the loader raises is bad input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if first.startswith("Weights only load failed"):
+            first = "it holds Python objects, not only tensors and plain values"
         raise BadInput(path, f"not a readable artforge checkpoint ({first[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise BadInput(path, "not an artforge checkpoint (no artforge format marker)")

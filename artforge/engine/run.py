@@ -33,6 +33,9 @@ def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, 
         for name in order:
             if (p / name).is_file():
                 return p / name, p
+        if which not in ("best", "last"):
+            have = ", ".join(sorted(f.name for f in p.glob("*.pt"))) or "none"
+            raise BadInput(p / which, f"no such checkpoint in the run folder (it has: {have})")
         if not (p / CONFIG).is_file():
             raise BadInput(p, "not an artforge run folder (no config.json or checkpoints)")
         raise BadInput(p, "run folder has no checkpoint yet (was training stopped before the first save?)")
@@ -72,17 +75,23 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
 
     ckpt_path, run_dir, state, config = read_checkpoint(run, which, expect_model)
     model_name = config["model"]
-    cls = get_model_class(model_name)
-    info = DataInfo.from_json(config["data"])
-    model = cls(config_from_json(cls, config["model_config"]), info)
-    weights = run_weights(state, use_ema)
+    try:
+        cls = get_model_class(model_name)
+        info = DataInfo.from_json(config["data"])
+        model = cls(config_from_json(cls, config["model_config"]), info)
+        weights = run_weights(state, use_ema)
+        step = int(state.get("step", 0))
+        codec = codec_from_config(info.codec)
+    except ArtforgeError as exc:
+        raise BadInput(ckpt_path, f"its run config: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RuntimeError) as exc:
+        raise BadInput(ckpt_path, f"unusable run config or state ({type(exc).__name__}: {exc})") from None
     try:
         model.load_state_dict(weights)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise BadInput(ckpt_path, f"weights do not fit model {model_name!r} ({fit_error(exc)})") from None
     model.to(device).eval()
-    codec = codec_from_config(info.codec)
-    return LoadedRun(model, codec, config, ckpt_path, int(state.get("step", 0)), run_dir)
+    return LoadedRun(model, codec, config, ckpt_path, step, run_dir)
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:

@@ -65,6 +65,9 @@ def _visible(el: ET.Element) -> bool:
     return el.get("visible", "true").strip().lower() not in ("false", "0")
 
 
+MAX_GROUP_DEPTH = 64
+
+
 def parse_saml(data: bytes | str, source: str = "<saml>") -> SymbolArt:
     """Parse a .saml document; raise :class:`BadInput` naming ``source`` and the problem."""
     try:
@@ -77,11 +80,13 @@ def parse_saml(data: bytes | str, source: str = "<saml>") -> SymbolArt:
     hidden = clamped = 0
     index = 0
 
-    def walk(parent: ET.Element, shown: bool) -> None:
+    def walk(parent: ET.Element, shown: bool, depth: int = 0) -> None:
         nonlocal hidden, clamped, index
+        if depth > MAX_GROUP_DEPTH:  # editors nest a few levels; thousands would overflow the stack
+            raise ValueError(f"groups nested deeper than {MAX_GROUP_DEPTH} levels")
         for el in parent:
             if el.tag == "g":
-                walk(el, shown and _visible(el))
+                walk(el, shown and _visible(el), depth + 1)
                 continue
             if el.tag != "layer":
                 if el.tag == "bitmapLayer":
