@@ -13,6 +13,7 @@ one optimiser). Everything goes through ``forward`` so DistributedDataParallel w
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable
@@ -223,9 +224,23 @@ def make_config(model_cls: type[ArtModel], overrides: dict[str, Any]) -> tuple[A
             )
         values[k] = _parse(v, fields[k][0], k) if isinstance(v, str) and fields[k][0] is not str else v
     try:
-        return model_cls.Config(**values), preset
+        config = model_cls.Config(**values)
     except (TypeError, ValueError) as exc:
         raise ArtforgeError(f"bad config for model {model_cls.name!r}: {exc}") from None
+    _check_ranges(model_cls.name, config)
+    return config, preset
+
+
+def _check_ranges(model: str, config: Any) -> None:
+    """What holds for every model's settings: numbers are finite, a dropout is in [0, 1). (Each model
+    checks its own bounds; whatever fails to build a model is reported by the trainer.)"""
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        for x in v if isinstance(v, tuple) else (v,):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise ArtforgeError(f"model {model!r}: {f.name} must be a finite number, got {v}")
+            if "dropout" in f.name and isinstance(x, int | float) and not 0 <= x < 1:
+                raise ArtforgeError(f"model {model!r}: {f.name} must be in [0, 1), got {v}")
 
 
 def config_to_json(config: Any) -> dict:

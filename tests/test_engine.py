@@ -263,7 +263,7 @@ def test_empty_split_and_missing_codec(runner, tmp_path, emoji):
 def test_bad_checkpoints(runner, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00not a checkpoint")
     r = invoke(runner, "sample", tmp_path / "junk.pt", "-o", tmp_path / "x.png", ok=False)
-    assert "junk.pt" in r.output and "not a readable artforge checkpoint" in r.output
+    assert "junk.pt" in r.output and "not a torch checkpoint archive" in r.output
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     r = invoke(runner, "sample", tmp_path / "foreign.pt", "-o", tmp_path / "x.png", ok=False)
     assert "not an artforge checkpoint" in r.output

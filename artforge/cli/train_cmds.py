@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from artforge.cli.params import OUTPUT, check_seed
 from artforge.errors import ArtforgeError, BadInput
 
 
@@ -121,8 +123,8 @@ def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]),
               help="Autocast: auto = bf16 on CUDA, fp32 on CPU; bf16 also speeds up CPUs with AVX-512 BF16.")
-@click.option("--seed", type=int, help="Random seed [default: 0].")
-@click.option("-o", "--out", type=click.Path(), help="Run folder [default: runs/MODEL-N].")
+@click.option("--seed", type=int, callback=check_seed, help="Random seed [default: 0].")
+@click.option("-o", "--out", type=OUTPUT, help="Run folder [default: runs/MODEL-N].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--init", "init_from", metavar="RUN",
               help="Start from another run's weights (its best.pt, or a checkpoint file) with a fresh optimiser "
@@ -185,6 +187,8 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         cls = get_model_class(model_name)
         model_over, train_over = _split_sets(cls, sets)
         run_dir = Path(out) if out else next_run_dir("runs", cls.name)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ArtforgeError(f"{run_dir}: is a file, expected a run folder (--out)")
         if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
             raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
         cache, source = resolve_data(data, codec, size, labels, run_dir.parent / ".cache", quiet)
@@ -206,7 +210,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if init is not None:
             run_config["init"] = str(init.path)
         if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            from artforge.fsutil import output_folder
+
+            output_folder(run_dir, parents=True)
     trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
                       init_weights=init.weights if init is not None else None)
     import dataclasses
@@ -297,13 +303,13 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 @click.command()
 @click.argument("run", required=False, type=click.Path())
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(), help="PNG grid to write.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid to write.")
+@click.option("--seed", type=int, callback=check_seed, default=0, show_default=True)
 @click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest tokens.")
 @click.option("--top-p", type=float, help="Nucleus sampling: the smallest set with this much probability.")
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Condition on a label.")
-@click.option("--tokens", type=click.Path(), help="Also write the token file (for decode).")
+@click.option("--tokens", type=OUTPUT, help="Also write the token file (for decode).")
 @click.option("--checkpoint", "which", default="best", show_default=True, help="best, last, or a file name.")
 @click.option("--onnx", "onnx_dir", type=click.Path(), help="Sample from an ONNX export with onnxruntime.")
 @click.option("--interpolate", nargs=2, type=click.Path(), help="Interpolate between two inputs in n steps.")
@@ -319,18 +325,23 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
 
     check_output(output)
     t0 = time.perf_counter()
-    if temperature <= 0:
-        raise ArtforgeError(f"--temperature must be > 0, got {temperature}")
+    if not 0 < temperature < float("inf"):  # also catches nan
+        raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
     if onnx_dir:
         from artforge.onnx_runtime import load_manifest, sample_onnx
 
-        manifest, _ = load_manifest(onnx_dir)
+        if interpolate:
+            raise ArtforgeError("--interpolate needs a RUN (the ONNX export has no encoder path for it); drop --onnx")
+        manifest, folder = load_manifest(onnx_dir)
         vec = parse_labels(label_pairs, manifest.get("label_columns", []))
-        toks, codec_cfg = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,
-                                      top_k=top_k, top_p=top_p)
-        codec = codec_from_config(codec_cfg)
+        try:
+            codec = codec_from_config(manifest["codec"])
+        except ArtforgeError as exc:
+            raise BadInput(folder / "manifest.json", str(exc)) from None
+        toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,
+                              top_k=top_k, top_p=top_p)
         names = [f"onnx-{i:04d}" for i in range(len(toks))]
     else:
         if not run:
@@ -381,6 +392,17 @@ def _check_refinable(run: str, model) -> None:
                             "(palette-ae, palette-conv-ae)")
 
 
+def _json_safe(value):
+    """NaN and infinities as null: JSON has no spelling for them (a diverged model's figures)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 @click.command("eval")
 @click.argument("run", type=click.Path())
 @click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
@@ -415,6 +437,10 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     if ds.codec_config != loaded.config["data"]["codec"]:
         raise BadInput(cache, f"was built with codec {ds.codec_config.get('spec')}, the run uses "
                               f"{loaded.codec.spec}; rebuild it with --codec {loaded.codec.spec}")
+    if ds.token_shape != tuple(loaded.model.info.token_shape):
+        shape = "x".join(map(str, ds.token_shape))
+        raise BadInput(cache, f"holds {shape} token grids; the run was trained on "
+                              f"{'x'.join(map(str, loaded.model.info.token_shape))}")
     if len(ds) == 0:
         raise BadInput(cache, f"has no {split} samples")
 
@@ -431,9 +457,9 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}
     target = (loaded.run_dir or loaded.checkpoint.parent) / "eval.json"
-    atomic_write_text(target, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(target, json.dumps(_json_safe(result), indent=2) + "\n")
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(_json_safe(result), indent=2))
         return
     click.echo(f"{loaded.model.name} step {loaded.step} on {len(ds)} {split} samples of {cache}:")
     for k, v in figures.items():
@@ -444,11 +470,11 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 @click.command()
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=click.Path(), help="PNG grid: each image, then its reconstruction.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid: each image, then its reconstruction.")
 @click.option("--refine", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
               help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Labels (conditional models).")
-@click.option("--tokens", type=click.Path(), help="Also write the reconstructions' token file.")
+@click.option("--tokens", type=OUTPUT, help="Also write the reconstructions' token file.")
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def reconstruct(run, images, output, refine, label_pairs, tokens, which, device) -> None:
@@ -505,7 +531,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
 @click.command()
 @click.argument("run", type=click.Path())
 @click.option("--onnx", "onnx", is_flag=True, help="Export to ONNX (the one format so far).")
-@click.option("-o", "--output", type=click.Path(), help="Folder for the .onnx files [default: RUN/onnx].")
+@click.option("-o", "--output", type=OUTPUT, help="Folder for the .onnx files [default: RUN/onnx].")
 @click.option("--checkpoint", "which", default="best", show_default=True)
 def export(run, onnx, output, which) -> None:
     """Export a run's inference modules, checked with onnx.checker and onnxruntime."""

@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +62,37 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32
     max_time: float | None = None  # seconds; a safety stop (not deterministic)
     freeze: str = ""  # comma-separated parameter name prefixes kept fixed (e.g. "decoder")
+
+    def __post_init__(self) -> None:
+        """Reject settings no run could use, whichever way they came (options, --set train.X, a run file)."""
+        def bad(key: str, rule: str) -> ArtforgeError:
+            return ArtforgeError(f"train setting {key} must be {rule}, got {getattr(self, key)!r}")
+
+        def number(key: str) -> float:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise bad(key, "a finite number")
+            return v
+
+        for key in ("steps", "batch_size", "log_every", "samples"):
+            if getattr(self, key) is not None and number(key) < 1:
+                raise bad(key, "at least 1")
+        for key in ("warmup_steps", "num_workers", "eval_every", "sample_every", "ckpt_every", "seed"):
+            if getattr(self, key) is not None and number(key) < 0:
+                raise bad(key, ">= 0")
+        for key in ("lr", "weight_decay", "grad_clip"):  # lr 0: fine-tune nothing, e.g. to evaluate --init weights
+            if number(key) < 0:
+                raise bad(key, ">= 0")
+        if self.epochs is not None and number("epochs") <= 0:
+            raise bad("epochs", "> 0")
+        if self.max_time is not None and number("max_time") <= 0:
+            raise bad("max_time", "> 0 seconds")
+        for key in ("beta1", "beta2", "ema"):
+            if not 0 <= number(key) < 1:
+                raise bad(key, "in [0, 1)")
+        for key in ("min_lr_ratio", "val_fraction"):
+            if not 0 <= number(key) <= 1:
+                raise bad(key, "in [0, 1]")
 
 
 class NonFinite(ArtforgeError):
@@ -179,7 +211,15 @@ class Trainer:
         cls = get_model_class(run_config["model"])
         info = DataInfo.from_json(run_config["data"])
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.model = cls(config_from_json(cls, run_config["model_config"]), info).to(self.device)
+        try:
+            with warnings.catch_warnings():  # e.g. torch's note on zero-size layers: the error below says it
+                warnings.simplefilter("ignore", UserWarning)
+                model = cls(config_from_json(cls, run_config["model_config"]), info)
+        except (ValueError, RuntimeError, ArithmeticError, TypeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise ArtforgeError(f"model {cls.name!r} cannot be built with these settings "
+                                f"({type(exc).__name__}: {first}); check the --set values") from None
+        self.model = model.to(self.device)
         if init_weights is not None:  # --init: another run's weights, this run's optimiser and schedule
             try:
                 self.model.load_state_dict(init_weights)
@@ -196,6 +236,9 @@ class Trainer:
         self.elapsed = 0.0
         if resume and (run_dir / LAST).is_file():
             self._load(run_dir / LAST)
+        elif resume and (run_dir / BEST).is_file():  # starting over would overwrite the kept best weights
+            raise ArtforgeError(f"{run_dir / LAST}: missing, so the run cannot continue where it stopped "
+                                f"(its {BEST} is there); start a new run, e.g. with --init {run_dir / BEST}")
         elif resume:
             self._say(f"note: {run_dir} has no checkpoint yet; starting from step 0")
         self.forward = self.model

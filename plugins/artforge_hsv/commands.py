@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from artforge.cli.params import OUTPUT, check_seed
 from artforge.errors import ArtforgeError
 
 
@@ -12,11 +13,11 @@ from artforge.errors import ArtforgeError
 @click.argument("images", nargs=-1, required=True)
 @click.option("-k", "--keep-rows", type=int, required=True, help="Rows kept from the top of each image.")
 @click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Completions per image.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Collage PNG to write.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Collage PNG to write.")
 @click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(1))
 @click.option("--top-p", type=float)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, callback=check_seed, default=0, show_default=True)
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, seed, which, device) -> None:
@@ -33,8 +34,8 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     from artforge.imageio import load_image, save_png
 
     check_output(output)
-    if temperature <= 0:
-        raise ArtforgeError(f"--temperature must be > 0, got {temperature}")
+    if not 0 < temperature < float("inf"):  # also catches nan
+        raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
     dev = pick_device(device)

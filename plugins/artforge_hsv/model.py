@@ -139,6 +139,9 @@ class HSVTransformer(ArtModel):
         super().__init__(config, info)
         if len(info.token_shape) != 2:
             raise ArtforgeError(f"hsv-transformer needs 2-D token grids, got shape {info.token_shape}")
+        for key in ("n_layer", "n_head", "n_embd"):
+            if getattr(config, key) < 1:
+                raise ArtforgeError(f"hsv-transformer: {key} must be at least 1, got {getattr(config, key)}")
         if config.n_embd % config.n_head:
             raise ArtforgeError(f"n_embd {config.n_embd} must be a multiple of n_head {config.n_head}")
         self.H, self.W = info.token_shape

@@ -1,0 +1,148 @@
+"""Bad input across commands: one clear line naming the file, a non-zero exit, nothing destroyed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import invoke
+
+TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def tokens_file(tmp_path_factory, emoji_dir) -> Path:
+    from click.testing import CliRunner
+
+    d = tmp_path_factory.mktemp("tok")
+    invoke(CliRunner(), "encode", "-c", "hsv322", emoji_dir / "a", "-o", d / "t.npz")
+    return d / "t.npz"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_cache) -> Path:
+    from click.testing import CliRunner
+
+    r = tmp_path_factory.mktemp("run") / "run"
+    invoke(CliRunner(), "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", r)
+    return r
+
+
+def test_writing_to_a_device_keeps_the_device(runner, tokens_file):
+    """Atomic writes replace the target; /dev/null must be written, never replaced by a file."""
+    invoke(runner, "decode", tokens_file, "-o", os.devnull)
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_output_paths(runner, tokens_file, run, tmp_path):
+    r = invoke(runner, "decode", tokens_file, "-o", "", ok=False)
+    assert "empty path" in r.output
+    r = invoke(runner, "decode", tokens_file, "-o", tokens_file, ok=False)
+    assert "is the token file being decoded" in r.output and tokens_file.is_file()
+    r = invoke(runner, "export", run, "--onnx", "-o", tmp_path / "no" / "such" / "dir", ok=False)
+    assert "output folder" in r.output and not (tmp_path / "no").exists()  # no tree made by a typo
+    (tmp_path / "afile").write_text("x")
+    r = invoke(runner, "train", *TINY, "--data", tmp_path / "t.h5", "-o", tmp_path / "afile", ok=False)
+    assert "is a file, expected a run folder" in r.output
+
+
+def test_data_build_does_not_overwrite_other_files(runner, emoji, tmp_path):
+    np.savez(tmp_path / "e.npz", images=emoji[:4])
+    (tmp_path / "keep.png").write_bytes(b"\x89PNG not really")
+    r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "-o", tmp_path / "keep.png", ok=False)
+    assert "not an HDF5 cache; refusing to replace it" in r.output
+    assert (tmp_path / "keep.png").read_bytes() == b"\x89PNG not really"
+    r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "-o", tmp_path / "e.npz", ok=False)
+    assert "is the source itself" in r.output
+    np.savez(tmp_path / "n.npz", images=emoji[:3], names=np.array(["a"]))
+    r = invoke(runner, "data", "build", tmp_path / "n.npz", "-c", "hsv322", "-o", tmp_path / "n.h5", ok=False)
+    assert "'names' has 1 entries for 3 images" in r.output
+
+
+def test_damaged_token_files(runner, tokens_file, tmp_path):
+    codec = str(np.load(tokens_file)["codec"])
+    for name, tokens in (("flat", np.zeros(4, np.int64)), ("none", np.zeros((0, 8, 8), np.int64))):
+        np.savez(tmp_path / f"{name}.npz", tokens=tokens, codec=np.asarray(codec))
+        r = invoke(runner, "decode", tmp_path / f"{name}.npz", "-o", tmp_path / "x.png", ok=False)
+        assert f"{name}.npz: tokens must be (N, ...)" in r.output
+    np.savez(tmp_path / "codec.npz", tokens=np.zeros((1, 4, 4), np.int64), codec=np.asarray("[1]"))
+    r = invoke(runner, "decode", tmp_path / "codec.npz", "-o", tmp_path / "x.png", ok=False)
+    assert "codec.npz: stored codec config" in r.output
+
+
+def test_damaged_caches(runner, tiny_cache, tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(bad, "a") as f:
+        del f["names"]
+    r = invoke(runner, "data", "info", bad, ok=False)
+    assert "bad.h5: damaged artforge cache (names is not a list of 64 names)" in r.output
+    big = tmp_path / "big.h5"
+    big.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(big, "a") as f:
+        vocab = int(f.attrs["vocab_size"])
+        f["tokens"][0, 0, 0] = vocab  # past the vocabulary: an embedding lookup would crash
+    for workers in ("0", "1"):  # in the main process and in a DataLoader worker: one line, no traceback
+        r = invoke(runner, "train", *TINY, "--data", big, "--steps", "1", "-j", workers,
+                   "-o", tmp_path / f"r{workers}", ok=False)
+        assert f"big.h5: token {vocab} is outside the vocabulary of {vocab}" in r.output
+        error = [line for line in r.output.splitlines() if line.startswith("Error:")]
+        assert len(error) == 1 and error[0] == r.output.strip().splitlines()[-1]
+
+
+def test_train_settings_are_checked(runner, tiny_cache, tmp_path):
+    for args, message in ((["--lr", "nan"], "lr must be a finite number"),
+                          (["--set", "train.steps=0"], "steps must be at least 1"),
+                          (["--set", "ema=2"], "ema must be in [0, 1)"),
+                          (["--set", "dropout=2"], "dropout must be in [0, 1)"),
+                          (["--set", "n_head=0"], "n_head must be at least 1")):
+        r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", *args, "-o", tmp_path / "x", ok=False)
+        assert message in r.output, (args, r.output)
+        assert "internal error" not in r.output
+
+
+def test_damaged_run_folders(runner, run, tmp_path):
+    r = invoke(runner, "sample", run, "--checkpoint", "nope.pt", "-o", tmp_path / "x.png", ok=False)
+    assert "nope.pt: no such checkpoint in the run folder (it has: best.pt, last.pt)" in r.output
+    state = torch.load(run / "best.pt", weights_only=True)
+    config = json.loads(state["config"])
+    config["model_config"]["n_head"] = 0
+    damaged = tmp_path / "damaged.pt"
+    torch.save({**state, "config": json.dumps(config)}, damaged)
+    r = invoke(runner, "sample", damaged, "-o", tmp_path / "x.png", ok=False)
+    assert "damaged.pt: its run config: hsv-transformer: n_head must be at least 1" in r.output
+    torch.save({k: v for k, v in state.items() if k != "model"}, damaged)
+    r = invoke(runner, "sample", damaged, "-o", tmp_path / "x.png", ok=False)
+    assert "damaged.pt: unusable run config or state (KeyError" in r.output
+    r = invoke(runner, "sample", run, "-t", "nan", "-o", tmp_path / "x.png", ok=False)
+    assert "--temperature must be > 0 and finite" in r.output
+
+
+def test_resume_without_last_checkpoint_keeps_best(runner, run, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "best.pt"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "4", ok=False)
+    assert "last.pt: missing" in r.output and "--init" in r.output
+    assert (copy / "best.pt").read_bytes() == (run / "best.pt").read_bytes()
+
+
+def test_damaged_onnx_manifest(runner, run, tmp_path):
+    out = tmp_path / "onnx"
+    invoke(runner, "export", run, "--onnx", "-o", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({k: v for k, v in manifest.items() if k != "modules"}))
+    r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
+    assert "manifest.json: manifest has no 'modules' table" in r.output
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "step.onnx").write_text("not a model")
+    r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
+    assert "step.onnx: not a loadable ONNX model" in r.output
