@@ -2,6 +2,7 @@
 # The GPU figures docs/benchmarks.md still owes, in parts that each fit a 10-minute call.
 #   bash benchmarks/gpu_owed.sh decode    # GPU tests; hsv decoding paths at 64 and 256 images, kernels per step
 #   bash benchmarks/gpu_owed.sh compiled  # the same decoding with torch.compile'd steps (generate(compile=True))
+#   bash benchmarks/gpu_owed.sh large     # decoding at 512 images: where recomputing is compute-bound
 #   bash benchmarks/gpu_owed.sh mfu       # hsv training speed: compile modes, dropout, batch 128
 #   bash benchmarks/gpu_owed.sh speed     # hsv training speed + sampling speed (make bench's figures), profiles
 #   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
@@ -37,6 +38,13 @@ compiled)
     timeout 200 python3 benchmarks/profile_hsv.py --only decode --sample-batch $n --bucket 128 --compile-decode \
       --rows 0 2>&1 | tee "$OUT/decode-$n-compiled.txt"
   done
+  ;;
+large)
+  # recomputing grows with the batch (compute-bound) while a cached step reads the cache: the ratio grows too
+  timeout 280 python3 benchmarks/profile_hsv.py --only decode --sample-batch 512 --bucket 128 64 --rows 0 \
+    2>&1 | tee "$OUT/decode-512.txt"
+  timeout 250 python3 benchmarks/profile_hsv.py --only decode --sample-batch 512 --bucket 128 --compile-decode \
+    --rows 0 2>&1 | tee "$OUT/decode-512-compiled.txt"
   ;;
 mfu)
   timeout 150 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --loss lse --rows 20 \
@@ -79,7 +87,7 @@ torch.save({k: s[k] for k in ('format', 'version', 'config', 'model')}, sys.argv
   tar czf "$OUT/runs.tgz" runs/pal-*/{config.json,metrics.jsonl,evals.jsonl,loss.png}
   ;;
 *)
-  echo "usage: $0 decode|mfu|speed|quality" >&2
+  echo "usage: $0 decode|compiled|large|mfu|speed|quality" >&2
   exit 2
   ;;
 esac
