@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import tempfile
@@ -48,6 +49,9 @@ def _umask() -> int:
     return mask
 
 
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENOENT}
+
+
 def _cannot_write(path: Path, exc: OSError) -> ArtforgeError:
     return ArtforgeError(f"{path}: cannot write ({exc.strerror or exc})")
 
@@ -79,7 +83,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
-        if exc.filename in (None, tmp, str(path)):  # the write itself failed (disk full, permissions)
+        if exc.filename in (None, tmp, str(path)) and exc.errno in _WRITE_ERRORS:  # disk full, read-only...
             raise _cannot_write(path, exc) from None
         raise
     except BaseException:
