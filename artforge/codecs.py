@@ -150,7 +150,7 @@ def _codec_classes() -> dict[str, type[Codec]]:
     from artforge.plugins import registry
 
     reg = registry("codecs")
-    return {name: reg.get(name).obj for name in reg.names()} | {
+    return {name: entry.obj for name, entry in reg.loaded()} | {
         name: None for name in reg.conflicts  # conflicting names resolve to a clear error below
     }
 
@@ -164,9 +164,7 @@ def get_codec(spec: str) -> Codec:
     matches = [f for f in families if spec == f or spec.startswith(f)]
     if not matches:
         reg = registry("codecs")
-        known = "; ".join(
-            f"{n} ({reg.get(n).obj.spec_help or reg.get(n).obj.description})" for n in reg.names()
-        )
+        known = "; ".join(f"{n} ({e.obj.spec_help or e.obj.description})" for n, e in reg.loaded())
         raise ArtforgeError(f"unknown codec {spec!r}; known codecs: {known or 'none'}")
     family = max(matches, key=len)
     cls = registry("codecs").get(family).obj  # raises for conflicts

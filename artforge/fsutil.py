@@ -26,6 +26,17 @@ def check_output(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_not_input(output: str | os.PathLike | None, inputs) -> None:
+    """Refuse an output that is one of the command's input files: writing it would replace what is
+    being read (``convert a.png -o a.png``)."""
+    if output is None or not Path(output).is_file():
+        return
+    out = Path(output).resolve()
+    for item in inputs:
+        if Path(item).is_file() and Path(item).resolve() == out:
+            raise ArtforgeError(f"{output}: is also an input of this command; write the result elsewhere")
+
+
 def output_folder(path: str | os.PathLike, parents: bool = False) -> Path:
     """An output folder, made if missing. Its parent must exist, as for an output file (one level
     is made, never a whole tree by a typo), unless ``parents`` (a default such as ``runs/NAME``)."""

@@ -76,10 +76,27 @@ class Conflict(ArtforgeError):
 class Registry:
     """Name -> entry tables for one kind (codecs, models, ...), filled by the register hooks."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, on_fail: Any = None):
         self.kind = kind
         self.entries: dict[str, Entry] = {}
         self.conflicts: dict[str, list[str]] = {}
+        self.on_fail = on_fail  # (plugin, message) -> None: the manager's one-line warning
+
+    def loaded(self) -> list[tuple[str, Entry]]:
+        """Every entry whose object loads, by name. One that does not (a lazy registration naming a
+        missing module) is left out with a warning, so one broken plugin cannot empty a listing."""
+        out = []
+        for name in self.names():
+            entry = self.entries[name]
+            try:
+                entry.obj  # noqa: B018 - imports a lazy entry
+            except ArtforgeError as exc:
+                if self.on_fail is None:
+                    raise
+                self.on_fail(entry.plugin, str(exc).removeprefix(f"plugin {entry.plugin!r} "))
+                continue
+            out.append((name, entry))
+        return out
 
     def add(self, name: str, obj: Any, plugin: str, **meta) -> None:
         if not isinstance(name, str) or not name:
@@ -131,7 +148,13 @@ class PluginManager:
 
         only = os.environ.get("ARTFORGE_LOAD_PLUGINS")
         wanted = None if only is None else {n.strip() for n in only.split(",") if n.strip()}
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found = entry_points(group=ENTRY_POINT_GROUP)
+        unknown = sorted((wanted or set()) - {ep.name for ep in found})
+        if unknown:  # a typo would otherwise load nothing and list empty tables without a word
+            print(f"artforge: warning: ARTFORGE_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no "
+                  f"installed plugin is called (installed: {', '.join(sorted({ep.name for ep in found}))})",
+                  file=sys.stderr)
+        for ep in found:
             if wanted is not None and ep.name not in wanted:
                 continue
             if ep.name in self.info:
@@ -192,7 +215,7 @@ class PluginManager:
         return self._registries[kind]
 
     def _build(self, kind: str) -> Registry:
-        reg = Registry(kind)
+        reg = Registry(kind, on_fail=self._fail)
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Call each implementation on its own so one raising plugin cannot break the others,
         # and so every registration is tagged with the plugin that made it.

@@ -146,3 +146,51 @@ def test_damaged_onnx_manifest(runner, run, tmp_path):
     (out / "step.onnx").write_text("not a model")
     r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
     assert "step.onnx: not a loadable ONNX model" in r.output
+
+
+def test_outputs_never_replace_inputs(runner, emoji_dir, tmp_path):
+    a = tmp_path / "a.png"
+    a.write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    before = a.read_bytes()
+    for args in (["convert", a, "-c", "palette:pico8", "-o", a],
+                 ["convert", a, "-c", "ascii:8x4", "-o", tmp_path / "a.txt", "--png", a],
+                 ["preview", a, "-c", "hsv433", "-o", a]):
+        r = invoke(runner, *args, ok=False)
+        assert "a.png: is also an input of this command" in r.output
+    assert a.read_bytes() == before
+
+
+def test_convert_keeps_inputs_that_share_a_name_apart(runner, emoji_dir, tmp_path):
+    for sub in ("x", "y"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        (tmp_path / "in" / sub / "e.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "-o", tmp_path / "out")
+    assert "converted 2" in r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["e.png", "y_e.png"]
+
+
+def test_resume_checks_the_cache_still_fits(runner, run, tiny_cache, emoji, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("best.pt", "last.pt"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    config = json.loads((run / "config.json").read_text())
+    np.savez(tmp_path / "e.npz", images=emoji[:16])
+    invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv433", "--size", "8", "-o", tmp_path / "o.h5", "-q")
+    config["data"]["cache"] = str(tmp_path / "o.h5")  # rebuilt with another codec since
+    (copy / "config.json").write_text(json.dumps(config))
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "4", ok=False)
+    assert "o.h5: its codec (hsv433) differs from the run" in r.output
+    (copy / "config.json").write_text(json.dumps({**config, "train": None}))
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "4", ok=False)
+    assert "config.json: damaged run config ('train' is missing or not a dict)" in r.output
+
+
+def test_labels_must_be_finite_and_present(runner, emoji, tmp_path):
+    np.savez(tmp_path / "e.npz", images=emoji[:4], names=np.array(["a", "b", "c", "d"]))
+    cases = {"nan.csv": "name,w\na,1\nb,nan\n", "empty.json": json.dumps({"a": {}, "b": {"w": None}})}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "--labels", tmp_path / name,
+                   "-o", tmp_path / "x.h5", ok=False)
+        assert name in r.output and ("finite" in r.output or "holds no label values" in r.output), r.output

@@ -129,3 +129,21 @@ def test_lazy_registration_reports_a_missing_module(runner):
     assert pm.register(plugin, "ghostly")
     r = invoke(runner, "train", "--plugin", "ghost", "--data", "x.h5", ok=False)
     assert "ghostly" in r.output and "no_such_module_xyz" in r.output
+
+
+def test_a_broken_lazy_codec_does_not_break_the_others(runner, capsys):
+    pm = get_plugin_manager()
+    plugin = types.SimpleNamespace(
+        register_codecs=hookimpl(lambda register: register("ghostcodec", "no_such_module_xyz:Ghost")))
+    assert pm.register(plugin, "ghostly")
+    assert get_codec("hsv544").spec == "hsv544"
+    r = invoke(runner, "codecs", "--json")
+    assert {"hsv", "palette"} <= {row["name"] for row in json.loads(r.stdout)}
+    assert "ghostcodec" not in r.stdout and "no_such_module_xyz" in capsys.readouterr().err
+    assert any("no_such_module_xyz" in e for e in pm.info["ghostly"].errors)
+
+
+def test_load_plugins_names_an_unknown_plugin():
+    r = run(subprocess_env(ARTFORGE_LOAD_PLUGINS="HSV,hsv"), "codecs", "--json")
+    assert r.returncode == 0 and "'HSV', which no installed plugin is called" in r.stderr
+    assert [row["name"] for row in json.loads(r.stdout)] == ["hsv"]

@@ -147,11 +147,12 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     import numpy as np
 
     from artforge.codecs import get_codec
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
 
     check_output(output)
+    check_not_input(output, [p for p, _ in expand_inputs(inputs, None)])
     codecs = [get_codec(s) for s in specs]
     if any(c.input_kind != "image" for c in codecs):
         raise ArtforgeError("preview compares image codecs only")
@@ -182,7 +183,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     import torch
 
     from artforge.codecs import get_codec
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
@@ -190,6 +191,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     from artforge.tokenfile import load_token_codec
 
     check_output(output)
+    check_not_input(output, [input_path])
     path = Path(input_path)
     if not path.exists():
         raise BadInput(path, "no such file")
@@ -199,7 +201,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     else:
         if spec is None:
             reg = registry("codecs")
-            fams = [n for n in reg.names() if path.suffix.lower() in reg.get(n).obj.native_suffixes]
+            fams = [n for n, e in reg.loaded() if path.suffix.lower() in e.obj.native_suffixes]
             if not fams:
                 raise BadInput(path, "not a token file; name its codec with --codec")
             spec = fams[0]
@@ -238,7 +240,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input.
     """
     from artforge.codecs import get_codec
-    from artforge.fsutil import check_output, output_folder
+    from artforge.fsutil import check_not_input, check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
@@ -247,12 +249,15 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     files = expand_inputs(inputs, None)
     out = Path(output)
     many = len(files) > 1
-    if many:
-        output_folder(out)  # with many inputs -o names a folder: made if missing
     if png and many:
         raise ArtforgeError("--png takes one input; with many, use -o FOLDER")
+    targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
+    for target in [*targets, png, out]:
+        check_not_input(target, [p for p, _ in files])
+    if many:
+        output_folder(out)  # with many inputs -o names a folder: made if missing
     done, skipped = 0, 0
-    for path, name in files:
+    for (path, name), target in zip(files, targets, strict=True):
         try:
             img = _load_picture(path)
             img = fit_square(img, size, resample) if size else img
@@ -266,7 +271,6 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
         note = codec.convert_report()
         if note:
             click.echo(f"{name}: {note}")
-        target = out / (Path(name).stem + (out.suffix or _default_suffix(codec))) if many else out
         check_output(target)
         if target.suffix.lower() == ".png":
             save_png(codec.decode(tokens)[0], target)
@@ -280,6 +284,23 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     if not done:
         raise no_usable_inputs(inputs, skipped)
     click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; skipped {skipped}" if skipped else ""))
+
+
+def _convert_targets(out: Path, names: list[str], codec) -> list[Path]:
+    """One file per input in folder ``out``, named by the input's stem; inputs that share a stem
+    (a/x.png, b/x.png) get their relative path in the name instead, so none replaces another."""
+    suffix = out.suffix or _default_suffix(codec)
+    targets, used = [], set()
+    for name in names:
+        stem = Path(name).stem
+        if stem in used:
+            stem = _safe_name(Path(name).with_suffix("").as_posix())
+        base, k = stem, 2
+        while stem in used:
+            stem, k = f"{base}-{k}", k + 1
+        used.add(stem)
+        targets.append(out / (stem + suffix))
+    return targets
 
 
 def _load_picture(path):

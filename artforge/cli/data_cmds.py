@@ -120,11 +120,12 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
 
     from artforge.codecs import codec_from_config
     from artforge.data.cache import open_cache
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
 
     check_output(output)
+    check_not_input(output, [cache])
     with open_cache(cache) as f:
         n = f["tokens"].shape[0]
         rows = np.sort(np.random.default_rng(seed).choice(n, min(count, n), replace=False))

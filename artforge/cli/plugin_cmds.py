@@ -43,12 +43,12 @@ def codecs(as_json: bool) -> None:
     rows = [
         {
             "name": name,
-            "plugin": reg.get(name).plugin,
-            "spec": reg.get(name).obj.spec_help,
-            "input": reg.get(name).obj.input_kind,
-            "description": reg.get(name).obj.description,
+            "plugin": entry.plugin,
+            "spec": entry.obj.spec_help,
+            "input": entry.obj.input_kind,
+            "description": entry.obj.description,
         }
-        for name in reg.names()
+        for name, entry in reg.loaded()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -30,11 +30,11 @@ def models(as_json: bool) -> None:
 
     reg = registry("models")
     rows = []
-    for name in reg.names():
-        cls = reg.get(name).obj
+    for name, entry in reg.loaded():
+        cls = entry.obj
         fields = {k: {"type": getattr(t, "__name__", str(t)), "default": d}
                   for k, (t, d) in config_fields(cls.Config).items()}
-        rows.append({"name": name, "plugin": reg.get(name).plugin, "description": cls.description,
+        rows.append({"name": name, "plugin": entry.plugin, "description": cls.description,
                      "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
                      "config": fields, "train_defaults": cls.train_defaults})
     if as_json:
@@ -175,9 +175,13 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
                 cfg_values[k] = options[k]
         if steps is None and epochs is not None:
             raise ArtforgeError("--resume extends a run with --steps, not --epochs")
-        cfg = TrainConfig(**cfg_values)
+        try:
+            cfg = TrainConfig(**cfg_values)
+        except (ArtforgeError, TypeError) as exc:
+            raise BadInput(run_dir / CONFIG, f"its train settings: {exc}") from None
         if model_name and model_name != run_config["model"]:
             raise ArtforgeError(f"{run_dir} is a {run_config['model']!r} run, not {model_name!r}")
+        _check_cache_fits(run_config["data"]["cache"], run_config["data"], f"the run in {run_dir}")
     else:
         if init_from:
             init = _init_weights(init_from, model_name)
@@ -268,10 +272,31 @@ class _Init:
 
 
 def _init_weights(run: str, model_name: str | None) -> _Init:
-    from artforge.engine.run import read_checkpoint, run_weights
+    from artforge.engine.run import load_run
 
-    path, _, state, config = read_checkpoint(run, "best", expect_model=model_name)
-    return _Init(path, config, run_weights(state))
+    loaded = load_run(run, "best", expect_model=model_name)  # builds the model: every check `sample` makes
+    return _Init(loaded.checkpoint, loaded.config, loaded.model.state_dict())
+
+
+def _check_cache_fits(cache: str, data: dict, who: str) -> None:
+    """The cache must hold what the run was trained on: codec, grid and vocabulary, and for a
+    conditional run the same label columns (an unconditional run ignores labels)."""
+    from artforge.data.cache import cache_info
+
+    ci = cache_info(cache)
+    have = {"codec": ci["codec"], "vocab_size": ci["vocab_size"], "token_shape": list(ci["token_shape"]),
+            "label_columns": ci["labels"]["columns"] if ci["labels"] else []}
+    for key, value in have.items():
+        want = data.get(key)
+        if key == "label_columns" and not want:
+            continue
+        if value != want:
+            if key == "codec":
+                value, want = value.get("spec"), want.get("spec") if isinstance(want, dict) else want
+            elif key == "label_columns":
+                value, want = ", ".join(value) or "none", ", ".join(want)
+            raise BadInput(cache, f"its {key.replace('_', ' ')} ({value}) differs from {who}'s ({want}); "
+                                  "use the run's cache or rebuild it the same way")
 
 
 def parse_labels(pairs: tuple[str, ...], columns: list[str]):
@@ -292,9 +317,12 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
         k, v = pair.split("=", 1)
         if k in columns:
             try:
-                vec[columns.index(k)] = float(v)
+                x = float(v)
             except ValueError:
                 raise ArtforgeError(f"--label {pair!r}: {k} takes a number") from None
+            if not abs(x) <= float(np.finfo(np.float32).max):  # also nan
+                raise ArtforgeError(f"--label {pair!r}: {k} takes a finite number")
+            vec[columns.index(k)] = x
         else:
             raise ArtforgeError(f"--label {pair!r} matches no label; labels: {', '.join(columns)}")
     return vec
@@ -318,12 +346,16 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
            device) -> None:
     """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
     from artforge.codecs import codec_from_config
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
     check_output(output)
+    if Path(output).suffix.lower() == ".txt":  # text models write their .txt beside the PNG
+        raise BadInput(output, "the sample grid is a PNG; name it .png (text art goes beside it as .txt)")
+    for target in (output, tokens, Path(output).with_suffix(".txt")):
+        check_not_input(target, interpolate or ())
     t0 = time.perf_counter()
     if not 0 < temperature < float("inf"):  # also catches nan
         raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
@@ -410,7 +442,7 @@ def _json_safe(value):
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--refine", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
+@click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
               help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> None:
@@ -433,14 +465,8 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
     val_fraction = loaded.config["train"].get("val_fraction", 0.1)
+    _check_cache_fits(cache, loaded.config["data"], "the run")
     ds = TokenDataset(cache, split, val_fraction)
-    if ds.codec_config != loaded.config["data"]["codec"]:
-        raise BadInput(cache, f"was built with codec {ds.codec_config.get('spec')}, the run uses "
-                              f"{loaded.codec.spec}; rebuild it with --codec {loaded.codec.spec}")
-    if ds.token_shape != tuple(loaded.model.info.token_shape):
-        shape = "x".join(map(str, ds.token_shape))
-        raise BadInput(cache, f"holds {shape} token grids; the run was trained on "
-                              f"{'x'.join(map(str, loaded.model.info.token_shape))}")
     if len(ds) == 0:
         raise BadInput(cache, f"has no {split} samples")
 
@@ -471,7 +497,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 @click.argument("run", type=click.Path())
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid: each image, then its reconstruction.")
-@click.option("--refine", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
+@click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
               help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Labels (conditional models).")
 @click.option("--tokens", type=OUTPUT, help="Also write the reconstructions' token file.")
@@ -487,15 +513,18 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     import numpy as np
     import torch
 
-    from artforge.cli.codec_cmds import no_usable_inputs, read_inputs
+    from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs, read_inputs
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
     check_output(output)
+    inputs = [p for p, _ in expand_inputs(images, None)]
+    check_not_input(output, inputs)
+    check_not_input(tokens, inputs)
     t0 = time.perf_counter()
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))

@@ -197,6 +197,8 @@ def build_cache(
     table = None
     folder_of = {r.name: r.folder for r in refs}
     if labels == "dirs":
+        if len({r.folder for r in refs}) < 2:  # e.g. an .npz source: its items have no folders
+            raise BadInput(source_spec, "--labels dirs needs items in two or more sub-folders; these are all in one")
         table = from_folders([r.folder for r in refs])
     elif labels:
         table = load_labels(labels, source)

@@ -20,6 +20,8 @@ import numpy as np
 
 from artforge.errors import BadInput
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass
 class Labels:
@@ -52,13 +54,18 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
             raise BadInput(source, f"labels for {key!r} are not a mapping of name to value")
         for k, v in rec.items():
             if isinstance(v, bool) or isinstance(v, int | float):
+                if not np.isfinite(float(v)) or abs(float(v)) > FLOAT32_MAX:
+                    raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
                 numeric.add(k)
             elif isinstance(v, str):
                 try:
-                    float(v)
-                    numeric.add(k)
+                    x = float(v)
                 except ValueError:
                     categorical.setdefault(k, set()).add(v)
+                    continue
+                if not np.isfinite(x) or abs(x) > FLOAT32_MAX:  # "nan", "inf", "1e400"
+                    raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
+                numeric.add(k)
             elif isinstance(v, list):
                 categorical.setdefault(k, set()).update(str(x) for x in v)
             elif v is not None:
@@ -71,6 +78,8 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
                 if k in rec and rec[k] is not None:
                     categorical[k].add(str(rec[k]))
     columns = sorted(numeric) + [f"{k}={v}" for k in sorted(categorical) for v in sorted(categorical[k])]
+    if not columns:
+        raise BadInput(source, "holds no label values (every record is empty or null)")
     index = {c: i for i, c in enumerate(columns)}
     rows = {}
     for key, rec in records.items():
@@ -98,6 +107,9 @@ def load_labels(spec: str, source=None) -> Labels:
         if not hasattr(source, "column"):
             raise BadInput(spec, "npz:KEY labels need an .npz source")
         values = source.column(spec[4:])
+        if values.ndim != 1 or values.dtype.kind not in "biufUS":
+            raise BadInput(spec, f"must be a 1-D array of numbers or names, got shape {values.shape} "
+                                 f"of {values.dtype}")
         if len(values) != len(source.names):
             raise BadInput(spec, f"has {len(values)} values for {len(source.names)} images")
         return _encode_records({n: {spec[4:]: str(v)} for n, v in zip(source.names, values, strict=True)}, spec)
@@ -111,8 +123,8 @@ def load_labels(spec: str, source=None) -> Labels:
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadInput(path, f"invalid JSON ({exc})") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise BadInput(path, f"invalid JSON ({str(exc)[:120]})") from None
         if isinstance(data, list):  # [{"name": ..., ...}, ...]
             data = {str(r.pop("name", r.pop("id", i))): r for i, r in enumerate(data) if isinstance(r, dict)}
         if not isinstance(data, dict):

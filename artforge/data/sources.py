@@ -143,7 +143,10 @@ class NpzSource(Source):
         with np.load(self.path, allow_pickle=False) as z:
             if key not in z:
                 raise BadInput(self.path, f"no array {key!r} for labels (has: {', '.join(z.files)})")
-            return z[key]
+            try:
+                return z[key]
+            except ValueError as exc:  # an object array: it would need pickle
+                raise BadInput(self.path, f"array {key!r} cannot be read as labels ({exc})") from None
 
     def _images(self) -> np.ndarray:
         key = str(_stat(self.path))  # path, size and mtime: a rewritten file is read again

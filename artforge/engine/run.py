@@ -56,6 +56,9 @@ def read_checkpoint(run: str | os.PathLike, which: str = "best",
         model_name = config["model"]
     except (KeyError, TypeError, json.JSONDecodeError):
         raise BadInput(ckpt_path, "checkpoint carries no run config") from None
+    problem = run_config_problem(config)
+    if problem:
+        raise BadInput(ckpt_path, f"damaged run config ({problem})")
     if expect_model and model_name != expect_model:
         raise BadInput(ckpt_path, f"is a {model_name!r} run, not {expect_model!r}")
     return ckpt_path, run_dir, state, config
@@ -95,13 +98,33 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:
+    """A run folder's config.json, checked for the parts a resumed run reads."""
     p = Path(run_dir) / CONFIG
     try:
-        return json.loads(p.read_text())
+        config = json.loads(p.read_text())
     except FileNotFoundError:
         raise BadInput(p, "no such file: not a run folder") from None
     except json.JSONDecodeError as exc:
         raise BadInput(p, f"invalid JSON ({exc})") from None
+    problem = run_config_problem(config)
+    if problem:
+        raise BadInput(p, f"damaged run config ({problem})")
+    return config
+
+
+def run_config_problem(config: Any) -> str | None:
+    """What is missing or malformed in a run config, or None."""
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    for key, kind in (("model", str), ("model_config", dict), ("data", dict), ("train", dict)):
+        if not isinstance(config.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    data = config["data"]
+    if not isinstance(data.get("cache"), str) or not isinstance(data.get("codec"), dict):
+        return "'data' lacks its cache path or codec"
+    if not isinstance(data.get("token_shape"), list) or not isinstance(data.get("vocab_size"), int):
+        return "'data' lacks its token shape or vocabulary size"
+    return None
 
 
 def next_run_dir(root: str | os.PathLike, model: str) -> Path:

@@ -29,11 +29,12 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import load_image, save_png
 
     check_output(output)
+    check_not_input(output, [p for p, _ in expand_inputs(images, None)])
     if not 0 < temperature < float("inf"):  # also catches nan
         raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -69,4 +70,5 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     for i in range(len(batch)):
         cells += [batch[i], prompt[i], *done[i]]
     save_png(make_grid(np.stack(cells), ncols=2 + count), output)
-    click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {output}")
+    click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {output}"
+               + (f" ({skipped} skipped)" if skipped else ""))

@@ -29,11 +29,13 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
 
     from artforge.data.sources import open_source
     from artforge.errors import BadInput
-    from artforge.fsutil import check_output
+    from artforge.fsutil import check_not_input, check_output
     from artforge_palette.codec import PaletteCodec
     from artforge_palette.palettes import SUFFIXES, write_palette
 
     out = check_output(output)
+    check_not_input(out, [source])
+    check_not_input(swatch, [source])
     if out.suffix.lower() not in SUFFIXES:
         raise ArtforgeError(f"{out}: palette files end in {', '.join(SUFFIXES)}")
     codec = PaletteCodec.from_spec(f"auto/{n}")
@@ -75,9 +77,10 @@ def show(spec: str, output: str | None) -> None:
         raise ArtforgeError(f"{spec} is not a palette spec")
     colors = codec.palette[1:]
     if output:  # checked before anything is printed
-        from artforge.fsutil import check_output
+        from artforge.fsutil import check_not_input, check_output
 
         check_output(output)
+        check_not_input(output, [spec.removeprefix("palette:")])
     click.echo(f"{codec.spec}: {len(colors)} colours + transparent (vocab {codec.vocab_size})")
     click.echo(" ".join(to_hex(colors)))
     if output:
