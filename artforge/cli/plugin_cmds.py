@@ -92,6 +92,13 @@ def install(packages: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]
 @click.option("-y", "--yes", is_flag=True, help="Don't ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugin packages with pip."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    for name in packages:  # pip only warns about these and exits 0
+        try:
+            distribution(name)
+        except PackageNotFoundError:
+            raise ArtforgeError(f"{name}: not installed in this Python ({sys.executable})") from None
     _pip(["uninstall", *(["-y"] if yes else []), *packages])
 
 

@@ -364,6 +364,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     if onnx_dir:
         from artforge.onnx_runtime import load_manifest, sample_onnx
 
+        if run:
+            raise ArtforgeError("give a RUN or --onnx DIR, not both")
         if interpolate:
             raise ArtforgeError("--interpolate needs a RUN (the ONNX export has no encoder path for it); drop --onnx")
         manifest, folder = load_manifest(onnx_dir)

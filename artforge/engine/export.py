@@ -99,6 +99,21 @@ def _compare(spec, path: Path) -> float:
     return diff
 
 
+def _check_replaceable(out: Path, model: str) -> None:
+    """An export folder may be refreshed by an export of the same model, not mixed with another's
+    (whose files the new manifest would not name, left beside it)."""
+    old = out / "manifest.json"
+    if not old.is_file():
+        return
+    try:
+        previous = json.loads(old.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous != model:
+        raise ArtforgeError(f"{out}: holds another export ({previous or 'unreadable manifest'}); "
+                            "export into another folder (-o)")
+
+
 def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None, which: str = "best",
                echo=print) -> dict:
     """Export a run's inference modules; returns the manifest (also written as manifest.json)."""
@@ -110,6 +125,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     if not specs:
         raise ArtforgeError(f"model {model.name!r} has no sub-modules to export")
     out = output_folder(Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx")
+    _check_replaceable(out, model.name)
     manifest = {
         "format": "artforge-onnx",
         "version": 1,

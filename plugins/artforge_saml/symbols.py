@@ -103,7 +103,7 @@ def load_symbol_dir(folder: str | os.PathLike, texels: int = TEXELS) -> dict[int
         try:
             with Image.open(f) as im:
                 rgba = np.asarray(im.convert("RGBA").resize((texels, texels), Image.Resampling.LANCZOS))
-        except OSError as exc:
+        except (OSError, Image.DecompressionBombError) as exc:
             raise ArtforgeError(f"{f}: cannot read symbol picture ({exc})") from None
         a = rgba[..., 3].astype(np.float32) / 255
         if a.min() > 0.99:  # no transparency: treat dark as ink
