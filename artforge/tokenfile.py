@@ -82,4 +82,6 @@ def load_token_codec(path: str | os.PathLike) -> tuple[TokenFile, Any]:
         tf.tokens = codec.check_tokens(tf.tokens, str(path))
     except ArtforgeError as exc:
         raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
+    except (AttributeError, TypeError, ValueError) as exc:  # a stored config missing a part its codec needs
+        raise BadInput(path, f"bad stored codec config ({type(exc).__name__}: {exc})") from None
     return tf, codec

@@ -194,3 +194,18 @@ def test_labels_must_be_finite_and_present(runner, emoji, tmp_path):
         r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "--labels", tmp_path / name,
                    "-o", tmp_path / "x.h5", ok=False)
         assert name in r.output and ("finite" in r.output or "holds no label values" in r.output), r.output
+
+
+def test_outputs_never_replace_the_runs_own_files(runner, run, tmp_path):
+    before = (run / "best.pt").read_bytes()
+    for target in ("best.pt", "config.json"):
+        r = invoke(runner, "sample", run, "-n", "2", "-o", run / target, ok=False)
+        assert f"{target}: is also an input of this command" in r.output
+    assert (run / "best.pt").read_bytes() == before
+
+
+def test_decode_to_a_folder_keeps_repeated_names_apart(runner, tokens_file, tmp_path):
+    z = dict(np.load(tokens_file))
+    np.savez(tmp_path / "t.npz", tokens=z["tokens"][:3], codec=z["codec"], names=np.array(["x.png", "x.png", ""]))
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", f"{tmp_path / 'out'}/")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["item.png", "x-2.png", "x.png"]

@@ -51,6 +51,19 @@ def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str)
     return items, names, skipped
 
 
+def _unique(stems: list[str]) -> list[str]:
+    """The stems with repeats numbered (x, x-2, x-3), so no output replaces another."""
+    used: set[str] = set()
+    out = []
+    for stem in stems:
+        base, k = stem, 2
+        while stem in used:
+            stem, k = f"{base}-{k}", k + 1
+        used.add(stem)
+        out.append(stem)
+    return out
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "item"
 
@@ -120,11 +133,14 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
     except (ValueError, TypeError, IndexError) as exc:
         raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec} ({exc})") from None
+    if images.ndim != 4 or images.shape[-1] not in (3, 4):
+        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec}")
     out = Path(output)
     if out.is_dir() or output.endswith(("/", "\\")):
         output_folder(out)
-        for img, name in zip(images, tf.names, strict=True):
-            save_png(img, out / (_safe_name(Path(name).with_suffix("").as_posix()) + ".png"))
+        stems = _unique([_safe_name(re.sub(r"\.[A-Za-z0-9]+$", "", name)) for name in tf.names])
+        for img, stem in zip(images, stems, strict=True):
+            save_png(img, out / (stem + ".png"))
         click.echo(f"decoded {len(images)} with {codec.spec} -> {out}/")
     elif len(images) == 1 and scale is None:
         save_png(images[0], out)
@@ -213,6 +229,8 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     except (ValueError, TypeError, IndexError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} ({first})") from None
+    if img.ndim != 4:
+        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec}")
     img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, -1)
@@ -290,17 +308,11 @@ def _convert_targets(out: Path, names: list[str], codec) -> list[Path]:
     """One file per input in folder ``out``, named by the input's stem; inputs that share a stem
     (a/x.png, b/x.png) get their relative path in the name instead, so none replaces another."""
     suffix = out.suffix or _default_suffix(codec)
-    targets, used = [], set()
+    stems: list[str] = []
     for name in names:
         stem = Path(name).stem
-        if stem in used:
-            stem = _safe_name(Path(name).with_suffix("").as_posix())
-        base, k = stem, 2
-        while stem in used:
-            stem, k = f"{base}-{k}", k + 1
-        used.add(stem)
-        targets.append(out / (stem + suffix))
-    return targets
+        stems.append(_safe_name(Path(name).with_suffix("").as_posix()) if stem in stems else stem)
+    return [out / (stem + suffix) for stem in _unique(stems)]
 
 
 def _load_picture(path):

@@ -7,7 +7,7 @@ import json
 import click
 
 from artforge.cli.params import OUTPUT
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, BadInput
 
 
 @click.group()
@@ -129,7 +129,10 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     with open_cache(cache) as f:
         n = f["tokens"].shape[0]
         rows = np.sort(np.random.default_rng(seed).choice(n, min(count, n), replace=False))
-        tokens = f["tokens"][rows]
+        try:
+            tokens = f["tokens"][rows]
+        except OSError as exc:
+            raise BadInput(cache, f"cannot read items ({exc}); check it with `artforge data verify`") from None
         codec = codec_from_config(json.loads(f.attrs["codec"]))
     save_png(make_grid(codec.decode(tokens), scale=scale), output)
     click.echo(f"{len(rows)} samples of {cache} -> {output}")

@@ -387,6 +387,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
 
         dev = pick_device(device)
         loaded = load_run(run, which=which, device=str(dev))
+        for target in (output, tokens, Path(output).with_suffix(".txt")):
+            check_not_input(target, loaded.files())
         codec, model = loaded.codec, loaded.model
         vec = parse_labels(label_pairs, model.info.label_columns)
         labels = torch.from_numpy(vec).to(dev)[None].expand(count, -1) if vec is not None else None
@@ -530,6 +532,8 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     t0 = time.perf_counter()
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
+    check_not_input(output, loaded.files())
+    check_not_input(tokens, loaded.files())
     model, codec = loaded.model, loaded.codec
     if refine:
         _check_refinable(run, model)

@@ -152,6 +152,15 @@ def _read_attrs(path: Path) -> dict | None:
         return None
 
 
+def _opens(path: Path) -> bool:
+    """Whether the cache passes the layout check every reader makes (a damaged one is rebuilt)."""
+    try:
+        open_cache(path).close()
+    except BadInput:
+        return False
+    return True
+
+
 def build_cache(
     source_spec: str,
     codec_spec: str,
@@ -215,7 +224,7 @@ def build_cache(
     old = _read_attrs(out) if out.exists() else None
     reason = "new cache"
     if old is not None:
-        if not force and old.get("fingerprint") == fp and old.get("schema") == SCHEMA:
+        if not force and old.get("fingerprint") == fp and old.get("schema") == SCHEMA and _opens(out):
             return BuildResult(out, "up-to-date", int(old.get("n_items", 0)), seconds=time.perf_counter() - t0,
                                reason="same source, codec and options")
         reason = "forced" if force else _why_changed(old, fp_parts)
@@ -425,6 +434,8 @@ def _structure_problem(f) -> str | None:
         cols = json.loads(lab.attrs["columns"]) if isinstance(lab, h5py.Dataset) else None
         if cols is None or lab.ndim != 2 or lab.shape != (n, len(cols)):
             return f"labels are not {n} rows of their listed columns"
+        if not np.isfinite(lab[:]).all():
+            return "labels hold NaN or infinite values"
     return None
 
 

@@ -24,6 +24,13 @@ class LoadedRun:
     step: int
     run_dir: Path | None
 
+    def files(self) -> list[Path]:
+        """The run's own files (checkpoints, config, logs): no command output may replace them."""
+        own = [self.checkpoint]
+        if self.run_dir is not None:
+            own += [p for p in self.run_dir.iterdir() if p.suffix in (".pt", ".json", ".jsonl")]
+        return own
+
 
 def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
     """(checkpoint file, run folder or None) for a run folder or a checkpoint path."""

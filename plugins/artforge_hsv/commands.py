@@ -41,6 +41,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
         raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev), expect_model="hsv-transformer")
+    check_not_input(output, loaded.files())
     model, codec = loaded.model, loaded.codec
     H, W = model.H, model.W
     if not 0 <= keep_rows <= H:
