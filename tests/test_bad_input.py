@@ -209,3 +209,16 @@ def test_decode_to_a_folder_keeps_repeated_names_apart(runner, tokens_file, tmp_
     np.savez(tmp_path / "t.npz", tokens=z["tokens"][:3], codec=z["codec"], names=np.array(["x.png", "x.png", ""]))
     invoke(runner, "decode", tmp_path / "t.npz", "-o", f"{tmp_path / 'out'}/")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["item.png", "x-2.png", "x.png"]
+
+
+def test_resume_and_checkpoint_options_stay_within_the_run(runner, run, tiny_cache, tmp_path):
+    r = invoke(runner, "eval", run, "--checkpoint", str(tmp_path / "other" / "best.pt"), ok=False)
+    assert "--checkpoint names a file inside the run folder" in r.output
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "best.pt", "last.pt"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "1", ok=False)
+    assert "is already at step 2; pass --steps above it" in r.output
+    r = invoke(runner, "train", "--resume", "-o", copy, "--data", tiny_cache, "--steps", "3", ok=False)
+    assert "drop --data" in r.output

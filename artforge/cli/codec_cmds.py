@@ -269,6 +269,8 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
     many = len(files) > 1
     if png and many:
         raise ArtforgeError("--png takes one input; with many, use -o FOLDER")
+    if png and Path(png).resolve() == out.resolve():
+        raise BadInput(png, "is also the -o file; give --png another name")
     targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
     for target in [*targets, png, out]:
         check_not_input(target, [p for p, _ in files])

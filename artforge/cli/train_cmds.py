@@ -167,6 +167,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             raise ArtforgeError("--resume continues a run with its own weights; drop --init")
         if not out:
             raise ArtforgeError("--resume needs --out RUN_FOLDER")
+        if data or codec or labels or size or sets:
+            raise ArtforgeError("--resume continues on the run's own cache and settings; drop --data/--codec/"
+                                "--labels/--size/--set")
         run_dir = Path(out)
         run_config = read_run_config(run_dir)
         cfg_values = dict(run_config["train"])

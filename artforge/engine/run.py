@@ -36,6 +36,9 @@ def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, 
     """(checkpoint file, run folder or None) for a run folder or a checkpoint path."""
     p = Path(run)
     if p.is_dir():
+        if Path(which).name != which:  # another run's file would be read as this run's (and eval.json rewritten)
+            raise BadInput(which, "--checkpoint names a file inside the run folder (best, last or e.g. "
+                                  "step-500.pt); to use another checkpoint, pass it as RUN")
         order = [BEST, LAST] if which == "best" else [LAST, BEST] if which == "last" else [which]
         for name in order:
             if (p / name).is_file():

@@ -236,6 +236,8 @@ class Trainer:
         self.elapsed = 0.0
         if resume and (run_dir / LAST).is_file():
             self._load(run_dir / LAST)
+            if self.total < self.step:
+                raise ArtforgeError(f"{run_dir} is already at step {self.step}; pass --steps above it to go on")
         elif resume and (run_dir / BEST).is_file():  # starting over would overwrite the kept best weights
             raise ArtforgeError(f"{run_dir / LAST}: missing, so the run cannot continue where it stopped "
                                 f"(its {BEST} is there); start a new run, e.g. with --init {run_dir / BEST}")
