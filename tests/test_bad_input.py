@@ -222,3 +222,25 @@ def test_resume_and_checkpoint_options_stay_within_the_run(runner, run, tiny_cac
     assert "is already at step 2; pass --steps above it" in r.output
     r = invoke(runner, "train", "--resume", "-o", copy, "--data", tiny_cache, "--steps", "3", ok=False)
     assert "drop --data" in r.output
+
+
+def test_label_files_that_would_lose_values_are_refused(runner, emoji, tmp_path):
+    np.savez(tmp_path / "e.npz", images=emoji[:4], names=np.array(["a", "b", "c", "d"]))
+    cases = {"dupcol.csv": ("name,w,w\na,1,0\n", "repeated column name"),
+             "duprow.csv": ("name,w\na,1\na,0\n", "repeats the name 'a'"),
+             "nested.json": (json.dumps({"a": {"t": [["x"]]}}), "lists hold names")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "--labels", tmp_path / name,
+                   "-o", tmp_path / "x.h5", ok=False)
+        assert name in r.output and message in r.output, r.output
+
+
+def test_diverged_weights_are_refused(runner, run, tmp_path):
+    state = torch.load(run / "best.pt", weights_only=True)
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key] = torch.full_like(state["model"][key], float("nan"))
+    state.pop("ema", None)
+    torch.save(state, tmp_path / "nan.pt")
+    r = invoke(runner, "sample", tmp_path / "nan.pt", "-o", tmp_path / "x.png", ok=False)
+    assert f"nan.pt: weight {key} holds NaN" in r.output

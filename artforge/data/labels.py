@@ -67,6 +67,8 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
                     raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
                 numeric.add(k)
             elif isinstance(v, list):
+                if not all(isinstance(x, str | int | float) and not isinstance(x, bool) for x in v):
+                    raise BadInput(source, f"label {k!r} of {key!r} is a list holding {v!r}: lists hold names")
                 categorical.setdefault(k, set()).update(str(x) for x in v)
             elif v is not None:
                 raise BadInput(source, f"label {k!r} of {key!r} has unsupported value {v!r}")
@@ -112,6 +114,8 @@ def load_labels(spec: str, source=None) -> Labels:
                                  f"of {values.dtype}")
         if len(values) != len(source.names):
             raise BadInput(spec, f"has {len(values)} values for {len(source.names)} images")
+        if values.dtype.kind == "S":  # bytes names: as text, not "b'x'"
+            values = values.astype(str)
         return _encode_records({n: {spec[4:]: str(v)} for n, v in zip(source.names, values, strict=True)}, spec)
     path = Path(spec)
     if not path.is_file():
@@ -135,12 +139,16 @@ def load_labels(spec: str, source=None) -> Labels:
         if len(rows) < 2 or len(rows[0]) < 2:
             raise BadInput(path, "expected a header 'name,label1,...' and at least one row")
         header = [h.strip() for h in rows[0]]
+        if not all(header[1:]) or len(set(header)) != len(header):
+            raise BadInput(path, f"the header {','.join(header)!r} has an empty or repeated column name")
         records = {}
         for i, r in enumerate(rows[1:], 2):
             if not r:
                 continue
             if len(r) != len(header):
                 raise BadInput(path, f"line {i} has {len(r)} fields, the header has {len(header)}")
+            if r[0].strip() in records:
+                raise BadInput(path, f"line {i} repeats the name {r[0].strip()!r}")
             records[r[0].strip()] = {h: (v.strip() or None) for h, v in zip(header[1:], r[1:], strict=True)}
         return _encode_records(records, str(path))
     raise BadInput(path, "labels must be a .json or .csv file, 'dirs' or 'npz:KEY'")

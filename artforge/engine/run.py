@@ -103,6 +103,9 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
         model.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise BadInput(ckpt_path, f"weights do not fit model {model_name!r} ({fit_error(exc)})") from None
+    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
+    if bad is not None:  # a diverged run: every sample and figure from it would be NaN
+        raise BadInput(ckpt_path, f"weight {bad} holds NaN or infinite values (did the run diverge?)")
     model.to(device).eval()
     return LoadedRun(model, codec, config, ckpt_path, step, run_dir)
 
