@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (cut to ``limit``), or its class name when it has none:
+    libraries' errors often run over many lines, and the CLI prints one."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, first_line
 
 
 def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
@@ -37,11 +37,6 @@ def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
     return manifest, m.parent
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
 def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -53,7 +48,7 @@ def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
         try:
             sessions[name] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error classes: a damaged or foreign file
-            raise BadInput(path, f"not a loadable ONNX model ({_first_line(exc)})") from None
+            raise BadInput(path, f"not a loadable ONNX model ({first_line(exc)})") from None
     return sessions
 
 
@@ -77,7 +72,7 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
         raise
     except Exception as exc:  # the files and manifest disagree (shapes, inputs): the export, not a bug
         raise BadInput(folder, f"the exported modules do not run as the manifest describes them "
-                               f"({type(exc).__name__}: {_first_line(exc)}); export the run again") from None
+                               f"({type(exc).__name__}: {first_line(exc)}); export the run again") from None
     return np.asarray(tokens), manifest["codec"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from artforge.cli.params import OUTPUT
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, first_line
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
 
@@ -227,8 +227,8 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
         with torch.no_grad():
             img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
     except (ValueError, TypeError, IndexError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} ({first})") from None
+        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} "
+                             f"({first_line(exc, 160)})") from None
     if img.ndim != 4:
         raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec}")
     img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()

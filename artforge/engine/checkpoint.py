@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from artforge.errors import BadInput
+from artforge.errors import BadInput, first_line
 from artforge.fsutil import atomic_path
 
 FORMAT = "artforge-checkpoint"
@@ -33,10 +33,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # any file can be handed in: whatever the loader raises is bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         if first.startswith("Weights only load failed"):
             first = "it holds Python objects, not only tensors and plain values"
-        raise BadInput(path, f"not a readable artforge checkpoint ({first[:200]})") from None
+        raise BadInput(path, f"not a readable artforge checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise BadInput(path, "not an artforge checkpoint (no artforge format marker)")
     if state.get("version") != VERSION:

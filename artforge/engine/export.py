@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from artforge import __version__
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, first_line
 from artforge.fsutil import atomic_path, atomic_write_text, output_folder
 
 MANIFEST = "manifest.json"
@@ -67,8 +67,7 @@ def _export_one(spec, path: Path) -> None:
                 dynamic_shapes=dynamic_shapes(spec), external_data=False, verbose=False, optimize=True,
             )
         except Exception as exc:  # noqa: BLE001 - exporter failures vary widely
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ArtforgeError(f"ONNX export of {spec.name!r} failed: {first[:300]}") from None
+            raise ArtforgeError(f"ONNX export of {spec.name!r} failed: {first_line(exc, 300)}") from None
 
 
 def _compare(spec, path: Path) -> float:

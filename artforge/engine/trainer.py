@@ -27,7 +27,7 @@ import torch
 from artforge import __version__
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
 from artforge.engine.run import BEST, CONFIG, LAST
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, first_line
 from artforge.fsutil import atomic_write_text
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -216,9 +216,8 @@ class Trainer:
                 warnings.simplefilter("ignore", UserWarning)
                 model = cls(config_from_json(cls, run_config["model_config"]), info)
         except (ValueError, RuntimeError, ArithmeticError, TypeError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise ArtforgeError(f"model {cls.name!r} cannot be built with these settings "
-                                f"({type(exc).__name__}: {first}); check the --set values") from None
+                                f"({type(exc).__name__}: {first_line(exc, 160)}); check the --set values") from None
         self.model = model.to(self.device)
         if init_weights is not None:  # --init: another run's weights, this run's optimiser and schedule
             try:
