@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from artforge.errors import ArtforgeError
+
 
 class OutputPath(click.Path):
     """A path to write: an empty name (``-o ""``) is an error, not the current folder."""
@@ -22,3 +24,11 @@ def check_seed(ctx: click.Context, param: click.Parameter, value: int | None) ->
     if value is not None and not 0 <= value < 2**63:
         raise click.BadParameter(f"{value} is not between 0 and 2**63-1", ctx, param)
     return value
+
+
+def check_sampling(temperature: float, top_p: float | None) -> None:
+    """The sampling options `sample` and `complete` share: temperature > 0 and finite, top-p in (0, 1]."""
+    if not 0 < temperature < float("inf"):  # also catches nan
+        raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")

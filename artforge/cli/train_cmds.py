@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT, check_seed
+from artforge.cli.params import OUTPUT, check_sampling, check_seed
 from artforge.errors import ArtforgeError, BadInput
 
 
@@ -360,10 +360,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     for target in (output, tokens, Path(output).with_suffix(".txt")):
         check_not_input(target, interpolate or ())
     t0 = time.perf_counter()
-    if not 0 < temperature < float("inf"):  # also catches nan
-        raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
+    check_sampling(temperature, top_p)
     if onnx_dir:
         from artforge.onnx_runtime import load_manifest, sample_onnx
 

@@ -46,6 +46,12 @@ def candidate_keys(name: str) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _check_number(x: float, v, k: str, key: str, source: str) -> None:
+    """A numeric label value ``v`` (read as ``x``) must fit a float32 label column."""
+    if not np.isfinite(x) or abs(x) > FLOAT32_MAX:
+        raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
+
+
 def _encode_records(records: dict[str, dict], source: str) -> Labels:
     numeric: set[str] = set()
     categorical: dict[str, set[str]] = {}
@@ -54,8 +60,7 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
             raise BadInput(source, f"labels for {key!r} are not a mapping of name to value")
         for k, v in rec.items():
             if isinstance(v, bool) or isinstance(v, int | float):
-                if not np.isfinite(float(v)) or abs(float(v)) > FLOAT32_MAX:
-                    raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
+                _check_number(float(v), v, k, key, source)
                 numeric.add(k)
             elif isinstance(v, str):
                 try:
@@ -63,8 +68,7 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
                 except ValueError:
                     categorical.setdefault(k, set()).add(v)
                     continue
-                if not np.isfinite(x) or abs(x) > FLOAT32_MAX:  # "nan", "inf", "1e400"
-                    raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
+                _check_number(x, v, k, key, source)  # "nan", "inf", "1e400"
                 numeric.add(k)
             elif isinstance(v, list):
                 if not all(isinstance(x, str | int | float) and not isinstance(x, bool) for x in v):

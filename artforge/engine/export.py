@@ -101,7 +101,7 @@ def _compare(spec, path: Path) -> float:
 def _check_replaceable(out: Path, model: str) -> None:
     """An export folder may be refreshed by an export of the same model, not mixed with another's
     (whose files the new manifest would not name, left beside it)."""
-    old = out / "manifest.json"
+    old = out / MANIFEST
     if not old.is_file():
         return
     try:

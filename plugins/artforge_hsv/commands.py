@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artforge.cli.params import OUTPUT, check_seed
+from artforge.cli.params import OUTPUT, check_sampling, check_seed
 from artforge.errors import ArtforgeError
 
 
@@ -35,10 +35,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
 
     check_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(images, None)])
-    if not 0 < temperature < float("inf"):  # also catches nan
-        raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
+    check_sampling(temperature, top_p)
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev), expect_model="hsv-transformer")
     check_not_input(output, loaded.files())
