@@ -146,24 +146,17 @@ def smallest_uint(vocab_size: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def _codec_classes() -> dict[str, type[Codec]]:
-    from artforge.plugins import registry
-
-    reg = registry("codecs")
-    return {name: entry.obj for name, entry in reg.loaded()} | {
-        name: None for name in reg.conflicts  # conflicting names resolve to a clear error below
-    }
-
-
 def get_codec(spec: str) -> Codec:
     """Build the codec a spec string names; unknown specs list the known families."""
     from artforge.plugins import registry
 
     spec = spec.strip()
-    families = _codec_classes()
+    reg = registry("codecs")
+    # every registered name, loadable or not: a named codec whose plugin fails to import gets
+    # that import error below, not "unknown codec"
+    families = [*reg.names(), *reg.conflicts]
     matches = [f for f in families if spec == f or spec.startswith(f)]
     if not matches:
-        reg = registry("codecs")
         known = "; ".join(f"{n} ({e.obj.spec_help or e.obj.description})" for n, e in reg.loaded())
         raise ArtforgeError(f"unknown codec {spec!r}; known codecs: {known or 'none'}")
     family = max(matches, key=len)

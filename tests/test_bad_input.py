@@ -75,6 +75,14 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
     np.savez(tmp_path / "codec.npz", tokens=np.zeros((1, 4, 4), np.int64), codec=np.asarray("[1]"))
     r = invoke(runner, "decode", tmp_path / "codec.npz", "-o", tmp_path / "x.png", ok=False)
     assert "codec.npz: stored codec config" in r.output
+    # a grid of another size than the stored ascii:COLSxROWS codec names
+    (tmp_path / "a.txt").write_text("ab\ncd\n")
+    invoke(runner, "encode", "-c", "ascii:4x3", tmp_path / "a.txt", "-o", tmp_path / "a.npz")
+    with np.load(tmp_path / "a.npz") as z:
+        other = str(z["codec"]).replace('"cols": 4', '"cols": 5')
+        np.savez(tmp_path / "grid.npz", tokens=z["tokens"], codec=np.asarray(other))
+    r = invoke(runner, "decode", tmp_path / "grid.npz", "-o", tmp_path / "x.png", ok=False)
+    assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
 
 
 def test_damaged_caches(runner, tiny_cache, tmp_path):

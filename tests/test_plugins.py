@@ -15,7 +15,7 @@ from artforge.errors import ArtforgeError
 from artforge.hookspecs import hookimpl
 from artforge.plugins import get_plugin_manager
 
-from conftest import ARTFORGE, invoke, subprocess_env
+from conftest import ARTFORGE, EMOJI, invoke, subprocess_env
 
 
 def fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
@@ -133,16 +133,20 @@ def test_lazy_registration_reports_a_missing_module(runner):
     assert "ghostly" in r.output and "no_such_module_xyz" in r.output
 
 
-def test_a_broken_lazy_codec_does_not_break_the_others(runner, capsys):
+def test_a_broken_lazy_codec_does_not_break_the_others(runner, capsys, tmp_path):
     pm = get_plugin_manager()
     plugin = types.SimpleNamespace(
         register_codecs=hookimpl(lambda register: register("ghostcodec", "no_such_module_xyz:Ghost")))
     assert pm.register(plugin, "ghostly")
     assert get_codec("hsv544").spec == "hsv544"
     r = invoke(runner, "codecs", "--json")
-    assert {"hsv", "palette"} <= {row["name"] for row in json.loads(r.stdout)}
-    assert "ghostcodec" not in r.stdout and "no_such_module_xyz" in capsys.readouterr().err
+    listed = {row["name"] for row in json.loads(r.stdout[r.stdout.index("["):])}
+    assert {"hsv", "palette"} <= listed and "ghostcodec" not in listed
+    assert "no_such_module_xyz" in r.output + capsys.readouterr().err
     assert any("no_such_module_xyz" in e for e in pm.info["ghostly"].errors)
+    # naming the broken codec gives its import error, not "unknown codec"
+    r = invoke(runner, "encode", "-c", "ghostcodec", str(EMOJI), "-o", str(tmp_path / "t.npz"), ok=False)
+    assert "no_such_module_xyz" in r.output and "unknown codec" not in r.output
 
 
 def test_load_plugins_names_an_unknown_plugin():

@@ -167,6 +167,14 @@ class AsciiCodec(Codec):
     def token_shape(self) -> tuple[int, int] | None:
         return None if self.cols is None else (self.rows, self.cols)
 
+    def check_tokens(self, tokens: np.ndarray, source: str = "tokens") -> np.ndarray:
+        """The vocabulary check, and for a codec with a grid, that the grids are that size."""
+        tokens = super().check_tokens(tokens, source)
+        if self.token_shape and tokens.ndim >= 2 and tokens.shape[-2:] != self.token_shape:
+            rows, cols = tokens.shape[-2:]
+            raise ArtforgeError(f"{source}: grids of {cols}x{rows} characters do not fit codec {self.spec}")
+        return tokens
+
     # -- reading --------------------------------------------------------------------------------
     def load(self, path: str | os.PathLike) -> str:
         """A text file as str; binary, non-UTF-8 and empty files are BadInput."""
