@@ -59,17 +59,22 @@ class Entry:
             try:
                 obj = getattr(importlib.import_module(module), attr)
             except Exception as exc:  # noqa: BLE001 - a broken plugin module
-                raise ArtforgeError(
+                raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
             if getattr(obj, "name", self.name) != self.name:
-                raise ArtforgeError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
+                raise PluginError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
                                     f"whose name is {obj.name!r}")
             self.target, self.lazy = obj, False
         return self.target
 
 
-class Conflict(ArtforgeError):
+class PluginError(ArtforgeError):
+    """A plugin failed to load or clashes with another: the installation's problem, never the
+    file being read, so callers that blame their input let it through unchanged."""
+
+
+class Conflict(PluginError):
     pass
 
 
@@ -114,7 +119,7 @@ class Registry:
     def get(self, name: str) -> Entry:
         if name in self.conflicts:
             both = " and ".join(repr(p) for p in self.conflicts[name])
-            raise ArtforgeError(
+            raise Conflict(
                 f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
                 "or choose with ARTFORGE_LOAD_PLUGINS"
             )
@@ -200,7 +205,7 @@ class PluginManager:
     def _fail(self, plugin: str, message: str) -> None:
         self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
         if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
-            raise ArtforgeError(f"plugin {plugin!r} {message}")
+            raise PluginError(f"plugin {plugin!r} {message}")
         key = f"{plugin}:{message}"
         if key not in self._warned:
             self._warned.add(key)

@@ -75,11 +75,14 @@ def load_token_codec(path: str | os.PathLike) -> tuple[TokenFile, Any]:
     """A token file and the codec it names, its tokens checked against that codec's vocabulary;
     every problem is a :class:`BadInput` naming the file."""
     from artforge.codecs import codec_from_config
+    from artforge.plugins import PluginError
 
     tf = load_tokens(path)
     try:
         codec = codec_from_config(tf.codec)
         tf.tokens = codec.check_tokens(tf.tokens, str(path))
+    except PluginError:
+        raise
     except ArtforgeError as exc:
         raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
     except (AttributeError, TypeError, ValueError) as exc:  # a stored config missing a part its codec needs

@@ -15,7 +15,7 @@ from artforge.errors import ArtforgeError
 from artforge.hookspecs import hookimpl
 from artforge.plugins import get_plugin_manager
 
-from conftest import ARTFORGE, EMOJI, invoke, subprocess_env
+from conftest import ARTFORGE, EMOJI, ROOT, invoke, subprocess_env
 
 
 def fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
@@ -60,6 +60,11 @@ def test_strict_mode_turns_load_failures_into_errors(broken_env):
     out = run({**broken_env, "ARTFORGE_STRICT_PLUGINS": "1"}, "codecs")
     assert out.returncode != 0
     assert "broken" in out.stderr and "Traceback" not in out.stderr
+    # a file read under strict mode: the plugin is blamed, not the file
+    tokens = Path(broken_env["PYTHONPATH"]) / "t.npz"
+    assert run(broken_env, "encode", "-c", "hsv322", ROOT / "docs/images/emoji", "-o", tokens).returncode == 0
+    out = run({**broken_env, "ARTFORGE_STRICT_PLUGINS": "1"}, "decode", tokens, "-o", tokens.with_suffix(".png"))
+    assert out.returncode != 0 and out.stderr.startswith("Error: plugin 'broken'"), out.stderr
 
 
 def test_install_and_uninstall_work_with_a_broken_plugin(broken_env):

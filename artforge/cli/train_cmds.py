@@ -363,6 +363,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     check_sampling(temperature, top_p)
     if onnx_dir:
         from artforge.onnx_runtime import load_manifest, sample_onnx
+        from artforge.plugins import PluginError
 
         if run:
             raise ArtforgeError("give a RUN or --onnx DIR, not both")
@@ -372,6 +373,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
         vec = parse_labels(label_pairs, manifest.get("label_columns", []))
         try:
             codec = codec_from_config(manifest["codec"])
+        except PluginError:
+            raise
         except ArtforgeError as exc:
             raise BadInput(folder / "manifest.json", str(exc)) from None
         toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,

@@ -85,6 +85,7 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
     from artforge.codecs import codec_from_config
     from artforge.engine.checkpoint import fit_error
     from artforge.models import DataInfo, config_from_json, get_model_class
+    from artforge.plugins import PluginError
 
     ckpt_path, run_dir, state, config = read_checkpoint(run, which, expect_model)
     model_name = config["model"]
@@ -95,6 +96,8 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
         weights = run_weights(state, use_ema)
         step = int(state.get("step", 0))
         codec = codec_from_config(info.codec)
+    except PluginError:
+        raise
     except ArtforgeError as exc:
         raise BadInput(ckpt_path, f"its run config: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, RuntimeError) as exc:
