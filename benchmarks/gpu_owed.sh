@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_owed.sh compiled  # the same decoding with torch.compile'd steps (generate(compile=True))
 #   bash benchmarks/gpu_owed.sh large     # decoding at 512 images: where recomputing is compute-bound
 #   bash benchmarks/gpu_owed.sh mfu       # hsv training speed: compile modes, dropout, batch 128
+#   bash benchmarks/gpu_owed.sh mfu2      # the lse loss and max-autotune together, batch 128 and 64
 #   bash benchmarks/gpu_owed.sh speed     # hsv training speed + sampling speed (make bench's figures), profiles
 #   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
 # Needs the caches in .cache/gpu/ (commands in docs/benchmarks/h100-2026-11-23/README.md) and
@@ -54,6 +55,13 @@ mfu)
       --rows 20 2>&1 | tee "$OUT/train-$mode.txt"
   done
   ;;
+mfu2)
+  # both levers together, at batch 128 and at the batch 64
+  for b in 128 64; do
+    timeout 280 python3 benchmarks/profile_hsv.py --only train --batch $b --dropout 0 --loss lse \
+      --compile-mode max-autotune-no-cudagraphs --rows 20 2>&1 | tee "$OUT/train-lse-autotune-$b.txt"
+  done
+  ;;
 speed)
   timeout 90 python3 benchmarks/profile_hsv.py --only attention --attn-len 256 2>&1 | tee "$OUT/attention.txt"
   timeout 230 python3 benchmarks/run.py hsv_model 2>&1 | tee "$OUT/bench_hsv_model.txt"
@@ -87,7 +95,7 @@ torch.save({k: s[k] for k in ('format', 'version', 'config', 'model')}, sys.argv
   tar czf "$OUT/runs.tgz" runs/pal-*/{config.json,metrics.jsonl,evals.jsonl,loss.png}
   ;;
 *)
-  echo "usage: $0 decode|compiled|large|mfu|speed|quality" >&2
+  echo "usage: $0 decode|compiled|large|mfu|mfu2|speed|quality" >&2
   exit 2
   ;;
 esac
