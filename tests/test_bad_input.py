@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import invoke
+from conftest import ARTFORGE, invoke, subprocess_env
 
 TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
 
@@ -252,3 +252,37 @@ def test_diverged_weights_are_refused(runner, run, tmp_path):
     torch.save(state, tmp_path / "nan.pt")
     r = invoke(runner, "sample", tmp_path / "nan.pt", "-o", tmp_path / "x.png", ok=False)
     assert f"nan.pt: weight {key} holds NaN" in r.output
+
+
+def test_a_failed_start_leaves_no_run_behind(runner, tiny_cache, tmp_path, monkeypatch):
+    """A run that fails before it logs anything must not block its --out with a lone config.json."""
+    from artforge.engine.trainer import Trainer
+
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "-b", "100000", "-o", tmp_path / "r", ok=False)
+    assert "larger than the" in r.output and not (tmp_path / "r").exists()
+
+    def out_of_memory(self):
+        raise MemoryError
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "fit", out_of_memory)
+        (tmp_path / "mine").mkdir()
+        for out in ("r", "mine"):
+            r = invoke(runner, "train", *TINY, "--data", tiny_cache, "-o", tmp_path / out, ok=False)
+            assert "out of memory" in r.output
+    assert not (tmp_path / "r").exists() and list((tmp_path / "mine").iterdir()) == []  # the user's folder stays
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", tmp_path / "r")
+    assert (tmp_path / "r" / "last.pt").is_file()
+
+
+def test_a_closed_output_pipe_is_not_an_error_report():
+    """`artforge ... | head -1`: the reader has gone; exit quietly, not with an internal-error line."""
+    import subprocess
+
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe now fails with EPIPE
+    try:
+        r = subprocess.run([*ARTFORGE, "palette", "show", "nes"], stdout=write, stderr=subprocess.PIPE,
+                           text=True, env=subprocess_env(), timeout=120)
+    finally:
+        os.close(write)
+    assert r.returncode != 0 and r.stderr == ""

@@ -37,7 +37,8 @@ class ArtforgeGroup(click.Group):
             return super().invoke(ctx)
         except ArtforgeError as exc:
             raise click.ClickException(str(exc)) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit,
+                BrokenPipeError):  # output piped into `head`: click exits quietly on a closed pipe
             raise
         except MemoryError:
             raise click.ClickException(

@@ -141,7 +141,9 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     """Train a model on a token cache (or a source, cached automatically).
 
     The run folder gets config.json, last.pt and best.pt checkpoints, metrics.jsonl, samples/
-    grids and loss.png. Ctrl-C saves and exits; --resume continues exactly where it stopped.
+    grids (models that sample) and loss.png. Ctrl-C saves and exits; --resume continues exactly
+    where it stopped. A run that fails before it has written anything but config.json leaves no
+    folder behind, so the same --out can be used again.
     """
     from artforge.engine.run import CONFIG, LAST, next_run_dir, read_run_config
     from artforge.engine.trainer import (
@@ -162,6 +164,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     if epochs is not None:
         options["epochs"] = epochs
     init = None
+    made_folder = False
     if resume:
         if init_from:
             raise ArtforgeError("--resume continues a run with its own weights; drop --init")
@@ -219,21 +222,27 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if main:
             from artforge.fsutil import output_folder
 
+            made_folder = not run_dir.exists()
             output_folder(run_dir, parents=True)
-    trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
-                      init_weights=init.weights if init is not None else None)
     import dataclasses
 
-    run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
-    if main:
-        write_run_config(run_dir, run_config)
-    _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
-          f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val) on {trainer.device} "
-          f"for {trainer.total} steps -> {run_dir}")
-    try:
-        result = trainer.fit()
-    except NonFinite as exc:
-        raise ArtforgeError(str(exc)) from None
+    try:  # a start that fails (bad batch split, out of memory at step 1) leaves nothing to block --out
+        trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
+                          init_weights=init.weights if init is not None else None)
+        run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
+        if main:
+            write_run_config(run_dir, run_config)
+        _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
+              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val) on {trainer.device} "
+              f"for {trainer.total} steps -> {run_dir}")
+        try:
+            result = trainer.fit()
+        except NonFinite as exc:
+            raise ArtforgeError(str(exc)) from None
+    except BaseException:
+        if main and not resume:
+            _drop_failed_start(run_dir, remove_folder=made_folder)
+        raise
     if result["stop"] == "interrupted":
         _echo(f"interrupted at step {result['step']}; saved {run_dir / LAST}. "
               f"Continue with: artforge train --resume --out {run_dir}")
@@ -249,6 +258,23 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+def _drop_failed_start(run_dir: Path, remove_folder: bool) -> None:
+    """Undo a new run that wrote nothing but its config.json (and empty files or folders)."""
+    from artforge.engine.run import CONFIG
+
+    try:
+        rest = [p for p in run_dir.iterdir() if p.name != CONFIG]
+        if any(p.is_file() and p.stat().st_size or p.is_dir() and any(p.iterdir()) for p in rest):
+            return  # the run got far enough to log, sample or save: keep all of it
+        for p in rest:
+            p.rmdir() if p.is_dir() else p.unlink()
+        (run_dir / CONFIG).unlink(missing_ok=True)
+        if remove_folder:
+            run_dir.rmdir()
+    except OSError:
+        pass
 
 
 class _Init:

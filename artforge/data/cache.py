@@ -388,7 +388,8 @@ def open_cache(path: str | os.PathLike):
 
     path = Path(path)
     if not path.is_file():
-        raise BadInput(path, "is a folder, not a cache file" if path.is_dir() else "no such cache file")
+        raise BadInput(path, "is a folder, not a cache file" if path.is_dir()
+                       else "is not a regular file (a cache is an .h5 file)" if path.exists() else "no such cache file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

@@ -137,13 +137,19 @@ def lr_at(step: int, cfg: TrainConfig, total: int) -> float:
 def pick_device(choice: str, local_rank: int = 0) -> torch.device:
     if choice == "cpu":
         return torch.device("cpu")
-    if choice.startswith("cuda"):
+    if choice == "cuda" or choice.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ArtforgeError("--device cuda, but CUDA is not available on this machine")
-        return torch.device(choice if ":" in choice else f"cuda:{local_rank}")
+            raise ArtforgeError(f"--device {choice}, but CUDA is not available on this machine")
+        index = choice.partition(":")[2]
+        if not index:
+            return torch.device(f"cuda:{local_rank}")
+        count = torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise ArtforgeError(f"--device {choice}: this machine has GPUs cuda:0..cuda:{count - 1}")
+        return torch.device(choice)
     if choice == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    raise ArtforgeError(f"unknown device {choice!r}; use auto, cpu or cuda")
+    raise ArtforgeError(f"unknown device {choice!r}; use auto, cpu, cuda or cuda:N")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -190,6 +196,8 @@ class Trainer:
         self.val_ds = TokenDataset(cache, "val", cfg.val_fraction)
         if len(self.train_ds) == 0:
             raise ArtforgeError(f"{cache}: no training samples")
+        if cfg.batch_size % self.world:  # before anything is written (EpochBatches checks it too)
+            raise ArtforgeError(f"batch size {cfg.batch_size} does not split over {self.world} processes")
         if cfg.batch_size > len(self.train_ds):
             raise ArtforgeError(f"batch size {cfg.batch_size} is larger than the {len(self.train_ds)} training "
                                 f"samples of {cache}; use --batch-size {len(self.train_ds)} or less")
