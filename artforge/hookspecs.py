@@ -1,6 +1,6 @@
 """The whole plugin API on one page.
 
-A plugin is a module (or object) with functions decorated by ``artforge.hookimpl`` whose names
+A plugin is a module (or object) with functions decorated by ``artforge.hookspecs.hookimpl`` whose names
 match the specs below. Each hook receives a ``register`` callback (or the CLI group) and calls it
 once per thing it provides. Hook modules should import heavy libraries (torch) inside the hook
 function, never at module level, so ``artforge --help`` stays fast.
