@@ -135,6 +135,20 @@ def test_preview_render_and_convert(runner, emoji_dir, tmp_path):
     assert "no option" in r.output
 
 
+def test_convert_a_folder_can_finish_an_interrupted_run(runner, emoji_dir, tmp_path):
+    out = tmp_path / "out"
+    invoke(runner, "convert", emoji_dir / "a", "-c", "palette:pico8", "-o", out)
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 12
+    files[0].unlink()  # as if the run had stopped before this one
+    before = {f.name: f.stat().st_mtime_ns for f in files[1:]}
+    r = invoke(runner, "convert", emoji_dir / "a", "-c", "palette:pico8", "-o", out, "--skip-existing")
+    assert "converted 1 with palette:pico8" in r.output and "kept 11 existing" in r.output
+    assert files[0].is_file() and {f.name: f.stat().st_mtime_ns for f in files[1:]} == before
+    r = invoke(runner, "convert", emoji_dir / "a", "-c", "palette:pico8", "-o", out, "--skip-existing")
+    assert "converted 0" in r.output and "kept 12 existing" in r.output
+
+
 def test_odd_image_modes_are_converted(runner, tmp_path):
     d = tmp_path / "modes"
     d.mkdir()

@@ -252,7 +252,9 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
 @click.option("--dither", type=click.Choice(["none", "bayer", "floyd"]), help="Dithering (palette codecs).")
 @click.option("--edges", type=float, help="Edge emphasis 0..1 (ascii codecs).")
-def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
+@click.option("--skip-existing", is_flag=True,
+              help="Leave outputs that already exist (each is written whole), e.g. to finish an interrupted folder.")
+def convert(inputs, spec, output, png, size, resample, dither, edges, skip_existing) -> None:
     """Turn any picture into the codec's art form (palette pixel art, ASCII art, ...).
 
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input.
@@ -276,8 +278,11 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
         check_not_input(target, [p for p, _ in files])
     if many:
         output_folder(out)  # with many inputs -o names a folder: made if missing
-    done, skipped = 0, 0
+    done, skipped, kept = 0, 0, 0
     for (path, name), target in zip(files, targets, strict=True):
+        if skip_existing and target.is_file() and (not png or Path(png).is_file()):
+            kept += 1
+            continue
         try:
             img = _load_picture(path)
             img = fit_square(img, size, resample) if size else img
@@ -301,9 +306,10 @@ def convert(inputs, spec, output, png, size, resample, dither, edges) -> None:
         if png:
             save_png(codec.decode(tokens)[0], check_output(png))
         done += 1
-    if not done:
+    if not done and not kept:
         raise no_usable_inputs(inputs, skipped)
-    click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; skipped {skipped}" if skipped else ""))
+    click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; kept {kept} existing" if kept else "")
+               + (f"; skipped {skipped}" if skipped else ""))
 
 
 def _convert_targets(out: Path, names: list[str], codec) -> list[Path]:
