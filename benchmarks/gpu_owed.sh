@@ -7,6 +7,9 @@
 #   bash benchmarks/gpu_owed.sh mfu2      # the lse loss and max-autotune together, batch 128 and 64
 #   bash benchmarks/gpu_owed.sh speed     # hsv training speed + sampling speed (make bench's figures), profiles
 #   bash benchmarks/gpu_owed.sh quality   # palette conv-ae: three settings side by side, evaluated with --refine
+# A session has 30 device minutes: run them in the order issue 5 needs them — mfu2 (the likeliest
+# 40% MFU), large (the likeliest 20x), decode (64 images in 2 s, buckets) — then compiled, mfu,
+# speed and quality as time allows. Only quality needs the caches.
 # Needs the caches in .cache/gpu/ (commands in docs/benchmarks/h100-2026-11-23/README.md) and
 # writes logs to ${OUT:-gpu-out}/. Every step has its own timeout and prints as it goes.
 set -u
