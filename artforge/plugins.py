@@ -64,7 +64,7 @@ class Entry:
                 ) from None
             if getattr(obj, "name", self.name) != self.name:
                 raise PluginError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
-                                    f"whose name is {obj.name!r}")
+                                  f"whose name is {obj.name!r}")
             self.target, self.lazy = obj, False
         return self.target
 
