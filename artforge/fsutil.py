@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ from pathlib import Path
 from artforge.errors import ArtforgeError
 
 PARTIAL = ".partial-"
+_PARTIAL_NAME = re.compile(r"^\..+\.partial-(\d+)-")  # .NAME.partial-PID-random
+_swept: set[Path] = set()  # folders already cleared of dead writers' partials by this process
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -76,6 +80,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (``/dev/null``, a pipe) is written directly: replacing it would destroy the device node.
     """
     path = check_output(path)
+    sweep_partials(path.parent)
     if path.exists() and not path.is_file():
         try:
             yield path
@@ -119,6 +124,34 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def sweep_partials(folder: str | os.PathLike) -> list[Path]:
+    """Once per folder and process: delete the partial files (and staging folders) that writers
+    killed outright (SIGKILL, power loss) left in ``folder``. A writer that is still alive keeps its own."""
+    folder = Path(folder)
+    key = folder.resolve()
+    if key in _swept:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".") and PARTIAL in e.name]
+    except OSError:
+        return []
+    for entry in entries:
+        m = _PARTIAL_NAME.match(entry.name)
+        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
 
 
 def remove_stale_partials(path: str | os.PathLike) -> list[Path]:

@@ -81,8 +81,14 @@ _register_core_commands()
 
 
 def main() -> None:
+    from artforge.signals import Terminated, stop_on_sigterm
+
+    stop_on_sigterm()
     try:
         cli.main(prog_name="artforge")
+    except Terminated:
+        click.echo("Terminated (SIGTERM).", err=True)
+        raise
     except ArtforgeError as exc:  # raised outside a command (e.g. strict plugin loading)
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

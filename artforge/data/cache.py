@@ -15,7 +15,6 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -109,28 +108,24 @@ def _pool_context():
 
 
 def _run(fn: Callable, jobs: list, workers: int, init_args: tuple) -> Iterator:
-    """Ordered results of fn over jobs, with at most 2*workers jobs in flight."""
+    """Ordered results of fn over jobs. Ctrl-C and SIGTERM stop it between jobs, so the caller's
+    writes are never cut halfway (and its atomic output is removed)."""
+    from artforge.signals import deferred_stop
+
     if workers <= 1 or len(jobs) <= 1:
-        _init_worker(*init_args)
-        for job in jobs:
-            yield fn(job)
+        with deferred_stop() as stop:
+            _init_worker(*init_args)
+            for job in jobs:
+                result = fn(job)
+                stop.check()
+                yield result
         return
+    from artforge.data.workers import ordered_map
+
     ctx = _pool_context()
     if ctx.get_start_method() == "fork":
         init_args[0].warm()
-    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
-        pending: deque = deque()
-        it = iter(jobs)
-        for job in it:
-            pending.append(pool.apply_async(fn, (job,)))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            result = pending.popleft().get()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(fn, (nxt,)))
-            yield result
+    yield from ordered_map(fn, jobs, workers, _init_worker, init_args, ctx)
 
 
 # -- building ----------------------------------------------------------------------------------
@@ -221,6 +216,7 @@ def build_cache(
                                           else file_fingerprint(labels)),
     }
     fp = fingerprint(fp_parts)
+    remove_stale_partials(out)  # a killed build's leftovers go even when there is nothing to rebuild
     old = _read_attrs(out) if out.exists() else None
     reason = "new cache"
     if old is not None:
@@ -230,7 +226,6 @@ def build_cache(
         reason = "forced" if force else _why_changed(old, fp_parts)
     elif out.exists():
         reason = "replacing an unreadable file"
-    remove_stale_partials(out)
     if not refs:
         raise ArtforgeError(f"{source_spec}: no items to encode")
 

@@ -1,0 +1,105 @@
+"""Stopping commands from outside: Ctrl-C and SIGTERM (to the process or its whole group, as a
+terminal or a job scheduler sends them) end them in one line, leave no partial files and keep
+what was there before; partial files of writers killed outright are swept by the next write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ARTFORGE, invoke, subprocess_env
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+# a codec as fast as hsv but for a pause per job, so a build is reliably mid-way when signalled
+SLOW_CODEC = """
+    import time
+    from artforge.hookspecs import hookimpl
+    from artforge_hsv.codec import HSVCodec
+
+    class SlowHSV(HSVCodec):
+        name = "slowhsv"
+
+        def config(self):
+            return {**super().config(), "codec": "slowhsv"}
+
+        def encode(self, batch):
+            time.sleep(0.3)
+            return super().encode(batch)
+
+    @hookimpl
+    def register_codecs(register):
+        register(SlowHSV)
+"""
+
+
+@pytest.fixture(scope="module")
+def slow_env(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("slowplugin")
+    info = root / "slow_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[artforge]\nslow = slow_codec_mod\n")
+    (root / "slow_codec_mod.py").write_text(textwrap.dedent(SLOW_CODEC))
+    return subprocess_env(PYTHONPATH=str(root))
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory, emoji) -> Path:
+    """40 jobs' worth of 8x8 pictures: about 6 s of building over two workers."""
+    d = tmp_path_factory.mktemp("many")
+    small = emoji[:, ::4, ::4]
+    np.savez(d / "many.npz", images=np.concatenate([small] * (40 * 256 // len(small) + 1)))
+    return d / "many.npz"
+
+
+def _signalled(cmd: list, env: dict, sig: int, delay: float, group: bool) -> subprocess.CompletedProcess:
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    time.sleep(delay)
+    if group:
+        os.killpg(p.pid, sig)
+    else:
+        p.send_signal(sig)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # a hang: the failure this test is about
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        err += "\n(hung: killed after 60 s)"
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+@pytest.mark.parametrize("sig, group, code", [(signal.SIGINT, True, 1), (signal.SIGTERM, True, 143),
+                                              (signal.SIGTERM, False, 143)])
+def test_a_stopped_build_keeps_the_old_cache_and_leaves_nothing(slow_env, many, tmp_path, sig, group, code):
+    out = tmp_path / "c.h5"
+    build = [*ARTFORGE, "data", "build", many, "-o", out, "-j", "2", "-q", "--force", "-c"]
+    r = subprocess.run([*build, "hsv322"], env=slow_env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    before = out.read_bytes()
+    r = _signalled([*build, "slowhsv322"], slow_env, sig, 2.5, group)
+    assert r.returncode == code, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5"]  # no partial file
+
+
+def test_partials_of_killed_writers_are_swept(runner, many, tmp_path, emoji_dir):
+    """SIGKILL leaves a partial file; the next write into that folder removes it."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".t.npz.partial-{dead.pid}-abc123"
+    stale.write_bytes(b"half")
+    live = tmp_path / f".t.npz.partial-{os.getppid()}-abc123"  # a writer still running keeps its file
+    live.write_bytes(b"busy")
+    invoke(runner, "encode", "-c", "hsv322", emoji_dir / "a", "-o", tmp_path / "other.npz")
+    assert not stale.exists() and live.exists()
