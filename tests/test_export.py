@@ -110,3 +110,36 @@ def test_export_bad_input(runner, tmp_path):
     assert "no such run folder" in invoke(runner, "export", tmp_path / "x", "--onnx", ok=False).output
     assert "no ONNX manifest" in invoke(runner, "sample", "--onnx", tmp_path, "-o", tmp_path / "g.png",
                                         ok=False).output
+
+
+def test_a_stopped_or_failed_export_keeps_the_previous_one(exported, runner, tmp_path, monkeypatch):
+    """Files are built in a staging folder and moved in with the manifest last: an export that is
+    stopped (Ctrl-C inside the exporter, which wraps it in its own error) or fails half-way leaves
+    the old export whole, not a mix of two runs' files."""
+    import shutil
+
+    import artforge.engine.export as export
+
+    run, _ = exported
+    out = tmp_path / "onnx"
+    shutil.copytree(run / "onnx", out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = export.torch.onnx.export
+
+    def stopped_at_step(module, inputs, path, **kw):
+        if ".step.onnx" in path:  # (atomic_path hands the exporter a temporary name)
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as exc:
+                raise RuntimeError("Failed to export the model with torch.export") from exc
+        return real(module, inputs, path, **kw)
+
+    monkeypatch.setattr(export.torch.onnx, "export", stopped_at_step)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_run(run, out, echo=lambda _: None)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder either
+
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # every parity check now fails
+    r = invoke(runner, "export", run, "--onnx", "-o", out, ok=False)
+    assert "onnxruntime differs from torch" in r.output and str(out / "logits.onnx") in r.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

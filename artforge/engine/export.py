@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import torch
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, first_line
-from artforge.fsutil import atomic_path, atomic_write_text, output_folder
+from artforge.fsutil import PARTIAL, atomic_path, atomic_write_text, output_folder
 
 MANIFEST = "manifest.json"
 TOLERANCE = 1e-4
@@ -67,17 +69,32 @@ def _export_one(spec, path: Path) -> None:
                 dynamic_shapes=dynamic_shapes(spec), external_data=False, verbose=False, optimize=True,
             )
         except Exception as exc:  # noqa: BLE001 - exporter failures vary widely
+            stop = _stop_in(exc)
+            if stop is not None:  # Ctrl-C or SIGTERM, which the exporter wraps in its own error
+                raise stop from None
             raise ArtforgeError(f"ONNX export of {spec.name!r} failed: {first_line(exc, 300)}") from None
 
 
-def _compare(spec, path: Path) -> float:
+def _stop_in(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or SystemExit an exception was raised from, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _compare(spec, path: Path, shown: Path) -> float:
+    """The largest difference between onnxruntime on ``path`` and torch; errors name ``shown``."""
     import onnx
     import onnxruntime as ort
 
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ArtforgeError(f"{path}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
+        raise ArtforgeError(f"{shown}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     inputs = spec.check_inputs if spec.check_inputs is not None else spec.inputs
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}
@@ -90,7 +107,7 @@ def _compare(spec, path: Path) -> float:
     for g, w in zip(got, want, strict=True):
         w = w.detach().cpu().numpy()
         if g.shape != w.shape:
-            raise ArtforgeError(f"{path}: onnxruntime output shape {g.shape} != torch {w.shape}")
+            raise ArtforgeError(f"{shown}: onnxruntime output shape {g.shape} != torch {w.shape}")
         if np.issubdtype(w.dtype, np.floating):
             diff = max(diff, float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))) if g.size else diff
         elif not np.array_equal(g, w):
@@ -140,25 +157,35 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
         "artforge_version": __version__,
         "modules": {},
     }
-    for spec in specs:
-        path = out / f"{spec.name}.onnx"
-        _export_one(spec, path)
-        diff = _compare(spec, path)
-        checked = spec.check_inputs if spec.check_inputs is not None else spec.inputs
-        manifest["modules"][spec.name] = {
-            "file": path.name,
-            "inputs": [{"name": n, "dtype": _dtype_name(t), "example_shape": list(t.shape)}
-                       for n, t in zip(spec.input_names, spec.inputs, strict=True)],
-            "outputs": spec.output_names,
-            "dynamic_axes": {k: {str(a): v for a, v in ax.items()} for k, ax in spec.dynamic_axes.items()},
-            "traced_batch": int(spec.inputs[0].shape[0]),
-            "checked_batch": int(checked[0].shape[0]),
-            "max_abs_diff": diff,
-            "bytes": path.stat().st_size,
-        }
-        echo(f"{path}: {path.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
-             f"{int(checked[0].shape[0])} (traced at {int(spec.inputs[0].shape[0])}): max abs diff {diff:.2e}")
-        if not diff <= TOLERANCE:
-            raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    # Build and check every file in a staging folder, then move them in with the manifest last: an
+    # export that fails or is stopped leaves the previous export whole, never a mix of the two.
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL}{os.getpid()}-", dir=out))
+    try:
+        for spec in specs:
+            staged = stage / f"{spec.name}.onnx"
+            path = out / staged.name
+            _export_one(spec, staged)
+            diff = _compare(spec, staged, path)
+            checked = spec.check_inputs if spec.check_inputs is not None else spec.inputs
+            manifest["modules"][spec.name] = {
+                "file": path.name,
+                "inputs": [{"name": n, "dtype": _dtype_name(t), "example_shape": list(t.shape)}
+                           for n, t in zip(spec.input_names, spec.inputs, strict=True)],
+                "outputs": spec.output_names,
+                "dynamic_axes": {k: {str(a): v for a, v in ax.items()} for k, ax in spec.dynamic_axes.items()},
+                "traced_batch": int(spec.inputs[0].shape[0]),
+                "checked_batch": int(checked[0].shape[0]),
+                "max_abs_diff": diff,
+                "bytes": staged.stat().st_size,
+            }
+            echo(f"{path}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
+                 f"{int(checked[0].shape[0])} (traced at {int(spec.inputs[0].shape[0])}): max abs diff {diff:.2e}")
+            if not diff <= TOLERANCE:
+                raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
+        (out / MANIFEST).unlink(missing_ok=True)  # from here until the new one lands, no export is offered
+        for entry in manifest["modules"].values():
+            os.replace(stage / entry["file"], out / entry["file"])
+        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return manifest
