@@ -159,8 +159,10 @@ def test_exact_resume_after_sigkill(runner, tiny_cache, tmp_path):
 
 
 def test_ctrl_c_saves_and_exits_cleanly(runner, tiny_cache, tmp_path):
+    slow = [*SLOW[:-4], "log_every=7", *SLOW[-3:]]  # log windows that an interruption cuts
+    assert slow.count("log_every=7") == 1 and "log_every=1" not in slow
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *SLOW, "--data", tiny_cache, "-o", run],
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *slow, "--data", tiny_cache, "-o", run],
                             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_step(run, 3, proc)
     proc.send_signal(signal.SIGINT)
@@ -171,6 +173,11 @@ def test_ctrl_c_saves_and_exits_cleanly(runner, tiny_cache, tmp_path):
     assert f"interrupted at step {step}" in out
     invoke(runner, "train", "--resume", "--out", run, "-q")
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 24
+    # the log window cut by the interruption is logged with the same mean as in an unbroken run
+    invoke(runner, "train", *slow, "--data", tiny_cache, "-o", tmp_path / "whole")
+    losses = [[(r["step"], r["loss"]) for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())
+               if r["split"] == "train"] for d in (tmp_path / "whole", run)]
+    assert losses[0] == losses[1]
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(runner, tiny_cache, tmp_path):

@@ -239,6 +239,7 @@ class Trainer:
         if cfg.ema > 0:
             self.ema = {k: v.detach().clone().float() for k, v in self.model.state_dict().items()}
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self._window: tuple[dict, dict] = ({}, {})  # the current log window's loss sums and counts
         self.best_val = math.inf
         self.elapsed = 0.0
         if resume and (run_dir / LAST).is_file():
@@ -310,6 +311,8 @@ class Trainer:
             "rng": rng,
             "best_val": self.best_val,
             "elapsed": self.elapsed,
+            "log_window": {"sums": {k: v.detach().cpu() for k, v in self._window[0].items()},
+                           "counts": dict(self._window[1])},
             "config": json.dumps(self.run_config),
         }
 
@@ -326,6 +329,8 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.best_val = state.get("best_val", math.inf)
         self.elapsed = state.get("elapsed", 0.0)
+        window = state.get("log_window") or {}
+        self._window = (dict(window.get("sums", {})), dict(window.get("counts", {})))
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -421,8 +426,10 @@ class Trainer:
         tok_per_sample = self.model.tokens_per_sample()
         progress = Progress(self.total, self.step, enabled=self.main and not self.quiet)
         self.model.train()
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
+        # the log window's loss sums: kept in checkpoints, so a resumed run logs the same means
+        sums: dict[str, torch.Tensor] = {k: v.to(self.device) for k, v in self._window[0].items()}
+        counts: dict[str, int] = dict(self._window[1])
+        self._window = (sums, counts)
         finite_flags: list[tuple[int, str, torch.Tensor]] = []
         n_sum, t_log, wait = 0, time.perf_counter(), 0.0
         t_start = time.perf_counter() - self.elapsed
@@ -448,7 +455,7 @@ class Trainer:
                             key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
                             d = v.detach().float()
                             finite_flags.append((self.step, key, d))
-                            sums[key] = sums[key] + d if key in sums else d
+                            sums[key] = sums[key] + d if key in sums else d  # the same dicts as self._window
                             counts[key] = counts.get(key, 0) + 1
                         losses["loss"].backward()
                         if cfg.grad_clip > 0:
@@ -483,6 +490,7 @@ class Trainer:
                         metrics.write(rec)
                         progress.update(self.step, rec)
                         sums, counts, n_sum, wait, t_log = {}, {}, 0, 0.0, now
+                        self._window = (sums, counts)
                     if due_eval and self.main:
                         last_eval = self.validate()
                         metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
