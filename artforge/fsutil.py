@@ -24,6 +24,9 @@ def check_output(path: str | os.PathLike) -> Path:
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        taken = next((p for p in [parent, *parent.parents] if p.exists()), None)
+        if taken is not None and not taken.is_dir():
+            raise ArtforgeError(f"{path}: {taken} is a file, not a folder")
         raise ArtforgeError(f"{path}: output folder {parent} does not exist")
     if path.is_dir():
         raise ArtforgeError(f"{path}: is a folder, expected a file name")

@@ -27,11 +27,18 @@ class TokenFile:
     codec: dict
 
 
-def save_tokens(path: str | os.PathLike, tokens: np.ndarray, names: list[str], codec_config: dict) -> Path:
-    """Write a token file atomically (the ``.npz`` suffix is added when missing)."""
+def token_path(path: str | os.PathLike) -> Path:
+    """Where a token file for ``path`` goes: ``.npz`` added when missing, except to an existing
+    target that is not a regular file (``/dev/null``, a pipe)."""
     path = Path(path)
-    if path.suffix != ".npz":
+    if path.suffix != ".npz" and not (path.exists() and not path.is_file()):
         path = path.with_name(path.name + ".npz")
+    return path
+
+
+def save_tokens(path: str | os.PathLike, tokens: np.ndarray, names: list[str], codec_config: dict) -> Path:
+    """Write a token file atomically, to :func:`token_path` of ``path``."""
+    path = token_path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(

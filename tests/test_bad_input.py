@@ -35,10 +35,12 @@ def run(tmp_path_factory, tiny_cache) -> Path:
     return r
 
 
-def test_writing_to_a_device_keeps_the_device(runner, tokens_file):
+def test_writing_to_a_device_keeps_the_device(runner, tokens_file, emoji_dir):
     """Atomic writes replace the target; /dev/null must be written, never replaced by a file."""
     invoke(runner, "decode", tokens_file, "-o", os.devnull)
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    invoke(runner, "encode", "-c", "hsv322", emoji_dir / "a", "-o", os.devnull)
+    assert not Path(os.devnull + ".npz").exists()  # not given a .npz suffix either
 
 
 def test_output_paths(runner, tokens_file, run, tmp_path):
@@ -51,6 +53,8 @@ def test_output_paths(runner, tokens_file, run, tmp_path):
     (tmp_path / "afile").write_text("x")
     r = invoke(runner, "train", *TINY, "--data", tmp_path / "t.h5", "-o", tmp_path / "afile", ok=False)
     assert "is a file, expected a run folder" in r.output
+    r = invoke(runner, "decode", tokens_file, "-o", tmp_path / "afile" / "x.png", ok=False)
+    assert "afile is a file, not a folder" in r.output
 
 
 def test_data_build_does_not_overwrite_other_files(runner, emoji, tmp_path):

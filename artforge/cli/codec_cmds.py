@@ -82,13 +82,10 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     """
     from artforge.codecs import get_codec
     from artforge.fsutil import check_output
-    from artforge.tokenfile import save_tokens
+    from artforge.tokenfile import save_tokens, token_path
 
     codec = get_codec(spec)
-    out = Path(output)
-    if out.suffix != ".npz":
-        out = out.with_name(out.name + ".npz")
-    check_output(out)
+    out = check_output(token_path(output))
     items, names, skipped = read_inputs(codec, inputs, size, resample)
     if not items:
         raise no_usable_inputs(inputs, len(skipped), codec)
