@@ -187,6 +187,18 @@ def _sq_dist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.maximum((x**2).sum(1)[:, None] - 2.0 * x @ c.T + (c**2).sum(1)[None, :], 0.0)
 
 
+def _nearest_centre(x: np.ndarray, centres: np.ndarray, rows: int = 1 << 15) -> tuple[np.ndarray, np.ndarray]:
+    """(index, squared distance) of each point's nearest centre, a block of rows at a time: the full
+    (points x centres) matrix of millions of colours would take gigabytes."""
+    assign = np.empty(len(x), np.intp)
+    dist = np.empty(len(x))
+    for i in range(0, len(x), rows):
+        d = _sq_dist(x[i : i + rows], centres)
+        assign[i : i + rows] = d.argmin(1)
+        dist[i : i + rows] = d[np.arange(len(d)), assign[i : i + rows]]
+    return assign, dist
+
+
 def kmeans(x: np.ndarray, w: np.ndarray, k: int, iters: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Weighted k-means (k-means++ start, Lloyd steps) -> (centroids, assignment)."""
     rng = np.random.default_rng(seed)
@@ -200,8 +212,7 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, iters: int = 60, seed: int = 0)
         d = np.minimum(d, _sq_dist(x, centres[i : i + 1])[:, 0])
     assign = np.full(len(x), -1)
     for _ in range(iters):
-        dist = _sq_dist(x, centres)
-        new = dist.argmin(1)
+        new, dist = _nearest_centre(x, centres)
         if np.array_equal(new, assign):
             break
         assign = new
@@ -210,9 +221,25 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, iters: int = 60, seed: int = 0)
             centres[:, j] = np.bincount(assign, weights=w * x[:, j], minlength=k) / np.maximum(mass, 1e-12)
         empty = np.nonzero(mass == 0)[0]
         if len(empty):  # re-seed empty clusters at the worst-served colours
-            err = w * dist[np.arange(len(x)), assign]
+            err = w * dist
             centres[empty] = x[np.argsort(-err)[: len(empty)]]
     return centres, assign
+
+
+MAX_POINTS = 1 << 16  # distinct colours k-means takes one by one; above it, colours are binned
+
+
+def _binned(rgba: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Many distinct colours -> (count-weighted mean features of 5-bit RGB + 4-bit alpha bins, bin
+    weights). A cluster's mean over bins is exactly its mean over the colours;
+    only the assignment moves a bin's colours together, a fraction of a palette step."""
+    key = (((rgba[:, 0] >> 3).astype(np.int64) << 14) | ((rgba[:, 1] >> 3).astype(np.int64) << 9)
+           | ((rgba[:, 2] >> 3).astype(np.int64) << 4) | (rgba[:, 3] >> 4))
+    _, inv = np.unique(key, return_inverse=True)
+    w = np.bincount(inv, weights=counts)
+    f = features(rgba)
+    mean = np.stack([np.bincount(inv, weights=counts * f[:, j]) for j in range(f.shape[1])], 1) / w[:, None]
+    return mean, w
 
 
 def reduce_colors(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
@@ -239,10 +266,15 @@ def reduce_colors(keys: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
         if sel.sum() <= k:
             parts.append((rgba[sel], counts[sel].astype(np.float64)))
             continue
-        centres, assign = kmeans(features(rgba[sel]), counts[sel], k)
+        if sel.sum() > MAX_POINTS:
+            points, weights = _binned(rgba[sel], counts[sel].astype(np.float64))
+            centres, assign = kmeans(points, weights, k)
+        else:
+            weights = counts[sel]
+            centres, assign = kmeans(features(rgba[sel]), weights, k)
         colors = from_features(centres)
         colors[:, 3] = 255 if sel is opaque else np.minimum(colors[:, 3], 254)
-        parts.append((colors, np.bincount(assign, weights=counts[sel], minlength=k)))
+        parts.append((colors, np.bincount(assign, weights=weights, minlength=k)))
     colors = np.concatenate([p[0] for p in parts])
     mass = np.concatenate([p[1] for p in parts])
     order = np.argsort(-mass, kind="stable")
