@@ -103,3 +103,23 @@ def test_partials_of_killed_writers_are_swept(runner, many, tmp_path, emoji_dir)
     live.write_bytes(b"busy")
     invoke(runner, "encode", "-c", "hsv322", emoji_dir / "a", "-o", tmp_path / "other.npz")
     assert not stale.exists() and live.exists()
+
+
+def test_sigterm_to_the_group_stops_training_with_a_checkpoint(tiny_cache, tmp_path):
+    """A scheduler's SIGTERM reaches the DataLoader workers too; the run must still save last.pt."""
+    import torch
+
+    run = tmp_path / "run"
+    cmd = [*ARTFORGE, "train", "--plugin", "hsv-transformer", "--data", tiny_cache, "--set", "preset=tiny",
+           "--steps", "100000", "-b", "8", "-j", "2", "-o", run]
+    p = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").read_text():
+        assert p.poll() is None and time.time() < deadline, "training did not start"
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted at step" in out and "Traceback" not in err
+    assert torch.load(run / "last.pt", weights_only=True)["step"] > 0

@@ -95,6 +95,12 @@ class TrainConfig:
                 raise bad(key, "in [0, 1]")
 
 
+def _loader_worker_init(worker_id: int) -> None:
+    """SIGTERM to the whole process group (a job scheduler) is for the trainer to act on: it saves
+    last.pt and stops. A loader worker killed by it would fail the run before that."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class NonFinite(ArtforgeError):
     pass
 
@@ -348,7 +354,7 @@ class Trainer:
         return torch.utils.data.DataLoader(
             ds, batch_sampler=batches, collate_fn=collate, num_workers=self.cfg.num_workers,
             pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.cfg.seed),
+            generator=torch.Generator().manual_seed(self.cfg.seed), worker_init_fn=_loader_worker_init,
         )
 
     def _val_batches(self):
