@@ -95,10 +95,28 @@ class TrainConfig:
                 raise bad(key, "in [0, 1]")
 
 
+WORKER_GRACE_S = 60
+
+
 def _loader_worker_init(worker_id: int) -> None:
     """SIGTERM to the whole process group (a job scheduler) is for the trainer to act on: it saves
-    last.pt and stops. A loader worker killed by it would fail the run before that."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    last.pt and stops. A loader worker killed by it at once would fail the run before that, so the
+    first SIGTERM gives a worker WORKER_GRACE_S seconds (a second one, or the alarm, ends it)."""
+    signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.alarm(WORKER_GRACE_S)  # SIGALRM's default action ends the process
+
+
+def _stop_loader(loader) -> None:
+    """End a loader's worker processes now (persistent workers otherwise live until the loader is
+    collected, which an exception's traceback can put off until the process exits)."""
+    it = getattr(loader, "_iterator", None)
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 class NonFinite(ArtforgeError):
@@ -531,6 +549,7 @@ class Trainer:
                     plot_run(self.run_dir)
         finally:
             progress.close()
+            _stop_loader(loader)
             if old_int is not None:
                 signal.signal(signal.SIGINT, old_int)
                 signal.signal(signal.SIGTERM, old_term)
