@@ -36,12 +36,18 @@ def check_output(path: str | os.PathLike) -> Path:
 def check_not_input(output: str | os.PathLike | None, inputs) -> None:
     """Refuse an output that is one of the command's input files: writing it would replace what is
     being read (``convert a.png -o a.png``)."""
-    if output is None or not Path(output).is_file():
+    check_not_inputs([output], inputs)
+
+
+def check_not_inputs(outputs, inputs) -> None:
+    """:func:`check_not_input` for many outputs, resolving the inputs once (a folder of thousands)."""
+    existing = [Path(o) for o in outputs if o is not None and Path(o).is_file()]
+    if not existing:
         return
-    out = Path(output).resolve()
-    for item in inputs:
-        if Path(item).is_file() and Path(item).resolve() == out:
-            raise ArtforgeError(f"{output}: is also an input of this command; write the result elsewhere")
+    taken = {Path(i).resolve() for i in inputs if Path(i).is_file()}
+    for out in existing:
+        if out.resolve() in taken:
+            raise ArtforgeError(f"{out}: is also an input of this command; write the result elsewhere")
 
 
 def output_folder(path: str | os.PathLike, parents: bool = False) -> Path:
@@ -129,12 +135,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def sweep_partials(folder: str | os.PathLike) -> list[Path]:
-    """Once per folder and process: delete the partial files (and staging folders) that writers
-    killed outright (SIGKILL, power loss) left in ``folder``. A writer that is still alive keeps its own."""
+def sweep_partials(folder: str | os.PathLike, once: bool = True) -> list[Path]:
+    """Delete the partial files (and staging folders) that writers killed outright (SIGKILL, power
+    loss) left in ``folder``; a writer that is still alive keeps its own. With ``once``, a folder
+    this process has swept before is not listed again (atomic writes call it for every file)."""
     folder = Path(folder)
     key = folder.resolve()
-    if key in _swept:
+    if once and key in _swept:
         return []
     _swept.add(key)
     removed = []
@@ -154,16 +161,4 @@ def sweep_partials(folder: str | os.PathLike) -> list[Path]:
             removed.append(Path(entry.path))
         except OSError:
             pass
-    return removed
-
-
-def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
-    """Delete temporary files of ``path`` left by writers that were killed; return them."""
-    path = Path(path)
-    removed = []
-    for tmp in sorted(path.parent.glob(f".{path.name}{PARTIAL}*")):
-        pid = tmp.name[len(f".{path.name}{PARTIAL}") :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
     return removed

@@ -1,7 +1,7 @@
 """Stopping cleanly on Ctrl-C (SIGINT) and SIGTERM.
 
 SIGTERM, what ``timeout``, job schedulers and ``kill`` send, would end the process on the spot and
-leave partial files behind; :func:`stop_on_sigterm` makes it unwind like Ctrl-C instead, so every
+leave partial files behind; :func:`stop_cleanly` makes it unwind like Ctrl-C instead, so every
 ``atomic_path`` removes its temporary file, and the exit status is 143. Loops whose work must not be
 cut at an arbitrary point (a pool of workers, which hangs when a worker is interrupted; an HDF5
 write) use :func:`deferred_stop` and stop between units of work.
@@ -27,14 +27,26 @@ def _stop(signum: int) -> BaseException:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(128 + signum)
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise _stop(signum)
+_done = False  # the command has finished its work: a stop signal now has nothing left to stop
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` for the rest of the process (the CLI's entry point)."""
+def _on_stop_signal(signum, frame) -> None:
+    if not _done:
+        raise _stop(signum)
+
+
+def stop_cleanly() -> None:
+    """For the rest of the process (the CLI's entry point): Ctrl-C raises KeyboardInterrupt and
+    SIGTERM :class:`Terminated`, until :func:`mark_done`; after it both are ignored."""
     if _main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGINT, _on_stop_signal)
+        signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
+def mark_done() -> None:
+    """The command succeeded: a late signal must not turn its exit 0 into a failure."""
+    global _done
+    _done = True
 
 
 class DeferredStop:
@@ -68,3 +80,11 @@ def deferred_stop() -> Iterator[DeferredStop]:
         for s, handler in old.items():
             signal.signal(s, handler)
 
+
+def ignore_stops() -> None:
+    """From here on, Ctrl-C and SIGTERM are held back (the process is about to exit)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    elif _main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

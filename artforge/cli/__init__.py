@@ -34,7 +34,11 @@ class ArtforgeGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            from artforge.signals import mark_done
+
+            mark_done()
+            return result
         except ArtforgeError as exc:
             raise click.ClickException(str(exc)) from None
         except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit,
@@ -81,13 +85,17 @@ _register_core_commands()
 
 
 def main() -> None:
-    from artforge.signals import Terminated, stop_on_sigterm
+    from artforge.signals import Terminated, ignore_stops, stop_cleanly
 
-    stop_on_sigterm()
+    stop_cleanly()
     try:
         cli.main(prog_name="artforge")
     except Terminated:
         click.echo("Terminated (SIGTERM).", err=True)
+        raise
+    except SystemExit as exc:
+        if exc.code in (0, None):  # done and reported: a signal during shutdown must not undo exit 0
+            ignore_stops()
         raise
     except ArtforgeError as exc:  # raised outside a command (e.g. strict plugin loading)
         click.echo(f"Error: {exc}", err=True)

@@ -257,7 +257,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input.
     """
     from artforge.codecs import get_codec
-    from artforge.fsutil import check_not_input, check_output, output_folder
+    from artforge.fsutil import check_not_inputs, check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
@@ -271,8 +271,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     if png and Path(png).resolve() == out.resolve():
         raise BadInput(png, "is also the -o file; give --png another name")
     targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
-    for target in [*targets, png, out]:
-        check_not_input(target, [p for p, _ in files])
+    check_not_inputs([*targets, png, out], [p for p, _ in files])
     if many:
         output_folder(out)  # with many inputs -o names a folder: made if missing
     done, skipped, kept = 0, 0, 0

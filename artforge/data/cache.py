@@ -25,7 +25,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput
-from artforge.fsutil import atomic_path, check_output, remove_stale_partials
+from artforge.fsutil import atomic_path, check_output, sweep_partials
 
 SCHEMA = 1
 CHUNK_ITEMS = 256  # items per worker job
@@ -216,7 +216,7 @@ def build_cache(
                                           else file_fingerprint(labels)),
     }
     fp = fingerprint(fp_parts)
-    remove_stale_partials(out)  # a killed build's leftovers go even when there is nothing to rebuild
+    sweep_partials(out.parent, once=False)  # a killed build's leftovers go even when there is nothing to rebuild
     old = _read_attrs(out) if out.exists() else None
     reason = "new cache"
     if old is not None:
