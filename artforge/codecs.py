@@ -160,7 +160,7 @@ def get_codec(spec: str) -> Codec:
         known = "; ".join(f"{n} ({e.obj.spec_help or e.obj.description})" for n, e in reg.loaded())
         raise ArtforgeError(f"unknown codec {spec!r}; known codecs: {known or 'none'}")
     family = max(matches, key=len)
-    cls = registry("codecs").get(family).obj  # raises for conflicts
+    cls = reg.get(family).obj  # raises for conflicts
     args = spec[len(family) :]
     if args.startswith(":"):
         args = args[1:]

@@ -16,7 +16,7 @@ from artforge.errors import ArtforgeError
 
 PARTIAL = ".partial-"
 _PARTIAL_NAME = re.compile(r"^\..+\.partial-(\d+)-")  # .NAME.partial-PID-random
-_swept: set[Path] = set()  # folders already cleared of dead writers' partials by this process
+_swept: set[str] = set()  # folders already cleared of dead writers' partials by this process
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -41,12 +41,12 @@ def check_not_input(output: str | os.PathLike | None, inputs) -> None:
 
 def check_not_inputs(outputs, inputs) -> None:
     """:func:`check_not_input` for many outputs, resolving the inputs once (a folder of thousands)."""
-    existing = [Path(o) for o in outputs if o is not None and Path(o).is_file()]
+    existing = [o for o in outputs if o is not None and Path(o).is_file()]
     if not existing:
         return
     taken = {Path(i).resolve() for i in inputs if Path(i).is_file()}
     for out in existing:
-        if out.resolve() in taken:
+        if Path(out).resolve() in taken:
             raise ArtforgeError(f"{out}: is also an input of this command; write the result elsewhere")
 
 
@@ -140,7 +140,7 @@ def sweep_partials(folder: str | os.PathLike, once: bool = True) -> list[Path]:
     loss) left in ``folder``; a writer that is still alive keeps its own. With ``once``, a folder
     this process has swept before is not listed again (atomic writes call it for every file)."""
     folder = Path(folder)
-    key = folder.resolve()
+    key = os.path.abspath(folder)  # no file-system calls: this runs before every atomic write
     if once and key in _swept:
         return []
     _swept.add(key)

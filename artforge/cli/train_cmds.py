@@ -375,7 +375,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
            device) -> None:
     """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
     from artforge.codecs import codec_from_config
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
@@ -383,8 +383,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     check_output(output)
     if Path(output).suffix.lower() == ".txt":  # text models write their .txt beside the PNG
         raise BadInput(output, "the sample grid is a PNG; name it .png (text art goes beside it as .txt)")
-    for target in (output, tokens, Path(output).with_suffix(".txt")):
-        check_not_input(target, interpolate or ())
+    check_not_inputs((output, tokens, Path(output).with_suffix(".txt")), interpolate or ())
     t0 = time.perf_counter()
     check_sampling(temperature, top_p)
     if onnx_dir:
@@ -416,8 +415,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
 
         dev = pick_device(device)
         loaded = load_run(run, which=which, device=str(dev))
-        for target in (output, tokens, Path(output).with_suffix(".txt")):
-            check_not_input(target, loaded.files())
+        check_not_inputs((output, tokens, Path(output).with_suffix(".txt")), loaded.files())
         codec, model = loaded.codec, loaded.model
         vec = parse_labels(label_pairs, model.info.label_columns)
         labels = torch.from_numpy(vec).to(dev)[None].expand(count, -1) if vec is not None else None
@@ -549,20 +547,18 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs, read_inputs
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
 
     check_output(output)
     inputs = [p for p, _ in expand_inputs(images, None)]
-    check_not_input(output, inputs)
-    check_not_input(tokens, inputs)
+    check_not_inputs((output, tokens), inputs)
     t0 = time.perf_counter()
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
-    check_not_input(output, loaded.files())
-    check_not_input(tokens, loaded.files())
+    check_not_inputs((output, tokens), loaded.files())
     model, codec = loaded.model, loaded.codec
     if refine:
         _check_refinable(run, model)

@@ -263,7 +263,7 @@ class Trainer:
         if cfg.ema > 0:
             self.ema = {k: v.detach().clone().float() for k, v in self.model.state_dict().items()}
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self._window: tuple[dict, dict] = ({}, {})  # the current log window's loss sums and counts
+        self._window: tuple[dict[str, torch.Tensor], dict[str, int]] = ({}, {})  # the log window's loss sums, counts
         self.best_val = math.inf
         self.elapsed = 0.0
         if resume and (run_dir / LAST).is_file():
@@ -354,7 +354,8 @@ class Trainer:
         self.best_val = state.get("best_val", math.inf)
         self.elapsed = state.get("elapsed", 0.0)
         window = state.get("log_window") or {}
-        self._window = (dict(window.get("sums", {})), dict(window.get("counts", {})))
+        self._window = ({k: v.to(self.device) for k, v in window.get("sums", {}).items()},
+                        dict(window.get("counts", {})))
         torch.set_rng_state(state["rng"]["torch"].cpu())
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
@@ -451,9 +452,7 @@ class Trainer:
         progress = Progress(self.total, self.step, enabled=self.main and not self.quiet)
         self.model.train()
         # the log window's loss sums: kept in checkpoints, so a resumed run logs the same means
-        sums: dict[str, torch.Tensor] = {k: v.to(self.device) for k, v in self._window[0].items()}
-        counts: dict[str, int] = dict(self._window[1])
-        self._window = (sums, counts)
+        sums, counts = self._window
         finite_flags: list[tuple[int, str, torch.Tensor]] = []
         n_sum, t_log, wait = 0, time.perf_counter(), 0.0
         t_start = time.perf_counter() - self.elapsed
@@ -479,7 +478,7 @@ class Trainer:
                             key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
                             d = v.detach().float()
                             finite_flags.append((self.step, key, d))
-                            sums[key] = sums[key] + d if key in sums else d  # the same dicts as self._window
+                            sums[key] = sums[key] + d if key in sums else d
                             counts[key] = counts.get(key, 0) + 1
                         losses["loss"].backward()
                         if cfg.grad_clip > 0:
@@ -513,8 +512,9 @@ class Trainer:
                             rec["mfu"] = rec["tokens_per_s"] * flops_tok / (peak * self.world)
                         metrics.write(rec)
                         progress.update(self.step, rec)
-                        sums, counts, n_sum, wait, t_log = {}, {}, 0, 0.0, now
-                        self._window = (sums, counts)
+                        sums.clear()
+                        counts.clear()
+                        n_sum, wait, t_log = 0, 0.0, now
                     if due_eval and self.main:
                         last_eval = self.validate()
                         metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
