@@ -246,7 +246,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     if result["stop"] == "interrupted":
         _echo(f"interrupted at step {result['step']}; saved {run_dir / LAST}. "
               f"Continue with: artforge train --resume --out {run_dir}")
-        sys.exit(130)
+        sys.exit(128 + result["signal"])  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
     val = result["val"]
     figures = ", ".join(f"{k} {v:.4g}" for k, v in val.items()) if val else "n/a"
     _echo(f"{'stopped (max time)' if result['stop'] == 'max_time' else 'done'} at step {result['step']} "
