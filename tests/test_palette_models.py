@@ -167,6 +167,8 @@ def test_cvae_samples_by_label(punk_cache, tmp_path):
         run("sample", out, "-n", 6, "-o", tmp_path / "s.png", "--tokens", tmp_path / "s.npz", *labels)
         assert _tokens(tmp_path / "s.npz").shape == (6, 24, 24)
     run("sample", out, "--label", "type=robot", "-o", tmp_path / "bad.png", ok=False)
+    r = run("sample", out, "--label", "count=1", "--label", "count=0", "-o", tmp_path / "bad.png", ok=False)
+    assert "count takes one value" in r.output and not (tmp_path / "bad.png").exists()
     figures = json.loads(run("eval", out, "--json").output)["figures"]
     assert np.isfinite(figures["elbo_bits_per_image"])
     run("export", out, "--onnx")

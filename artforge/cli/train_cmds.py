@@ -337,7 +337,14 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
     if not columns:
         raise ArtforgeError("this model was trained without labels; drop --label")
     vec = np.zeros(len(columns), np.float32)
+    # A numeric label takes one value (the last would silently win). Text columns ("type=female") may
+    # be multi-hot lists (accessories), which the cache does not tell apart from one-hot ones.
+    given: dict[str, str] = {}
     for pair in pairs:
+        name = pair if pair in columns else pair.split("=", 1)[0]
+        if name in given:
+            raise ArtforgeError(f"--label {given[name]!r} and --label {pair!r}: {name} takes one value")
+        given[name] = pair
         if pair in columns:  # "type=female" or a bare numeric column name
             vec[columns.index(pair)] = 1.0
             continue
