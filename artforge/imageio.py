@@ -26,28 +26,49 @@ def _pil():
     return Image
 
 
-def to_rgba(im) -> np.ndarray:
-    """Any Pillow image (first frame) -> (H, W, 4) uint8 straight RGBA."""
+def _grey(values: np.ndarray, top: float) -> np.ndarray:
+    return np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def to_rgba(im, fmt: str | None = None) -> np.ndarray:
+    """Any Pillow image (first frame) -> (H, W, 4) uint8 straight RGBA.
+
+    ``fmt`` is the file format when ``im`` is no longer the opened file (after a transpose).
+    16-bit grey is on the 0-65535 scale (PNG and PNM always; other formats' 32-bit "I" images
+    only when a value is above 255), float images ("F", as in TIFF) on 0-1 like float ``.npz``.
+    """
     Image = _pil()
-    mode = im.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+    mode, fmt = im.mode, fmt or im.format
+    if mode.startswith("I"):
         a = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
-        grey = np.clip(np.round(a * (255.0 / hi)), 0, 255).astype(np.uint8)
+        wide = mode.startswith("I;16") or fmt in ("PNG", "PPM") or a.max(initial=0) > 255
+        grey = _grey(a, 65535.0 if wide else 255.0)
+        key = im.info.get("transparency")  # a tRNS key colour, which Pillow keeps in info for 16-bit
+        if isinstance(key, int) and not isinstance(key, bool):
+            alpha = np.where(a == key, 0, 255).astype(np.uint8)
+            return np.dstack([grey, grey, grey, alpha])
         im = Image.fromarray(grey, "L")
     elif mode == "F":
-        grey = np.clip(np.round(np.asarray(im, dtype=np.float64)), 0, 255).astype(np.uint8)
-        im = Image.fromarray(grey, "L")
+        im = Image.fromarray(_grey(np.nan_to_num(np.asarray(im, dtype=np.float64)), 1.0), "L")
     elif mode in ("LAB", "HSV", "YCbCr", "CMYK"):
         im = im.convert("RGB")
-    if im.mode == "P" or im.mode == "PA":
-        im = im.convert("RGBA")  # keeps palette transparency
     if im.mode != "RGBA":
-        im = im.convert("RGBA")
+        im = im.convert("RGBA")  # keeps palette (P, PA) and tRNS transparency
     arr = np.array(im, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 4:
         raise ValueError(f"unexpected array shape {arr.shape}")
     return arr
+
+
+def _upright(im):
+    """Apply the EXIF orientation (phone photos are often stored sideways), as viewers do."""
+    from PIL import ImageOps
+
+    try:
+        turned = im.getexif().get(0x0112, 1) not in (0, 1)  # 0x0112: Orientation
+    except Exception:  # a broken EXIF block: read the pixels as stored
+        return im
+    return ImageOps.exif_transpose(im) if turned else im
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -69,11 +90,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise BadInput(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's format warnings; a real problem raises below
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.seek(0)
                 im.load()
-                return to_rgba(im)
+                return to_rgba(_upright(im), im.format)
     except PermissionError:
         raise BadInput(path, "permission denied") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -88,37 +110,40 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def fit_square(img: np.ndarray, size: int, resample: str = "lanczos") -> np.ndarray:
-    """Fit an RGBA image into ``size x size``: centre it on a transparent square, then resize.
+    """Fit an RGBA image into ``size x size``: scale its longer side to ``size``, centre it on a
+    transparent square.
 
-    Resizing works on premultiplied alpha so transparent pixels don't bleed dark fringes.
+    Resizing works on premultiplied alpha so transparent pixels don't bleed dark fringes. The
+    image is resized before it is padded, so memory follows its pixels, not its longer side
+    squared (a 1x20000 strip would otherwise need a 20000x20000 canvas).
     """
     if resample not in RESAMPLE:
         raise ArtforgeError(f"unknown resample filter {resample!r}; use one of {', '.join(RESAMPLE)}")
     h, w = img.shape[:2]
     if h == w == size:
         return img
-    if h != w:
-        side = max(h, w)
-        canvas = np.zeros((side, side, 4), np.uint8)
-        top, left = (side - h) // 2, (side - w) // 2
-        canvas[top : top + h, left : left + w] = img
-        img = canvas
-    if img.shape[0] == size:
+    scale = size / max(h, w)
+    nh, nw = (size, size) if h == w else (max(1, round(h * scale)), max(1, round(w * scale)))
+    if (nh, nw) != (h, w):
+        Image = _pil()
+        filt = {
+            "lanczos": Image.Resampling.LANCZOS,
+            "box": Image.Resampling.BOX,
+            "bilinear": Image.Resampling.BILINEAR,
+            "nearest": Image.Resampling.NEAREST,
+        }[resample]
+        im = Image.fromarray(np.ascontiguousarray(img), "RGBA")
+        if resample != "nearest":
+            im = im.convert("RGBa").resize((nw, nh), filt).convert("RGBA")
+        else:
+            im = im.resize((nw, nh), filt)
+        img = np.array(im, dtype=np.uint8)
+        img[img[..., 3] == 0] = 0
+    if (nh, nw) == (size, size):
         return img
-    Image = _pil()
-    filt = {
-        "lanczos": Image.Resampling.LANCZOS,
-        "box": Image.Resampling.BOX,
-        "bilinear": Image.Resampling.BILINEAR,
-        "nearest": Image.Resampling.NEAREST,
-    }[resample]
-    im = Image.fromarray(img, "RGBA")
-    if resample != "nearest":
-        im = im.convert("RGBa").resize((size, size), filt).convert("RGBA")
-    else:
-        im = im.resize((size, size), filt)
-    out = np.array(im, dtype=np.uint8)
-    out[out[..., 3] == 0] = 0
+    out = np.zeros((size, size, 4), np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = img
     return out
 
 

@@ -178,7 +178,24 @@ def test_convert_keeps_inputs_that_share_a_name_apart(runner, emoji_dir, tmp_pat
         (tmp_path / "in" / sub / "e.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
     r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "-o", tmp_path / "out")
     assert "converted 2" in r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["e.png", "y_e.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x_e.png", "y_e.png"]
+
+
+def test_convert_names_do_not_depend_on_which_input_came_first(runner, emoji_dir, tmp_path):
+    """x.jpg and x.png (and later x.bmp) in one folder: each keeps its own output name, so a rerun
+    with --skip-existing never takes one input's output for another's."""
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    for suffix, colour in ((".jpg", "red"), (".png", "blue")):
+        Image.new("RGB", (8, 8), colour).save(tmp_path / "in" / f"x{suffix}")
+    invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "-o", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.jpg.png", "x.png.png"]
+    Image.new("RGB", (8, 8), "green").save(tmp_path / "in" / "x.bmp")
+    r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "-o", tmp_path / "out", "--skip-existing")
+    assert "converted 1" in r.output and "kept 2" in r.output
+    green = np.asarray(Image.open(tmp_path / "out" / "x.bmp.png").convert("RGB"))[4, 4]
+    assert green[1] > green[0] and green[1] > green[2]
 
 
 def test_resume_checks_the_cache_still_fits(runner, run, tiny_cache, emoji, tmp_path):

@@ -254,7 +254,8 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 def convert(inputs, spec, output, png, size, resample, dither, edges, skip_existing) -> None:
     """Turn any picture into the codec's art form (palette pixel art, ASCII art, ...).
 
-    With several inputs, OUTPUT is a folder (made if missing) that receives one file per input.
+    With several inputs, OUTPUT is a folder (made if missing) that receives one file per input,
+    named by its stem; inputs that share a stem are named by their relative path (x.jpg.png).
     """
     from artforge.codecs import get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
@@ -309,14 +310,19 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
 
 
 def _convert_targets(out: Path, names: list[str], codec) -> list[Path]:
-    """One file per input in folder ``out``, named by the input's stem; inputs that share a stem
-    (a/x.png, b/x.png) get their relative path in the name instead, so none replaces another."""
+    """One file per input in folder ``out``, named by the input's stem. Inputs that share a stem
+    (a/x.png and b/x.png; x.jpg and x.png) are all named by their relative path instead (a_x,
+    b_x; x.jpg, x.png), without the suffix where that is enough: a name never depends on which
+    input came first, so ``--skip-existing`` cannot take one input's output for another's."""
+    from collections import Counter
+
     suffix = out.suffix or _default_suffix(codec)
-    stems: list[str] = []
-    for name in names:
-        stem = Path(name).stem
-        stems.append(_safe_name(Path(name).with_suffix("").as_posix()) if stem in stems else stem)
-    return [out / (stem + suffix) for stem in _unique(stems)]
+    stems = [Path(n).stem for n in names]
+    paths = [_safe_name(Path(n).with_suffix("").as_posix()) for n in names]
+    repeated, repeated_paths = Counter(stems), Counter(paths)
+    chosen = [stem if repeated[stem] == 1 else path if repeated_paths[path] == 1 else _safe_name(name)
+              for stem, path, name in zip(stems, paths, names, strict=True)]
+    return [out / (stem + suffix) for stem in _unique(chosen)]
 
 
 def _load_picture(path):

@@ -1,0 +1,72 @@
+"""Reading pictures as a viewer shows them: EXIF orientation, 16-bit and float greys, key-colour
+transparency, extreme aspect ratios."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+from PIL import Image
+
+from artforge.imageio import fit_square, load_image
+
+from conftest import invoke
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone photo stored sideways (orientation 6: turn 90 degrees clockwise to view) is read upright."""
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :16] = (255, 0, 0)  # red on the stored left = the viewed top
+    stored[:, 16:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    img = load_image(tmp_path / "turned.jpg")
+    assert img.shape == (32, 16, 4)
+    assert img[2, 8, 0] > 200 and img[2, 8, 2] < 60  # red at the top
+    assert img[-3, 8, 2] > 200 and img[-3, 8, 0] < 60  # blue at the bottom
+
+
+def test_16_bit_grey_is_scaled_the_same_whatever_its_values(tmp_path):
+    """A dark 16-bit picture stays dark in PGM and PNG alike, with or without one bright pixel."""
+    dark = np.full((4, 4), 200, np.uint16)
+    bright = dark.copy()
+    bright[0, 0] = 65535
+    for name, values in (("dark", dark), ("bright", bright)):
+        header = b"P5 4 4 65535\n"
+        (tmp_path / f"{name}.pgm").write_bytes(header + values.astype(">u2").tobytes())
+        Image.fromarray(values).save(tmp_path / f"{name}.png")
+    for name in ("dark.pgm", "dark.png", "bright.pgm", "bright.png"):
+        img = load_image(tmp_path / name)
+        assert img[1, 1, 0] == 1, (name, img[1, 1])  # 200 / 65535 of white
+    assert load_image(tmp_path / "bright.pgm")[0, 0, 0] == 255
+
+
+def test_16_bit_grey_keeps_its_transparent_key_colour(tmp_path):
+    values = np.array([[0, 7, 65535]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "key.png", transparency=7)
+    img = load_image(tmp_path / "key.png")
+    assert img[0, :, 3].tolist() == [255, 0, 255]
+
+
+def test_float_images_are_on_a_0_to_1_scale_like_float_npz(tmp_path):
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], np.float32)).save(tmp_path / "f.tif")
+    assert load_image(tmp_path / "f.tif")[0, :, 0].tolist() == [0, 128, 255]
+
+
+def test_a_long_strip_fits_without_a_canvas_of_its_length_squared():
+    strip = np.zeros((1, 3000, 4), np.uint8)
+    strip[..., :3], strip[..., 3] = 200, 255
+    tracemalloc.start()
+    out = fit_square(strip, 16, "lanczos")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2_000_000, peak  # a 3000 x 3000 RGBA canvas would be 36 MB
+    assert out.shape == (16, 16, 4)
+    assert out[7, :, 3].min() == 255 and out[0, :, 3].max() == 0  # one centred opaque row
+
+
+def test_a_strip_encodes_to_the_asked_size(runner, tmp_path):
+    Image.fromarray(np.full((1, 5000, 3), 90, np.uint8)).save(tmp_path / "strip.png")
+    r = invoke(runner, "encode", "-c", "hsv544", tmp_path / "strip.png", "--size", "16", "-o", tmp_path / "s.npz")
+    assert "16x16" in r.output
