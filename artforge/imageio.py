@@ -71,6 +71,13 @@ def _upright(im):
     return ImageOps.exif_transpose(im) if turned else im
 
 
+def folder_problem(path: Path, wanted: str) -> str:
+    """Why a folder was given where a file was wanted: one a folder walk could not list, or any."""
+    if not os.access(path, os.R_OK | os.X_OK):
+        return "a folder that cannot be read (permission denied); its files were skipped"
+    return f"is a folder, not {wanted}"
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file (first frame of animations) as (H, W, 4) uint8 RGBA.
 
@@ -85,7 +92,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as exc:
         raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
     if path.is_dir():
-        raise BadInput(path, "is a folder, not an image")
+        raise BadInput(path, folder_problem(path, "an image"))
     if size == 0:
         raise BadInput(path, "empty file (0 bytes)")
     try:
@@ -147,8 +154,45 @@ def fit_square(img: np.ndarray, size: int, resample: str = "lanczos") -> np.ndar
     return out
 
 
+def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
+    """Every file under ``folder`` with one of ``suffixes``, sorted; what a data set folder holds.
+
+    Hidden files and folders (``.thumbnails``, ``.git``) are left out; symlinked folders are
+    followed, each real folder once (no loops). A subfolder that cannot be listed is returned
+    itself, so the reader reports it as a skipped item instead of it vanishing without a word.
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+
+    def unreadable(exc: OSError) -> None:
+        if exc.filename and os.fspath(exc.filename) != os.fspath(folder):
+            found.append(Path(exc.filename))
+        else:
+            raise BadInput(folder, f"cannot list the folder: {exc.strerror or exc}")
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
+                f = Path(root, name)
+                if f.is_file():  # not a dangling link or a fifo
+                    found.append(f)
+    return sorted(found)
+
+
+def readable_name(name: str) -> str:
+    """A file name as text that any UTF-8 writer accepts: bytes that are not UTF-8 (legal in Linux
+    names, decoded by Python as surrogates) are spelled as escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def image_files(inputs: Iterable[str | os.PathLike], suffixes: set[str] | None = None) -> Iterator[Path]:
-    """Expand files and folders (recursively, sorted) into input file paths.
+    """Expand files and folders (see :func:`folder_files`) into input file paths.
 
     Files named explicitly are always yielded; inside folders only known suffixes count.
     """
@@ -156,9 +200,7 @@ def image_files(inputs: Iterable[str | os.PathLike], suffixes: set[str] | None =
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in suffixes and not f.name.startswith("."):
-                    yield f
+            yield from folder_files(p, suffixes)
         elif p.exists() or p.is_symlink():
             yield p
         else:

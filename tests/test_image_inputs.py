@@ -70,3 +70,64 @@ def test_a_strip_encodes_to_the_asked_size(runner, tmp_path):
     Image.fromarray(np.full((1, 5000, 3), 90, np.uint8)).save(tmp_path / "strip.png")
     r = invoke(runner, "encode", "-c", "hsv544", tmp_path / "strip.png", "--size", "16", "-o", tmp_path / "s.npz")
     assert "16x16" in r.output
+
+
+def _folder_tree(root, picture: bytes):
+    """root/a.png, root/sub/b.png, root/.thumbs/c.png (hidden), root/link -> ../shared (d.png),
+    root/sub/loop -> root (a symlink loop)."""
+    import os
+
+    (root / "sub").mkdir(parents=True)
+    (root / ".thumbs").mkdir()
+    (root.parent / "shared").mkdir()
+    for f in (root / "a.png", root / "sub" / "b.png", root / ".thumbs" / "c.png", root.parent / "shared" / "d.png"):
+        f.write_bytes(picture)
+    os.symlink(root.parent / "shared", root / "link")
+    os.symlink(root, root / "sub" / "loop")
+
+
+def test_every_command_walks_a_folder_the_same_way(runner, emoji_dir, tmp_path):
+    """Hidden folders are left out and symlinked folders followed (once: no loops), by encode and
+    data build alike."""
+    import h5py
+
+    _folder_tree(tmp_path / "in", (emoji_dir / "a" / "e001.png").read_bytes())
+    r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz")
+    names = sorted(np.load(tmp_path / "t.npz")["names"].tolist())
+    assert names == ["a.png", "link/d.png", "sub/b.png"], r.output
+    invoke(runner, "data", "build", tmp_path / "in", "-c", "hsv322", "-o", tmp_path / "t.h5", "-q")
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert sorted(f["names"][:].astype(str).tolist()) == names
+
+
+def test_names_that_are_not_utf8_are_escaped_not_fatal(runner, emoji_dir, tmp_path):
+    import os
+
+    import h5py
+
+    (tmp_path / "in").mkdir()
+    picture = (emoji_dir / "a" / "e001.png").read_bytes()
+    (tmp_path / "in" / "ok.png").write_bytes(picture)
+    with open(os.path.join(os.fsencode(tmp_path / "in"), b"caf\xe9.png"), "wb") as f:
+        f.write(picture)
+    r = invoke(runner, "data", "build", tmp_path / "in", "-c", "hsv322", "-o", tmp_path / "t.h5")
+    assert "2 items" in r.output
+    with h5py.File(tmp_path / "t.h5") as f:
+        assert sorted(f["names"][:].astype(str).tolist()) == ["caf\\xe9.png", "ok.png"]
+
+
+def test_an_unreadable_subfolder_is_a_skipped_item(runner, emoji_dir, tmp_path):
+    import os
+
+    import pytest
+
+    if os.geteuid() == 0:
+        pytest.skip("root reads any folder")
+    (tmp_path / "in" / "locked").mkdir(parents=True)
+    (tmp_path / "in" / "a.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    (tmp_path / "in" / "locked").chmod(0)
+    try:
+        r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz")
+    finally:
+        (tmp_path / "in" / "locked").chmod(0o755)
+    assert "skipped" in r.output and "locked" in r.output and "permission denied" in r.output

@@ -211,7 +211,7 @@ def _files_source(files: list[tuple[Path, str, str]], description: str, codec) -
 
 def open_source(spec: str, codec) -> Source:
     """Resolve a SOURCE argument (see module doc) for a codec."""
-    from artforge.imageio import IMAGE_SUFFIXES
+    from artforge.imageio import IMAGE_SUFFIXES, folder_files, readable_name
 
     if spec.startswith("builtin:"):
         from artforge.plugins import lookup
@@ -222,11 +222,9 @@ def open_source(spec: str, codec) -> Source:
     path = Path(spec)
     if path.is_dir():
         files = [
-            (f, f.relative_to(path).as_posix(), f.parent.relative_to(path).as_posix().strip("."))
-            for f in sorted(path.rglob("*"))
-            if f.is_file() and f.suffix.lower() in suffixes and not any(
-                p.startswith(".") for p in f.relative_to(path).parts
-            )
+            (f, readable_name(f.relative_to(path).as_posix()),
+             readable_name(f.parent.relative_to(path).as_posix().strip(".")))
+            for f in folder_files(path, suffixes)
         ]
         return _files_source(files, str(path), codec)
     if path.is_file():
@@ -235,10 +233,10 @@ def open_source(spec: str, codec) -> Source:
             return NpzSource(path)
         if name.endswith((".jsonl", ".jsonl.gz")):
             return JsonlSource(path)
-        return _files_source([(path, path.name, "")], str(path), codec)
+        return _files_source([(path, readable_name(path.name), "")], str(path), codec)
     if any(ch in spec for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
-        files = [(p, p.as_posix(), p.parent.name) for p in matches if p.is_file()]
+        files = [(p, readable_name(p.as_posix()), readable_name(p.parent.name)) for p in matches if p.is_file()]
         if not files:
             raise ArtforgeError(f"{spec}: the pattern matches no files")
         return _files_source(files, spec, codec)

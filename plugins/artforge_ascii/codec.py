@@ -24,6 +24,7 @@ import numpy as np
 
 from artforge.codecs import Codec
 from artforge.errors import ArtforgeError, BadInput
+from artforge.imageio import folder_problem
 from artforge_ascii.atlas import DEFAULT_PX, GlyphAtlas, build_atlas, resolve_font
 from artforge_ascii.layout import CHARSETS, PRINTABLE, check_charset, check_side, layout, piece_lines
 
@@ -184,7 +185,7 @@ class AsciiCodec(Codec):
         except FileNotFoundError:
             raise BadInput(p, "no such file") from None
         except IsADirectoryError:
-            raise BadInput(p, "is a folder, not a text file") from None
+            raise BadInput(p, folder_problem(p, "a text file")) from None
         except OSError as exc:
             raise BadInput(p, f"cannot read: {exc.strerror or exc}") from None
         if not data:
