@@ -307,3 +307,21 @@ def test_a_closed_output_pipe_is_not_an_error_report():
     finally:
         os.close(write)
     assert r.returncode != 0 and r.stderr == ""
+
+
+def test_batch_conversions_skip_pictures_the_codec_cannot_take(runner, tmp_path):
+    """A fully transparent picture has nothing to learn a palette from: convert skips and counts it,
+    palette extract says so about the source, and mixed sizes name a file of each size."""
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "in" / "a.png")
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "in" / "b.png")
+    Image.new("RGB", (8, 4), "blue").save(tmp_path / "in" / "c.png")
+    r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:auto/8", "-o", tmp_path / "out")
+    assert "converted 2" in r.output and "skipped 1" in r.output and "b.png" in r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    r = invoke(runner, "palette", "extract", tmp_path / "in" / "b.png", "-o", tmp_path / "p.gpl", ok=False)
+    assert "b.png: no visible pixels" in r.output and "fully transparent" in r.output
+    r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz", ok=False)
+    assert "a.png 8x8" in r.output and "c.png 8x4" in r.output and "--size" in r.output

@@ -51,6 +51,22 @@ def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str)
     return items, names, skipped
 
 
+def stack_named(codec, items: list, names: list[str]):
+    """``codec.stack`` whose size complaint names a file of each size, not only the sizes."""
+    try:
+        return codec.stack(items)
+    except ArtforgeError as exc:
+        shapes = [getattr(x, "shape", None) for x in items]
+        if None in shapes or len(set(shapes)) < 2:
+            raise
+        first: dict[tuple, str] = {}
+        for shape, name in zip(shapes, names, strict=True):
+            first.setdefault(tuple(shape), name)
+        listed = ", ".join(f"{n} {s[1]}x{s[0]}" for s, n in list(first.items())[:4])
+        more = f" and {len(first) - 4} more sizes" if len(first) > 4 else ""
+        raise ArtforgeError(f"inputs have different sizes ({listed}{more}); pass --size N to fit them") from exc
+
+
 def _unique(stems: list[str]) -> list[str]:
     """The stems with repeats numbered (x, x-2, x-3), so no output replaces another."""
     used: set[str] = set()
@@ -89,7 +105,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     items, names, skipped = read_inputs(codec, inputs, size, resample)
     if not items:
         raise no_usable_inputs(inputs, len(skipped), codec)
-    batch = codec.stack(items)
+    batch = stack_named(codec, items, names)
     if codec.needs_fit:
         codec.fit([batch])
     tokens = codec.encode(batch)
@@ -172,7 +188,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     items, names, skipped = read_inputs(codecs[0], inputs, size, resample)
     if not items:
         raise no_usable_inputs(inputs, len(skipped))
-    batch = codecs[0].stack(items)
+    batch = stack_named(codecs[0], items, names)
     columns = [batch]
     for c in codecs:
         if c.needs_fit:
@@ -287,9 +303,14 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
             click.echo(f"skipped {exc}", err=True)
             skipped += 1
             continue
-        if codec.needs_fit:
-            codec.fit([img[None]])
-        tokens = codec.convert(img[None], **options)
+        try:  # a picture the codec cannot take (nothing visible to fit a palette to) is skipped too
+            if codec.needs_fit:
+                codec.fit([img[None]])
+            tokens = codec.convert(img[None], **options)
+        except ArtforgeError as exc:
+            click.echo(f"skipped {path}: {first_line(exc)}", err=True)
+            skipped += 1
+            continue
         note = codec.convert_report()
         if note:
             click.echo(f"{name}: {note}")

@@ -44,17 +44,24 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
         raise BadInput(source, f"holds {src.kind} items; a palette is learned from pictures")
     if not src.refs():
         raise BadInput(source, "no pictures found")
-    skipped = []
+    skipped, used = [], []
 
     def images():
         for ref in src.refs():
             try:
                 yield codec.prepare(src.payload(ref, codec), size)[None]
+                used.append(ref.name)
             except (BadInput, ValueError) as exc:
                 skipped.append(ref.name)
                 click.echo(f"skipped {exc}", err=True)
 
-    codec.fit(images())
+    try:
+        codec.fit(images())
+    except ArtforgeError:  # prepared pictures are RGBA: the one complaint left is "nothing visible"
+        if not used:
+            raise BadInput(source, f"no usable images ({len(skipped)} skipped)") from None
+        which = f"all {len(used)} usable pictures are" if len(used) > 1 else "the picture is"
+        raise BadInput(source, f"no visible pixels to learn a palette from ({which} fully transparent)") from None
     colors = codec.palette[1:]
     write_palette(colors, out, name=Path(source).stem or "artforge")
     if swatch:
