@@ -13,6 +13,7 @@ one optimiser). Everything goes through ``forward`` so DistributedDataParallel w
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -169,8 +170,27 @@ def config_fields(cls: type) -> dict[str, tuple[Any, Any]]:
     return out
 
 
+def type_label(typ: Any) -> str:
+    """A config field's type as people write it: int, tuple[int, ...], Literal['relu', 'gelu']."""
+    return typ.__name__ if isinstance(typ, type) else str(typ).replace("typing.", "")
+
+
 def _parse(value: str, typ: Any, key: str) -> Any:
     origin = typing.get_origin(typ)
+    if origin is typing.Literal:
+        choices = typing.get_args(typ)
+        for choice in choices:
+            if str(choice) == value or (isinstance(choice, bool) and str(choice).lower() == value.lower()):
+                return choice
+        raise ArtforgeError(f"--set {key}={value}: expected one of {', '.join(map(str, choices))}")
+    if origin is dict or typ is dict:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise ArtforgeError(f"--set {key}={value}: expected a JSON object, e.g. {key}='{{\"a\": 1}}'")
+        return parsed
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         if value.lower() in ("none", "null", ""):

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -311,3 +313,31 @@ def test_ddp_with_two_cpu_processes_matches_one(runner, tiny_cache, tmp_path):
     a, b = final_weights(tmp_path / "one"), final_weights(two)
     for k in a:  # two half-batches with averaged gradients = one whole batch, up to float rounding
         assert torch.allclose(a[k], b[k], atol=2e-5), k
+
+
+def test_set_checks_choices_and_json_objects():
+    """--set values are parsed by the config field's type: a Literal takes one of its choices, a
+    dict a JSON object; anything else is a one-line error naming the key."""
+    import typing
+    from dataclasses import dataclass, field
+
+    from artforge.errors import ArtforgeError
+    from artforge.models import ArtModel, make_config, type_label
+
+    @dataclass
+    class Cfg:
+        act: Literal["relu", "gelu"] = "relu"
+        heads: Literal[4, 8] = 8
+        extra: dict = field(default_factory=dict)
+
+    class M(ArtModel):
+        name = "choices"
+        Config = Cfg
+
+    config, _ = make_config(M, {"act": "gelu", "heads": "4", "extra": '{"a": 1}'})
+    assert (config.act, config.heads, config.extra) == ("gelu", 4, {"a": 1})
+    for key, value, says in (("act", "zzz", "one of relu, gelu"), ("heads", "5", "one of 4, 8"),
+                             ("extra", "a=1", "a JSON object")):
+        with pytest.raises(ArtforgeError, match=f"--set {key}={value}: expected {says}"):
+            make_config(M, {key: value})
+    assert type_label(typing.get_type_hints(Cfg)["act"]) == "Literal['relu', 'gelu']"

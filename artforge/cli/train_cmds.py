@@ -25,14 +25,14 @@ def _echo(msg: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def models(as_json: bool) -> None:
     """List models: codecs they take, config fields with defaults, presets."""
-    from artforge.models import config_fields
+    from artforge.models import config_fields, type_label
     from artforge.plugins import registry
 
     reg = registry("models")
     rows = []
     for name, entry in reg.loaded():
         cls = entry.obj
-        fields = {k: {"type": getattr(t, "__name__", str(t)), "default": d}
+        fields = {k: {"type": type_label(t), "default": d}
                   for k, (t, d) in config_fields(cls.Config).items()}
         rows.append({"name": name, "plugin": entry.plugin, "description": cls.description,
                      "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
