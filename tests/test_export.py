@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -103,6 +104,36 @@ def test_generic_latent_decoder_sampler(runner, tiny_cache, tmp_path):
     invoke(runner, "sample", "--onnx", tmp_path / "onnx", "-n", "5", "-o", tmp_path / "g.png",
            "--tokens", tmp_path / "t.npz")
     assert np.load(tmp_path / "t.npz")["tokens"].shape == (5, 8, 8)
+
+
+def test_a_plugins_onnx_mistakes_fail_the_export_naming_the_part(runner, tiny_cache, tmp_path, monkeypatch):
+    """What `sample --onnx` would trip over later (a sampler that does not import, latent_decoder
+    without its latent_shape, dynamic_axes naming no input) fails the export; without check_inputs
+    the comparison still runs at a batch the trace did not see."""
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    run = tmp_path / "run"
+    invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "2", "-o", run, "-q")
+    cls = toy_plugin.Unigram
+    real_modules = cls.onnx_modules
+
+    def modules(**change):
+        return lambda self: [dataclasses.replace(m, **change) for m in real_modules(self)]
+
+    cases = [
+        ({"onnx_sampler": "toy_plugin:nope"}, "onnx_sampler 'toy_plugin:nope' cannot be loaded"),
+        ({"onnx_manifest": lambda self: {}}, "latent_decoder needs onnx_manifest()['latent_shape']"),
+        ({"onnx_modules": modules(dynamic_axes={"zz": {0: "batch"}})}, "dynamic_axes names 'zz'"),
+    ]
+    for attrs, says in cases:
+        with monkeypatch.context() as m:
+            for k, v in attrs.items():
+                m.setattr(cls, k, v)
+            r = invoke(runner, "export", run, "--onnx", "-o", tmp_path / "bad", ok=False)
+            assert "model 'unigram'" in r.output and says in r.output, r.output
+    assert not (tmp_path / "bad" / "manifest.json").exists()
+    monkeypatch.setattr(cls, "onnx_modules", modules(check_inputs=None))
+    r = invoke(runner, "export", run, "--onnx", "-o", tmp_path / "ok")
+    assert "at batch 6 (traced at 5)" in r.output
 
 
 def test_export_bad_input(runner, tmp_path):

@@ -95,7 +95,7 @@ def _compare(spec, path: Path, shown: Path) -> float:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ArtforgeError(f"{shown}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    inputs = spec.check_inputs if spec.check_inputs is not None else spec.inputs
+    inputs = _check_inputs(spec)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}
     got = sess.run(spec.output_names, feed)
@@ -113,6 +113,60 @@ def _compare(spec, path: Path, shown: Path) -> float:
         elif not np.array_equal(g, w):
             diff = max(diff, float("inf"))
     return diff
+
+
+def _check_spec(model: str, spec) -> None:
+    """A plugin's OnnxModule must describe itself consistently; say which part is wrong before the
+    exporter fails with its own words."""
+    where = f"model {model!r}'s ONNX module {spec.name!r}"
+    if len(spec.input_names) != len(spec.inputs):
+        raise ArtforgeError(f"{where}: {len(spec.input_names)} input_names for {len(spec.inputs)} example inputs")
+    if not spec.inputs or not all(isinstance(t, torch.Tensor) for t in spec.inputs):
+        raise ArtforgeError(f"{where}: inputs must be a non-empty tuple of example tensors")
+    unknown = sorted(set(spec.dynamic_axes) - set(spec.input_names) - set(spec.output_names))
+    if unknown:
+        names = ", ".join([*spec.input_names, *spec.output_names])
+        raise ArtforgeError(f"{where}: dynamic_axes names {', '.join(map(repr, unknown))}, which is not one "
+                            f"of its inputs or outputs ({names})")
+
+
+def _check_inputs(spec) -> tuple[torch.Tensor, ...]:
+    """The inputs to compare onnxruntime with torch on: the module's own ``check_inputs``, else,
+    when every input's axis 0 is the same dynamic axis (the batch), the example inputs with their
+    first row added once more, so the comparison runs at a batch the trace did not see."""
+    if spec.check_inputs is not None:
+        return spec.check_inputs
+    labels = {(spec.dynamic_axes.get(name) or {}).get(0) for name in spec.input_names}
+    if len(labels) == 1 and None not in labels:
+        return tuple(torch.cat([t, t[:1]]) for t in spec.inputs)
+    return spec.inputs
+
+
+def _check_sampler(model) -> None:
+    """The sampler a manifest will name must import, and the generic one needs its facts: fail the
+    export, not a later `sample --onnx` that can only say "export again"."""
+    target = model.onnx_sampler
+    if not target:
+        return
+    import importlib
+
+    module, _, func = target.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ArtforgeError(f"model {model.name!r}: its onnx_sampler {target!r} cannot be loaded "
+                            f"({first_line(exc)})") from None
+    if not callable(fn):
+        raise ArtforgeError(f"model {model.name!r}: its onnx_sampler {target!r} is not a function")
+    if target == "artforge.onnx_runtime:latent_decoder":
+        shape = model.onnx_manifest().get("latent_shape")
+        if not (isinstance(shape, list | tuple) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise ArtforgeError(f"model {model.name!r}: latent_decoder needs onnx_manifest()['latent_shape'] "
+                                f"(the shape of z without the batch), got {shape!r}")
+        decoder = [s for s in model.onnx_modules() if s.name == "decoder"]
+        if not decoder or "z" not in decoder[0].input_names:
+            raise ArtforgeError(f"model {model.name!r}: latent_decoder needs an ONNX module named 'decoder' "
+                                "with an input named 'z'")
 
 
 def _check_replaceable(out: Path, model: str) -> None:
@@ -140,6 +194,9 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     specs = model.onnx_modules()
     if not specs:
         raise ArtforgeError(f"model {model.name!r} has no sub-modules to export")
+    for spec in specs:
+        _check_spec(model.name, spec)
+    _check_sampler(model)
     out = output_folder(Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx")
     _check_replaceable(out, model.name)
     manifest = {
@@ -166,7 +223,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
             path = out / staged.name
             _export_one(spec, staged)
             diff = _compare(spec, staged, path)
-            checked = spec.check_inputs if spec.check_inputs is not None else spec.inputs
+            checked = _check_inputs(spec)
             manifest["modules"][spec.name] = {
                 "file": path.name,
                 "inputs": [{"name": n, "dtype": _dtype_name(t), "example_shape": list(t.shape)}
@@ -178,8 +235,9 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                 "max_abs_diff": diff,
                 "bytes": staged.stat().st_size,
             }
+            at, traced = int(checked[0].shape[0]), int(spec.inputs[0].shape[0])
             echo(f"{path}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
-                 f"{int(checked[0].shape[0])} (traced at {int(spec.inputs[0].shape[0])}): max abs diff {diff:.2e}")
+                 f"{at} ({f'traced at {traced}' if at != traced else 'the traced batch'}): max abs diff {diff:.2e}")
             if not diff <= TOLERANCE:
                 raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
         (out / MANIFEST).unlink(missing_ok=True)  # from here until the new one lands, no export is offered
