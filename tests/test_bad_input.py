@@ -325,3 +325,9 @@ def test_batch_conversions_skip_pictures_the_codec_cannot_take(runner, tmp_path)
     assert "b.png: no visible pixels" in r.output and "fully transparent" in r.output
     r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz", ok=False)
     assert "a.png 8x8" in r.output and "c.png 8x4" in r.output and "--size" in r.output
+
+
+def test_train_refuses_a_codec_the_model_cannot_take_before_building(runner, tmp_path):
+    r = invoke(runner, "train", "--plugin", "ascii-vae", "--data", "builtin:emoji32", "-o", tmp_path / "r", ok=False)
+    assert "does not work with codec 'hsv544'" in r.output
+    assert not (tmp_path / ".cache").exists() and not (tmp_path / "r").exists()

@@ -76,6 +76,19 @@ def resolve_data(data: str, codec: str | None, size: int | None, labels: str | N
     return str(out), data
 
 
+def _check_source_codec(model_cls, data: str, codec: str | None) -> None:
+    """Before a cache is built from a source: refuse a codec the model cannot take (building first
+    would cost the whole build)."""
+    from artforge.cli.data_cmds import default_codec
+    from artforge.codecs import get_codec
+    from artforge.models import check_codec
+
+    p = Path(data)
+    spec = None if p.is_file() and p.suffix in (".h5", ".hdf5") else codec or default_codec(data)
+    if spec:
+        check_codec(model_cls, {"codec": get_codec(spec).name, "spec": spec})
+
+
 def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
     """--set pairs -> (model overrides, train overrides); ``train.KEY`` forces the latter."""
     import dataclasses
@@ -201,6 +214,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             raise ArtforgeError(f"{run_dir}: is a file, expected a run folder (--out)")
         if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
             raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+        _check_source_codec(cls, data, codec)
         cache, source = resolve_data(data, codec, size, labels, run_dir.parent / ".cache", quiet)
         from artforge.data.cache import cache_info
 
