@@ -306,9 +306,10 @@ class _Init:
         if "preset" in overrides:
             raise ArtforgeError(f"--init takes the model config of {self.path}; drop --set preset=...")
         if codec != self.config["data"]["codec"]:
-            raise ArtforgeError(f"{self.path} was trained on codec {self.config['data']['codec'].get('spec')!r} "
-                                f"and the cache has {codec.get('spec')!r} (or another palette): the tokens would "
-                                "mean different things; train on a cache built with the same codec")
+            theirs, ours = self.config["data"]["codec"].get("spec"), codec.get("spec")
+            same = " (the same spec, fitted to other data)" if theirs == ours else ""
+            raise ArtforgeError(f"{self.path} was trained on codec {theirs!r} and the cache has {ours!r}{same}: "
+                                "the tokens would mean different things; train on a cache built with the same codec")
         base = dataclasses.asdict(config_from_json(cls, self.config["model_config"]))
         config, _ = make_config(cls, {**base, **overrides})
         return config, self.config.get("preset")
