@@ -207,6 +207,23 @@ def test_render_and_convert_commands(runner, tmp_path):
     assert "--dither" in r.output
 
 
+def test_convert_without_a_grid_keeps_tall_pictures_readable(runner, tmp_path):
+    """`ascii` (no grid) converts to 80 columns and the rows that keep the picture's aspect, at most
+    512 of them. An 8x200 picture used to get 80x1000 (a 2x1000 one 80x19989 and 1.3 GB of
+    memory): a .txt that render then refused, being over 512 rows."""
+    Image.fromarray(np.zeros((200, 8, 3), np.uint8)).save(tmp_path / "tall.png")
+    invoke(runner, "convert", tmp_path / "tall.png", "-c", "ascii", "-o", tmp_path / "tall.txt")
+    lines = (tmp_path / "tall.txt").read_text().splitlines()
+    assert (len(lines), max(map(len, lines))) == (512, 41)  # 7x14 cells: 512 rows, 512 / (200 / 8 / 2) columns
+    invoke(runner, "render", tmp_path / "tall.txt", "-o", tmp_path / "tall-ascii.png")
+    h, w = get_codec("ascii").atlas.cell
+    assert Image.open(tmp_path / "tall-ascii.png").size == (41 * w, 512 * h)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "square.png")
+    invoke(runner, "convert", tmp_path / "square.png", "-c", "ascii", "-o", tmp_path / "square.txt")
+    lines = (tmp_path / "square.txt").read_text().splitlines()
+    assert (len(lines), max(map(len, lines))) == (40, 80)  # as before: 80 columns, half as many rows
+
+
 def test_fonts_not_a_font_and_proportional(tmp_path):
     (tmp_path / "fake.ttf").write_text("not a font")
     with pytest.raises(BadInput, match=r"fake.ttf: not a TrueType/OpenType font"):
