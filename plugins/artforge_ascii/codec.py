@@ -271,7 +271,8 @@ class AsciiCodec(Codec):
         return "\n".join(piece_lines(text)) or text
 
     def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
-        """One piece as a .txt file (``piece_text``; reading it back gives the same tokens)."""
+        """One piece as a .txt file (``piece_text``). Reading it back with the same codec gives the
+        same grid, with the piece centred in it as ``layout`` centres every piece."""
         from artforge.fsutil import atomic_write_text
 
         atomic_write_text(path, self.piece_text(tokens) + "\n")
