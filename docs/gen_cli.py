@@ -13,6 +13,14 @@ Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_
 this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
 (`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
 
+Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data
+preview`, `sample`, `reconstruct`, `complete`) zoom small pictures (nearest neighbour) until the
+longer side of a cell is about 96 px: 16 px → 6x, 32 px → 3x, 64 px and larger → 1x, and a 20000x1
+strip is not zoomed at all. The zoom is lowered while the grid would pass 16 Mpx. A grid over
+89.5 Mpx, at the zoom chosen or the one `--scale` asks for, is refused with one line naming the
+output (Pillow's decompression-bomb guard, and so artforge itself, would not open it); ask for
+fewer or smaller pictures, or a smaller `--scale`.
+
 """
 
 

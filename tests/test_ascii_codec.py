@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -40,10 +40,11 @@ lines = st.lists(st.text(alphabet=PRINTABLE, max_size=12), min_size=1, max_size=
 
 @settings(max_examples=60, deadline=None)
 @given(lines)
+@example(["  ", "", " "])  # a blank canvas
 def test_encode_decode_encode_is_a_fixed_point(rows):
     codec = get_codec("ascii:12x6")
     text = "\n".join(rows)
-    if not text.strip():
+    if not text.replace("\n", ""):  # spaces alone are a blank canvas; line breaks alone are nothing
         with pytest.raises(ArtforgeError, match="blank"):
             codec.encode([text])
         return
@@ -116,7 +117,7 @@ def test_bad_files(tmp_path):
         "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
         "latin1.txt": ("caf\xe9".encode("latin-1"), r"not UTF-8 text \(byte 0xe9 at offset 3\)"),
         "empty.txt": (b"", r"empty file \(0 bytes\)"),
-        "blank.txt": (b"  \n\t\n", "only whitespace"),
+        "breaks.txt": (b"\n\r\n\n", r"empty file \(only line breaks\)"),
     }
     for name, (data, message) in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -141,6 +142,42 @@ def test_native_files_round_trip(tmp_path):
     assert len(lines) == 8 + 1 + 8 + 1 and lines[8] == "" and lines[-1] == ""  # whole grids, one blank line apart
     assert lines[:8] == lines[9:17] and all(line == line.rstrip() for line in lines)
     np.testing.assert_array_equal(codec.encode(["\n".join(lines[9:17])]), tokens)
+
+
+def test_blank_texts_are_blank_canvases():
+    """A text with no ink keeps its size when the grid fits the text, and fills any fixed grid."""
+    fit = get_codec("ascii")
+    assert fit.encode([" " * 5 + "\n\t\n"]).shape == (1, 2, 8)  # 2 lines, the tab 8 wide; one final break
+    assert grid(fit, "   \n\n") == ["   ", "   "]
+    assert (get_codec("ascii:6x3").encode(["  \n" * 9]) == get_codec("ascii:6x3").space).all()
+    with pytest.raises(ArtforgeError, match="blank text: nothing but line breaks"):
+        get_codec("ascii:6x3").encode(["\n\n"])
+    with pytest.raises(ArtforgeError, match=r"blank text is 600x1 characters"):
+        fit.encode([" " * 600])
+
+
+def test_blank_pictures_round_trip_through_txt(runner, tmp_path):
+    """A blank picture (plain white, or fully transparent) converts to a blank grid. Its .txt used
+    to be a lone line break that render, encode and data build then refused as an empty file."""
+    Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(tmp_path / "white.jpg")
+    Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(tmp_path / "clear.png")
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    for name in ("white.jpg", "clear.png"):
+        invoke(runner, "convert", tmp_path / name, "-c", "ascii:32x16", "-o", texts / (name[:5] + ".txt"))
+        assert (texts / (name[:5] + ".txt")).read_text() == (" " * 32 + "\n") * 16  # the whole grid
+    codec = get_codec("ascii:32x16")
+    invoke(runner, "render", texts / "white.txt", "-o", tmp_path / "w.png")  # fits the text: 32x16
+    h, w = codec.atlas.cell
+    rendered = np.asarray(Image.open(tmp_path / "w.png"))
+    assert rendered.shape[:2] == (16 * h, 32 * w) and rendered.min() == 255
+    invoke(runner, "encode", texts, "-c", "ascii:32x16", "-o", tmp_path / "w.npz")
+    assert (np.load(tmp_path / "w.npz")["tokens"] == codec.space).all()
+    r = invoke(runner, "data", "build", texts, "-c", "ascii:32x16", "-o", tmp_path / "w.h5")
+    assert "2 items, skipped 0" in r.output
+    (tmp_path / "breaks.txt").write_text("\n\n")
+    r = invoke(runner, "render", tmp_path / "breaks.txt", "-o", tmp_path / "b.png", ok=False)
+    assert "breaks.txt: empty file (only line breaks)" in r.output
 
 
 def test_render_and_convert_commands(runner, tmp_path):
@@ -168,6 +205,23 @@ def test_render_and_convert_commands(runner, tmp_path):
     r = invoke(runner, "convert", tmp_path / "bar.png", "--codec", "ascii:10x5", "-o", tmp_path / "x.txt",
                "--dither", "floyd", ok=False)
     assert "--dither" in r.output
+
+
+def test_convert_without_a_grid_keeps_tall_pictures_readable(runner, tmp_path):
+    """`ascii` (no grid) converts to 80 columns and the rows that keep the picture's aspect, at most
+    512 of them. An 8x200 picture used to get 80x1000 (a 2x1000 one 80x19989 and 1.3 GB of
+    memory): a .txt that render then refused, being over 512 rows."""
+    Image.fromarray(np.zeros((200, 8, 3), np.uint8)).save(tmp_path / "tall.png")
+    invoke(runner, "convert", tmp_path / "tall.png", "-c", "ascii", "-o", tmp_path / "tall.txt")
+    lines = (tmp_path / "tall.txt").read_text().splitlines()
+    assert (len(lines), max(map(len, lines))) == (512, 41)  # 7x14 cells: 512 rows, 512 / (200 / 8 / 2) columns
+    invoke(runner, "render", tmp_path / "tall.txt", "-o", tmp_path / "tall-ascii.png")
+    h, w = get_codec("ascii").atlas.cell
+    assert Image.open(tmp_path / "tall-ascii.png").size == (41 * w, 512 * h)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "square.png")
+    invoke(runner, "convert", tmp_path / "square.png", "-c", "ascii", "-o", tmp_path / "square.txt")
+    lines = (tmp_path / "square.txt").read_text().splitlines()
+    assert (len(lines), max(map(len, lines))) == (40, 80)  # as before: 80 columns, half as many rows
 
 
 def test_fonts_not_a_font_and_proportional(tmp_path):

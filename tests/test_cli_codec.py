@@ -135,6 +135,41 @@ def test_preview_render_and_convert(runner, emoji_dir, tmp_path):
     assert "no option" in r.output
 
 
+def test_grid_zoom_looks_at_both_sides(runner, emoji_dir, tmp_path):
+    """The automatic zoom brings a cell's longer side to about 96 px. It used to look at the height
+    only: a 32x8 strip was zoomed 12x, and a 200x1 line 96x (preview and decode wrote PNGs 38,406
+    px wide; 20000x1 gave 3,840,006 px that Pillow would not open)."""
+    emoji = sorted((emoji_dir / "a").glob("*.png"))[0]
+    invoke(runner, "preview", emoji, "-c", "hsv544", "-o", tmp_path / "square.png")
+    assert Image.open(tmp_path / "square.png").size == (2 * (96 + 2) + 2, 96 + 4)  # 32 px: 3x, as before
+    strip = np.random.default_rng(0).integers(0, 256, (8, 32, 3), dtype=np.uint8)
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    invoke(runner, "preview", tmp_path / "strip.png", "-c", "hsv544", "-o", tmp_path / "p.png")
+    sheet = np.asarray(Image.open(tmp_path / "p.png"))
+    assert sheet.shape == (24 + 4, 2 * (96 + 2) + 2, 3)  # 3x: the 32-px side reaches 96
+    assert np.array_equal(sheet[2:26, 2:98], strip.repeat(3, 0).repeat(3, 1))  # nearest neighbour
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((1, 200, 3), 90 * i, np.uint8)).save(lines / f"line{i}.png")
+    invoke(runner, "encode", "-c", "hsv544", lines, "-o", tmp_path / "lines.npz")
+    invoke(runner, "decode", tmp_path / "lines.npz", "-o", tmp_path / "d.png")
+    assert Image.open(tmp_path / "d.png").size == (2 * (200 + 2) + 2, 1 + 4)  # already long: no zoom
+
+
+def test_grid_too_large_to_open_is_refused(runner, tmp_path):
+    """A grid past Pillow's decompression-bomb limit (89.5 Mpx; artforge would not read it back
+    either) is one line naming the output, before any of it is made, not a 99 Mpx PNG."""
+    Image.fromarray(np.zeros((110, 110, 3), np.uint8)).save(tmp_path / "a.png")
+    r = invoke(runner, "preview", tmp_path / "a.png", "-c", "hsv544", "--scale", "64", "-o", tmp_path / "p.png",
+               ok=False)
+    assert len(r.output.strip().splitlines()) == 1
+    assert f"{tmp_path / 'p.png'}: a grid of 2 pictures of 110x110 px at zoom 64 would be 14,086x7,044 px" in r.output
+    assert "smaller --scale" in r.output and not (tmp_path / "p.png").exists()
+    invoke(runner, "preview", tmp_path / "a.png", "-c", "hsv544", "--scale", "16", "-o", tmp_path / "p.png")
+    assert Image.open(tmp_path / "p.png").size == (2 * (1760 + 2) + 2, 1760 + 4)
+
+
 def test_convert_a_folder_can_finish_an_interrupted_run(runner, emoji_dir, tmp_path):
     out = tmp_path / "out"
     invoke(runner, "convert", emoji_dir / "a", "-c", "palette:pico8", "-o", out)

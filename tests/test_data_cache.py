@@ -101,6 +101,15 @@ def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
     assert Image.open(tmp_path / "p.png").size[0] > 3 * 32
 
 
+def test_preview_zoom_keeps_the_grid_under_16_mpx(runner, tmp_path):
+    """1,700 16-px items would be 16.6 Mpx at the usual 6x; the automatic zoom drops to 5x."""
+    np.savez(tmp_path / "dots.npz", images=np.full((1700, 16, 16, 3), 128, np.uint8))
+    invoke(runner, "data", "build", tmp_path / "dots.npz", "-c", "hsv322", "-o", tmp_path / "dots.h5")
+    invoke(runner, "data", "preview", tmp_path / "dots.h5", "-n", "1700", "-o", tmp_path / "p.png")
+    w, h = Image.open(tmp_path / "p.png").size
+    assert (w, h) == (42 * (80 + 2) + 2, 41 * (80 + 2) + 2) and w * h <= 16_000_000  # 42 columns, 41 rows
+
+
 def test_verify_finds_corruption(tmp_path, emoji_dir, runner):
     out = tmp_path / "c.h5"
     build(str(emoji_dir), "hsv544", out)

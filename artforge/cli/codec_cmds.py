@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT
+from artforge.cli.params import OUTPUT, SCALE_HELP
 from artforge.errors import ArtforgeError, BadInput, first_line
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
@@ -122,7 +122,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
 @click.option("-o", "--output", required=True, type=OUTPUT,
               help="A .png (one image, or a grid of many) or a folder (one PNG per item).")
 @click.option("--codec", "expect", help="Fail unless the tokens were made by this codec spec.")
-@click.option("--scale", type=click.IntRange(1, 64), help="Grid zoom (default: auto for small images).")
+@click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> None:
     """Decode a token file back to pictures; the file names its codec.
 
@@ -131,7 +131,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     """
     from artforge.codecs import get_codec
     from artforge.fsutil import output_folder
-    from artforge.grid import make_grid
+    from artforge.grid import save_grid
     from artforge.imageio import save_png
     from artforge.tokenfile import load_token_codec
 
@@ -159,7 +159,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
         save_png(images[0], out)
         click.echo(f"decoded 1 with {codec.spec} -> {out}")
     else:
-        save_png(make_grid(images, scale=scale), out)
+        save_grid(images, out, scale=scale)
         click.echo(f"decoded {len(images)} with {codec.spec} -> {out} (grid)")
 
 
@@ -169,7 +169,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
-@click.option("--scale", type=click.IntRange(1, 64), help="Zoom (default: auto for small images).")
+@click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: int | None,
             resample: str, scale: int | None) -> None:
     """Side by side: each image, then its round trip through each codec (one row per image)."""
@@ -177,8 +177,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 
     from artforge.codecs import get_codec
     from artforge.fsutil import check_not_input, check_output
-    from artforge.grid import make_grid
-    from artforge.imageio import save_png
+    from artforge.grid import save_grid
 
     check_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(inputs, None)])
@@ -195,7 +194,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
             c.fit([batch])
         columns.append(c.decode(c.encode(batch)))
     cells = np.stack(columns, 1).reshape(-1, *batch.shape[1:])
-    save_png(make_grid(cells, ncols=len(columns), scale=scale), output)
+    save_grid(cells, output, ncols=len(columns), scale=scale)
     click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
 
 
@@ -203,7 +202,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
 @click.option("-c", "--codec", "spec", help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
-@click.option("--scale", type=click.IntRange(1, 64), help="Zoom (default: auto for small pictures).")
+@click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
     import zipfile
@@ -213,7 +212,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 
     from artforge.codecs import get_codec
     from artforge.fsutil import check_not_input, check_output
-    from artforge.grid import make_grid
+    from artforge.grid import save_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
     from artforge.renderers import get_renderer
@@ -250,7 +249,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     if len(img) == 1 and scale is None:
         save_png(img[0], output)
     else:
-        save_png(make_grid(img, scale=scale), output)
+        save_grid(img, output, scale=scale)
     click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {output}")
 
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from artforge.cli.params import OUTPUT
+from artforge.cli.params import OUTPUT, SCALE_HELP
 from artforge.errors import ArtforgeError, BadInput
 
 
@@ -113,7 +113,7 @@ def verify(cache: str) -> None:
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("-o", "--output", required=True, type=OUTPUT)
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")
-@click.option("--scale", type=click.IntRange(1, 64))
+@click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | None) -> None:
     """Decode N samples of a cache into one PNG grid."""
     import numpy as np
@@ -121,8 +121,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     from artforge.codecs import codec_from_config
     from artforge.data.cache import open_cache
     from artforge.fsutil import check_not_input, check_output
-    from artforge.grid import make_grid
-    from artforge.imageio import save_png
+    from artforge.grid import save_grid
 
     check_output(output)
     check_not_input(output, [cache])
@@ -134,7 +133,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
         except OSError as exc:
             raise BadInput(cache, f"cannot read items ({exc}); check it with `artforge data verify`") from None
         codec = codec_from_config(json.loads(f.attrs["codec"]))
-    save_png(make_grid(codec.decode(tokens), scale=scale), output)
+    save_grid(codec.decode(tokens), output, scale=scale)
     click.echo(f"{len(rows)} samples of {cache} -> {output}")
 
 

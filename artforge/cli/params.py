@@ -18,6 +18,10 @@ class OutputPath(click.Path):
 
 OUTPUT = OutputPath()
 
+#: help of the ``--scale`` options of commands that write grids (artforge.grid says why)
+SCALE_HELP = ("Zoom (default: small pictures grow until their longer side is about 96 px, the grid staying "
+              "under 16 Mpx; grids over 89.5 Mpx are refused).")
+
 
 def check_seed(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """Seeds go to torch.Generator.manual_seed, which takes 0 .. 2**63-1 (no range in the help)."""

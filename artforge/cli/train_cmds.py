@@ -398,8 +398,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
     from artforge.codecs import codec_from_config
     from artforge.fsutil import check_not_inputs, check_output
-    from artforge.grid import make_grid
-    from artforge.imageio import save_png
+    from artforge.grid import save_grid
     from artforge.tokenfile import save_tokens
 
     check_output(output)
@@ -453,7 +452,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             names = [f"sample-{i:04d}" for i in range(len(out))]
         toks = out.cpu().numpy().astype(codec.token_dtype)
     seconds = time.perf_counter() - t0  # model loading and generation, not the PNG
-    save_png(make_grid(codec.decode(toks)), output)
+    save_grid(codec.decode(toks), output)
     msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} in {seconds:.2f} s -> {output}"
     if tokens:
         p = save_tokens(tokens, toks, names, codec.config())
@@ -570,8 +569,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import check_not_inputs, check_output
-    from artforge.grid import make_grid
-    from artforge.imageio import save_png
+    from artforge.grid import save_grid
     from artforge.tokenfile import save_tokens
 
     check_output(output)
@@ -601,7 +599,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     hit = (out == x).flatten(1)
     toks = out.cpu().numpy().astype(codec.token_dtype)
     pairs = np.stack([codec.decode(encoded), codec.decode(toks)], 1)
-    save_png(make_grid(pairs.reshape(-1, *pairs.shape[2:]), ncols=2 * min(8, len(x))), output)
+    save_grid(pairs.reshape(-1, *pairs.shape[2:]), output, ncols=2 * min(8, len(x)))
     msg = (f"{len(x)} images{f' ({len(skipped)} skipped)' if skipped else ''}: pixel accuracy "
            f"{float(hit.float().mean()):.2%}, {int(hit.all(1).sum())} exact"
            f"{f', codes refined by {refine} steps' if refine else ''}, {seconds:.2f} s -> {output}")

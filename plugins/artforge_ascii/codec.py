@@ -178,7 +178,8 @@ class AsciiCodec(Codec):
 
     # -- reading --------------------------------------------------------------------------------
     def load(self, path: str | os.PathLike) -> str:
-        """A text file as str; binary, non-UTF-8 and empty files are BadInput."""
+        """A text file as str; binary, non-UTF-8 and empty files (nothing but line breaks) are
+        BadInput. Spaces alone are a blank canvas (see ``layout``), not an empty file."""
         p = Path(path)
         try:
             data = p.read_bytes()
@@ -196,8 +197,8 @@ class AsciiCodec(Codec):
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise BadInput(p, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
-        if not text.strip():
-            raise BadInput(p, "empty file (only whitespace)")
+        if not text.strip("\r\n"):
+            raise BadInput(p, "empty file (only line breaks)")
         return text
 
     def read(self, path: str | os.PathLike, size: int | None = None, resample: str = "lanczos") -> str:
@@ -265,11 +266,14 @@ class AsciiCodec(Codec):
         return "\n".join("".join(row) for row in table[t.astype(np.int64)])
 
     def piece_text(self, tokens: np.ndarray) -> str:
-        """The piece only: blank edge rows, trailing spaces and the common indent trimmed."""
-        return "\n".join(piece_lines(self.to_text(tokens)))
+        """The piece only: blank edge rows, trailing spaces and the common indent trimmed. A blank
+        grid has nothing to trim to and stays whole (rows of spaces), so its size survives."""
+        text = self.to_text(tokens)
+        return "\n".join(piece_lines(text)) or text
 
     def write_native(self, tokens: np.ndarray, path: str | os.PathLike) -> None:
-        """One piece as a .txt file (trimmed; reading it back gives the same tokens)."""
+        """One piece as a .txt file (``piece_text``). Reading it back with the same codec gives the
+        same grid, with the piece centred in it as ``layout`` centres every piece."""
         from artforge.fsutil import atomic_write_text
 
         atomic_write_text(path, self.piece_text(tokens) + "\n")

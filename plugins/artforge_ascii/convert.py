@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from artforge_ascii.atlas import GlyphAtlas
+from artforge_ascii.layout import MAX_SIDE
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 DEFAULT_COLS = 80
@@ -37,12 +38,18 @@ def paper_brightness(images: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def grid_for(shape: tuple[int, int], atlas: GlyphAtlas, cols: int | None, rows: int | None) -> tuple[int, int]:
-    """The grid to use: the codec's, or 80 columns with rows keeping the picture's aspect."""
+    """The grid to use: the codec's, or 80 columns with rows keeping the picture's aspect. A picture
+    so tall that this passes ``MAX_SIDE`` rows gets ``MAX_SIDE`` rows and fewer columns instead (a
+    2x1000 picture: 2x512, not 80x19989): the text stays readable by the fit-to-text codec, which
+    takes at most ``MAX_SIDE`` a side, and the work stays proportional to the picture."""
     if cols is not None and rows is not None:
         return cols, rows
     (H, W), (h, w) = shape, atlas.cell
-    cols = DEFAULT_COLS
-    return cols, max(1, round(cols * (H / W) * (w / h)))
+    aspect = (H / W) * (w / h)  # rows per column that keep the picture's shape
+    cols, rows = DEFAULT_COLS, round(DEFAULT_COLS * aspect)
+    if rows > MAX_SIDE:
+        cols, rows = max(1, round(MAX_SIDE / aspect)), MAX_SIDE
+    return cols, max(1, rows)
 
 
 def footprint(shape: tuple[int, int], atlas: GlyphAtlas, cols: int, rows: int) -> tuple[int, int]:

@@ -1,9 +1,10 @@
 """Laying a piece of text out on a fixed character grid: tabs, padding, centring, cropping, charset.
 
 The piece is the bounding box of its non-space characters (blank edge lines, trailing spaces and
-the common left indent do not count), centred in the grid with any odd cell above and to the
-left. Laying out an already laid-out grid changes nothing, so encode -> decode -> encode is a
-fixed point.
+the common left indent do not count), centred in the grid with any odd cell below and to the
+right. A text with no ink at all (a blank picture converted to ASCII) is a blank canvas instead,
+as large as its lines. Laying out an already laid-out grid changes nothing, so encode -> decode ->
+encode is a fixed point.
 """
 
 from __future__ import annotations
@@ -83,12 +84,29 @@ def piece_lines(text: str) -> list[str]:
     return [line[indent:] for line in lines]
 
 
+def blank_size(text: str) -> tuple[int, int]:
+    """(width, height) of a text without ink: its longest line (tabs expanded) by its number of lines,
+    a final line break ending the last line rather than opening another."""
+    lines = text.removesuffix("\n").split("\n")
+    return max(len(line.expandtabs(TAB)) for line in lines), len(lines)
+
+
 def layout(text: str, allowed: frozenset[str], cols: int | None, rows: int | None, crop: bool = False,
            replace: str | None = None) -> list[str]:
     """``rows`` strings of exactly ``cols`` characters; ``cols``/``rows`` None fit the grid to the piece."""
-    lines = piece_lines(normalise(text, allowed, replace))
+    text = normalise(text, allowed, replace)
+    lines = piece_lines(text)
     if not lines:
-        raise ArtforgeError("blank text: nothing but spaces and line breaks")
+        # No ink: a blank canvas, which is what a blank picture converts to. It has no piece to
+        # centre or crop, so any fixed grid takes it; fitting the grid to it takes its lines' size.
+        w, h = blank_size(text)
+        if not w:
+            raise ArtforgeError("blank text: nothing but line breaks")
+        if cols is None or rows is None:
+            if h > MAX_SIDE or w > MAX_SIDE:
+                raise ArtforgeError(f"blank text is {w}x{h} characters; grids are at most {MAX_SIDE} cells a side")
+            cols, rows = w, h
+        return [" " * cols] * rows
     h, w = len(lines), max(len(line) for line in lines)
     if cols is None or rows is None:
         if h > MAX_SIDE or w > MAX_SIDE:

@@ -30,8 +30,8 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
     from artforge.fsutil import check_not_input, check_output
-    from artforge.grid import make_grid
-    from artforge.imageio import load_image, save_png
+    from artforge.grid import save_grid
+    from artforge.imageio import load_image
 
     check_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(images, None)])
@@ -67,6 +67,6 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     cells = []
     for i in range(len(batch)):
         cells += [batch[i], prompt[i], *done[i]]
-    save_png(make_grid(np.stack(cells), ncols=2 + count), output)
+    save_grid(np.stack(cells), output, ncols=2 + count)
     click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {output}"
                + (f" ({skipped} skipped)" if skipped else ""))
