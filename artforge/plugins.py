@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from artforge import hookspecs
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, first_line
 
 ENTRY_POINT_GROUP = "artforge"
 KINDS = ("codecs", "models", "renderers", "datasets")
@@ -67,6 +67,11 @@ class Entry:
                                   f"whose name is {obj.name!r}")
             self.target, self.lazy = obj, False
         return self.target
+
+
+def _one_line(message: str) -> str:
+    """A plugin problem is reported as one line; library messages (pluggy's) may run over many."""
+    return (message.strip().splitlines() or [""])[0]
 
 
 class PluginError(ArtforgeError):
@@ -179,15 +184,33 @@ class PluginManager:
             self.register(module, ep.name, _info=info)
 
     def register(self, plugin: Any, name: str, _info: PluginInfo | None = None) -> bool:
-        """Register a plugin object/module; returns False (and records why) when it is invalid."""
+        """Register a plugin object/module; returns False (and records why) when it is invalid.
+
+        Registering the same object under the same name again is a no-op (a test registering an
+        installed plugin's hooks module); another object under a taken name, or the same object
+        under a second name, is refused and the registration already there is left alone.
+        """
+        existing = self.pm.get_plugin(name)
+        if existing is plugin:
+            return True
+        if existing is not None:
+            self._refuse(name, f"is already loaded; registering {getattr(plugin, '__name__', type(plugin).__name__)} "
+                         "under its name was refused (the loaded one stays)")
+            return False
+        if self.pm.is_registered(plugin):
+            self._refuse(self.pm.get_name(plugin), f"is already loaded; registering it again as {name!r} was refused")
+            return False
         info = _info or self.info.setdefault(name, PluginInfo(name=name))
         try:
             self.pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy refusing it: nothing was registered
+            self._fail(name, f"invalid: {first_line(exc)}")
+            return False
+        try:
             self.pm.check_pending()
         except Exception as exc:  # noqa: BLE001 - e.g. a misspelled hook implementation
-            if self.pm.is_registered(plugin):
-                self.pm.unregister(plugin)
-            self._fail(name, f"invalid: {exc}")
+            self.pm.unregister(plugin)  # ours, registered just above
+            self._fail(name, f"invalid: {first_line(exc)}")
             return False
         info.hooks = sorted(
             h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_")
@@ -203,7 +226,14 @@ class PluginManager:
         self._registries.clear()
 
     def _fail(self, plugin: str, message: str) -> None:
+        message = _one_line(message)
         self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
+        self._refuse(plugin, message)
+
+    def _refuse(self, plugin: str, message: str) -> None:
+        """One warning line (an error in strict mode), without blaming the plugin in its listing:
+        for a caller's mistake, such as registering a loaded plugin a second time."""
+        message = _one_line(message)
         if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
             raise PluginError(f"plugin {plugin!r} {message}")
         key = f"{plugin}:{message}"

@@ -158,3 +158,21 @@ def test_load_plugins_names_an_unknown_plugin():
     r = run(subprocess_env(ARTFORGE_LOAD_PLUGINS="HSV,hsv"), "codecs", "--json")
     assert r.returncode == 0 and "'HSV', which no installed plugin is called" in r.stderr
     assert [row["name"] for row in json.loads(r.stdout)] == ["hsv"]
+
+
+def test_registering_an_installed_plugin_again_keeps_it(tmp_path, monkeypatch, capsys):
+    """The test recipe in docs/writing-plugins.md registers the hooks module by hand; with the plugin
+    installed as well that is a no-op, and another object under its name is refused in one line."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "from toy_plugin import register_codecs\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    import gray_hooks
+
+    assert pm.register(gray_hooks, "gray")
+    assert "gray2" in pm.registry("codecs") and not capsys.readouterr().err
+    assert not pm.register(types.SimpleNamespace(), "gray")
+    assert not pm.register(gray_hooks, "gray-again")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("'gray'" in line for line in err), err
+    assert "gray2" in pm.registry("codecs") and pm.info["gray"].dist == "artforge_gray"
+    assert not pm.info["gray"].errors and "gray-again" not in pm.info
