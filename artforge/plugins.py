@@ -11,6 +11,7 @@ Environment:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -42,8 +43,9 @@ class PluginInfo:
 class Entry:
     """One registered thing and the plugin that registered it.
 
-    ``target`` is the object itself or a lazy ``"package.module:attr"`` string, imported on the
-    first access to :attr:`obj` (so listing plugins never imports torch).
+    ``target`` is the object itself or a lazy ``"package.module:attr"`` string, imported (and
+    checked like an eager registration) on the first access to :attr:`obj`, so listing plugins
+    never imports torch.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Entry:
     plugin: str
     meta: dict = field(default_factory=dict)
     lazy: bool = False
+    kind: str = ""
 
     @property
     def obj(self) -> Any:
@@ -62,11 +65,53 @@ class Entry:
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
-            if getattr(obj, "name", self.name) != self.name:
-                raise PluginError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
-                                  f"whose name is {obj.name!r}")
+            problem = check_entry(self.kind, self.name, obj, self.meta)
+            if problem:
+                raise PluginError(f"plugin {self.plugin!r} registers {self.kind[:-1]} {self.name!r} "
+                                  f"({self.target}) that artforge cannot use: {problem}")
             self.target, self.lazy = obj, False
         return self.target
+
+
+def _describe(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or repr(obj)[:60]
+
+
+def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str | None:
+    """Why ``obj`` cannot be the ``kind`` entry ``name``, or None when it can.
+
+    Checked once per entry (lazy ones when first imported), so that a malformed registration is
+    skipped with a warning instead of breaking every command that lists or looks up its kind.
+    """
+    meta = meta or {}
+    try:
+        if kind == "codecs":
+            from artforge.codecs import Codec
+
+            if not (isinstance(obj, type) and issubclass(obj, Codec)):
+                return f"{_describe(obj)} is not a subclass of artforge.codecs.Codec"
+        elif kind == "models":
+            # ArtModel subclasses exist only once artforge.models (torch) is imported: asking
+            # sys.modules keeps listing plugins torch-free and is exact
+            models = sys.modules.get("artforge.models")
+            if models is None or not (isinstance(obj, type) and issubclass(obj, models.ArtModel)):
+                return f"{_describe(obj)} is not a subclass of artforge.models.ArtModel"
+            config = getattr(obj, "Config", None)
+            if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+                return f"{obj.__qualname__} has no dataclass Config (its fields are what --set takes)"
+        elif kind == "renderers":
+            if not callable(obj):
+                return f"{_describe(obj)} is not callable (a renderer is registered as factory(codec))"
+        elif kind == "datasets":
+            if not isinstance(obj, str | os.PathLike) or str(obj).startswith("builtin:"):
+                return f"{_describe(obj)} is not a path to a folder or file"
+            if not isinstance(meta.get("description", ""), str) or not isinstance(meta.get("codec"), str | None):
+                return "description and codec must be strings"
+    except Exception as exc:  # noqa: BLE001 - e.g. a metaclass that fails issubclass
+        return f"cannot be checked: {type(exc).__name__}: {exc}"
+    if kind in ("codecs", "models") and getattr(obj, "name", None) != name:
+        return f"{obj.__qualname__}.name is {getattr(obj, 'name', None)!r}"
+    return None
 
 
 def _one_line(message: str) -> str:
@@ -90,6 +135,8 @@ class Registry:
         self.kind = kind
         self.entries: dict[str, Entry] = {}
         self.conflicts: dict[str, list[str]] = {}
+        #: name -> (plugin, why) for registrations that were skipped: naming one gives the reason
+        self.refused: dict[str, tuple[str, str]] = {}
         self.on_fail = on_fail  # (plugin, message) -> None: the manager's one-line warning
 
     def loaded(self) -> list[tuple[str, Entry]]:
@@ -108,18 +155,26 @@ class Registry:
             out.append((name, entry))
         return out
 
-    def add(self, name: str, obj: Any, plugin: str, **meta) -> None:
+    def add(self, name: str, obj: Any, plugin: str, **meta) -> str | None:
+        """Add one registration; returns why it was skipped (for the caller to report), or None."""
+        what = self.kind[:-1]
         if not isinstance(name, str) or not name:
-            raise ArtforgeError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name")
+            return f"registers a {what} without a name: {_describe(obj)}"
+        lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
+        problem = None if lazy else check_entry(self.kind, name, obj, meta)
+        if problem:
+            why = f"registers {what} {name!r} that artforge cannot use: {problem}"
+            self.refused.setdefault(name, (plugin, why))
+            return why
         if name in self.conflicts:
             self.conflicts[name].append(plugin)
-            return
+            return None
         if name in self.entries:
             first = self.entries.pop(name).plugin
             self.conflicts[name] = [first, plugin]
-            return
-        lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
-        self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy)
+            return None
+        self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy, kind=self.kind)
+        return None
 
     def get(self, name: str) -> Entry:
         if name in self.conflicts:
@@ -128,6 +183,9 @@ class Registry:
                 f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
                 "or choose with ARTFORGE_LOAD_PLUGINS"
             )
+        if name not in self.entries and name in self.refused:
+            plugin, why = self.refused[name]
+            raise PluginError(f"plugin {plugin!r} {why}")
         if name not in self.entries:
             known = ", ".join(sorted(self.entries)) or "none"
             raise ArtforgeError(f"unknown {self.kind[:-1]} {name!r}; known: {known}")
@@ -256,19 +314,28 @@ class PluginManager:
         # and so every registration is tagged with the plugin that made it.
         for impl in hook.get_hookimpls():
             plugin = impl.plugin_name
+            problems: list[str] = []
 
-            def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, **meta: Any) -> None:
+            def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, _problems: list = problems,
+                         **meta: Any) -> None:
                 if kind in ("codecs", "models") and not args:
-                    reg.add(getattr(obj_or_name, "name", None), obj_or_name, _plugin, **meta)
+                    name, obj = getattr(obj_or_name, "name", None), obj_or_name
+                elif not args:
+                    _problems.append(f"calls register({_describe(obj_or_name)}) in register_{kind} without "
+                                     "its second argument")
+                    return
                 else:
-                    if not args:
-                        raise TypeError(f"register({obj_or_name!r}) needs a second argument")
-                    reg.add(obj_or_name, args[0], _plugin, **meta)
+                    name, obj = obj_or_name, args[0]
+                problem = reg.add(name, obj, _plugin, **meta)
+                if problem:
+                    _problems.append(problem)
 
             try:
                 impl.function(**{a: register for a in impl.argnames})
             except Exception as exc:  # noqa: BLE001 - isolate the plugin
-                self._fail(plugin, f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+                problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+            for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
+                self._fail(plugin, problem)
         for name, plugins in reg.conflicts.items():
             for p in plugins[1:]:
                 self._fail(p, f"registers {kind[:-1]} {name!r}, which plugin {plugins[0]!r} registers too")

@@ -16,6 +16,7 @@ from artforge.hookspecs import hookimpl
 from artforge.plugins import get_plugin_manager
 
 from conftest import ARTFORGE, EMOJI, ROOT, invoke, subprocess_env
+from toy_plugin import Gray2Codec
 
 
 def fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
@@ -176,3 +177,76 @@ def test_registering_an_installed_plugin_again_keeps_it(tmp_path, monkeypatch, c
     assert len(err) == 2 and all("'gray'" in line for line in err), err
     assert "gray2" in pm.registry("codecs") and pm.info["gray"].dist == "artforge_gray"
     assert not pm.info["gray"].errors and "gray-again" not in pm.info
+
+
+class NotACodec:
+    """Has a name, but is no Codec subclass."""
+
+    name = "notcodec"
+
+
+def plugin_warnings(text: str, plugin: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"artforge: warning: plugin {plugin!r}")]
+
+
+def test_a_codec_that_is_not_a_codec_is_skipped(runner, tmp_path):
+    def hook(register):
+        register(NotACodec)
+        register("lazycodec", "toy_plugin:red_renderer")  # a lazy target that is no codec either
+        register(Gray2Codec)
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(hook)), "sloppy")
+    r = invoke(runner, "codecs", "--json")
+    listed = {row["name"] for row in json.loads(r.stdout)}
+    assert {"hsv", "gray2"} <= listed and not {"notcodec", "lazycodec"} & listed  # the rest of its hook ran
+    warnings = plugin_warnings(r.stderr, "sloppy")
+    assert len(warnings) == 2 and "'notcodec'" in warnings[0] and "'lazycodec'" in warnings[1], r.stderr
+    assert len(pm.info["sloppy"].errors) == 2
+    r = invoke(runner, "encode", "-c", "notcodec", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'sloppy'" in r.output and "Codec" in r.output and "internal error" not in r.output
+    r = invoke(runner, "encode", "-c", "lazycodec", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'sloppy'" in r.output and "Codec" in r.output and "internal error" not in r.output
+
+
+def test_a_model_without_a_dataclass_config_is_skipped(runner):
+    from artforge.models import ArtModel
+
+    class NoConfig(ArtModel):
+        name = "no-config"
+
+    def hook(register):
+        register(NoConfig)
+        register("lazymodel", "toy_plugin:Gray2Codec")  # a lazy target that is no model
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_models=hookimpl(hook)), "sloppy")
+    r = invoke(runner, "models", "--json")
+    listed = {row["name"] for row in json.loads(r.stdout)}
+    assert "hsv-transformer" in listed and not {"no-config", "lazymodel"} & listed
+    warnings = plugin_warnings(r.stderr, "sloppy")
+    assert len(warnings) == 2 and "Config" in warnings[0] and "ArtModel" in warnings[1], r.stderr
+    for name in ("no-config", "lazymodel"):
+        r = invoke(runner, "train", "--plugin", name, "--data", "x.h5", ok=False)
+        assert "'sloppy'" in r.output and repr(name) in r.output and "internal error" not in r.output
+
+
+def test_renderers_and_datasets_that_break_their_contract_are_skipped(runner):
+    plugin = types.SimpleNamespace(
+        register_renderers=hookimpl(lambda register: register("gray2", 42)),
+        register_datasets=hookimpl(lambda register: register("loop", "builtin:loop")))
+    pm = get_plugin_manager()
+    assert pm.register(plugin, "sloppy")
+    assert "gray2" not in pm.registry("renderers") and "hsv" in pm.registry("renderers")
+    r = invoke(runner, "datasets", "--json")
+    assert "builtin:emoji32" in r.stdout and "builtin:loop" not in r.stdout
+    assert len(pm.info["sloppy"].errors) == 2
+
+
+def test_a_bad_registration_is_an_error_in_strict_mode(runner, monkeypatch):
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    assert get_plugin_manager().register(
+        types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(NotACodec))), "sloppy")
+    r = invoke(runner, "codecs", ok=False)
+    assert r.output.startswith("Error: plugin 'sloppy'") and "'notcodec'" in r.output
+    assert len(r.output.splitlines()) == 1
