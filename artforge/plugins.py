@@ -24,6 +24,7 @@ from artforge import hookspecs
 from artforge.errors import ArtforgeError, first_line
 
 ENTRY_POINT_GROUP = "artforge"
+CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
 
 
@@ -173,7 +174,28 @@ class Registry:
             first = self.entries.pop(name).plugin
             self.conflicts[name] = [first, plugin]
             return None
+        overlap = self._overlap(name) if self.kind == "codecs" else None
+        if overlap:
+            self.refused.setdefault(name, (plugin, overlap))
+            return overlap
         self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy, kind=self.kind)
+        return None
+
+    def _overlap(self, name: str) -> str | None:
+        """Why codec family ``name`` cannot be told apart from one already registered.
+
+        A spec goes to the family with the longest matching prefix, so a family that begins with
+        another (hsv5 after hsv) would silently take that family's specs (hsv544), and one that is
+        the beginning of another (pal before palette) could never be given arguments that start
+        like the other's name.
+        """
+        for other in [*self.entries, *self.conflicts]:
+            if name.startswith(other) or other.startswith(name):
+                owner = (repr(self.entries[other].plugin) if other in self.entries
+                         else " and ".join(map(repr, self.conflicts[other])))
+                how = (f"would take specs of codec {other!r} (plugin {owner}) such as {name}..."
+                       if name.startswith(other) else f"is the beginning of codec {other!r} (plugin {owner})")
+                return f"registers codec {name!r}, which {how}: no codec name may begin another's"
         return None
 
     def get(self, name: str) -> Entry:
@@ -283,6 +305,11 @@ class PluginManager:
         self.info.pop(name, None)
         self._registries.clear()
 
+    def first_party(self, plugin: str) -> bool:
+        """Whether a plugin ships with artforge itself."""
+        info = self.info.get(plugin)
+        return info is not None and info.dist == CORE_DIST
+
     def _fail(self, plugin: str, message: str) -> None:
         message = _one_line(message)
         self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
@@ -312,7 +339,9 @@ class PluginManager:
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Call each implementation on its own so one raising plugin cannot break the others,
         # and so every registration is tagged with the plugin that made it.
-        for impl in hook.get_hookimpls():
+        # First-party plugins first, so that where two registrations clash the one refused is
+        # never artforge's own, whatever order the entry points were found in.
+        for impl in sorted(hook.get_hookimpls(), key=lambda impl: not self.first_party(impl.plugin_name)):
             plugin = impl.plugin_name
             problems: list[str] = []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
 import types
 from pathlib import Path
@@ -250,3 +251,53 @@ def test_a_bad_registration_is_an_error_in_strict_mode(runner, monkeypatch):
     r = invoke(runner, "codecs", ok=False)
     assert r.output.startswith("Error: plugin 'sloppy'") and "'notcodec'" in r.output
     assert len(r.output.splitlines()) == 1
+
+
+SQUATTER = '''
+from artforge.codecs import Codec
+from artforge.hookspecs import hookimpl
+
+
+def family(family_name):
+    class Squat(Codec):
+        name = family_name
+        spec_help = family_name
+
+        @classmethod
+        def from_spec(cls, args):
+            raise AssertionError(f"{family_name} was asked to build {args!r}")
+
+    return Squat
+
+
+@hookimpl
+def register_codecs(register):
+    register(family("hsv5"))  # would take hsv544 from hsv
+    register(family("pal"))  # the beginning of palette: "palette" could mean pal + "ette"
+    register(family("squat"))
+'''
+
+
+def test_a_codec_family_that_overlaps_another_is_refused(runner, tmp_path, monkeypatch, capsys):
+    """Specs go to the longest matching family name, so a family named hsv5 would take hsv544 from
+    the hsv codec (data build builtin:emoji32 included) without a word. Installed first on the path,
+    the third-party plugin still loses to the first-party one."""
+    fake_distribution(tmp_path, "artforge_squat", "squat", "squat_hooks", SQUATTER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    assert get_codec("hsv544").spec == "hsv544" and get_codec("palette:bw").spec == "palette:bw"
+    assert "squat" in pm.registry("codecs")  # its other family is kept
+    assert len(plugin_warnings(capsys.readouterr().err, "squat")) == 2
+    r = invoke(runner, "plugins", "--json")
+    info = {p["name"]: p for p in json.loads(r.stdout)}
+    assert info["squat"]["provides"]["codecs"] == ["squat"]
+    errors = info["squat"]["errors"]
+    assert len(errors) == 2 and "'hsv5'" in errors[0] and "'hsv'" in errors[0] and "'palette'" in errors[1]
+    assert all(not p["errors"] for name, p in info.items() if p["dist"] == "artforge")
+    with pytest.raises(ArtforgeError, match="'pal'.*'palette'"):
+        get_codec("pal")
+    pm.unregister("squat")
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    assert pm.register(sys.modules["squat_hooks"], "squat")
+    with pytest.raises(ArtforgeError, match="plugin 'squat'.*'hsv5'"):
+        get_codec("hsv544")
