@@ -371,14 +371,63 @@ class PluginManager:
         return reg
 
     def add_commands(self, cli: Any) -> None:
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            before = set(cli.commands)
+        """Run the register_commands hooks on the CLI group.
+
+        Command names are global: a command that would replace a core command (``cli.core_commands``)
+        or another plugin's is refused with one warning line, so ``--help`` never shows a command
+        that does not run. ``cli.add_command`` is watched while each hook runs; changes made to
+        ``cli.commands`` behind its back are checked the same way afterwards.
+        """
+        core = getattr(cli, "core_commands", None) or frozenset(cli.commands)
+        owner: dict[str, str] = {}  # command -> the plugin that added it
+
+        def clash(name: str, plugin: str) -> str | None:
+            if name in core:
+                return f"adds command {name!r}, which is a core artforge command: not added"
+            if owner.get(name, plugin) != plugin:
+                return f"adds command {name!r}, which plugin {owner[name]!r} adds too: not added"
+            return None
+
+        impls = self.pm.hook.register_commands.get_hookimpls()
+        for impl in sorted(impls, key=lambda impl: not self.first_party(impl.plugin_name)):
+            plugin = impl.plugin_name
+            problems: list[str] = []
+            added: list[str] = []
+            original = cli.add_command
+
+            def add_command(cmd: Any, name: str | None = None, _plugin: str = plugin, _problems: list = problems,
+                            _added: list = added, _original: Any = original) -> None:
+                name = name or cmd.name
+                problem = clash(name, _plugin)
+                if problem:
+                    _problems.append(problem)
+                    return
+                owner[name] = _plugin
+                _added.append(name)
+                _original(cmd, name)
+
+            before = dict(cli.commands)
+            cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
                 impl.function(**{a: cli for a in impl.argnames})
             except Exception as exc:  # noqa: BLE001
-                self._fail(impl.plugin_name, f"raised in register_commands: {type(exc).__name__}: {exc}")
-            info = self.info.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
-            info.provides["commands"] = sorted(set(cli.commands) - before)
+                problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
+            finally:
+                del cli.add_command
+            for name in sorted(set(before) | set(cli.commands)):
+                if name in added or cli.commands.get(name) is before.get(name):
+                    continue
+                if name in before:  # replaced or removed behind add_command's back: put it back
+                    cli.commands[name] = before[name]
+                    whose = "a core artforge command" if name in core else f"of plugin {owner.get(name, '?')!r}"
+                    problems.append(f"replaces or removes command {name!r} ({whose}): undone")
+                else:  # a new name set directly: no clash possible, so it stands
+                    owner[name] = plugin
+                    added.append(name)
+            info = self.info.setdefault(plugin, PluginInfo(name=plugin))
+            info.provides["commands"] = sorted(set(added))
+            for problem in problems:  # after the hook: strict mode's error must not look raised by it
+                self._fail(plugin, problem)
 
     def describe(self) -> list[PluginInfo]:
         """Every plugin with what it provides (builds all registries)."""

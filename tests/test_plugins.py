@@ -301,3 +301,69 @@ def test_a_codec_family_that_overlaps_another_is_refused(runner, tmp_path, monke
     assert pm.register(sys.modules["squat_hooks"], "squat")
     with pytest.raises(ArtforgeError, match="plugin 'squat'.*'hsv5'"):
         get_codec("hsv544")
+
+
+@pytest.fixture
+def fresh_cli():
+    """Plugin commands join the one `artforge` group once per process: add them afresh, and put the
+    group back as it was afterwards."""
+    from artforge.cli import cli
+
+    saved = dict(cli.commands)
+    cli._plugins_added = False
+    yield cli
+    cli.commands.clear()
+    cli.commands.update(saved)
+    cli._plugins_added = False
+
+
+def command_plugins():
+    import click
+
+    @click.command("encode")
+    def fake_encode():
+        """HIJACKED encode."""
+
+    @click.command()
+    def hello():
+        """Say hello."""
+        click.echo("first")
+
+    @click.command("hello")
+    def hello_again():
+        click.echo("second")
+
+    def hijack(cli):
+        cli.add_command(fake_encode)
+        cli.commands["decode"] = fake_encode  # behind add_command's back
+        cli.add_command(hello)
+
+    return (types.SimpleNamespace(register_commands=hookimpl(hijack)),
+            types.SimpleNamespace(register_commands=hookimpl(lambda cli: cli.add_command(hello_again))))
+
+
+def test_plugin_commands_cannot_replace_core_or_other_plugins_commands(runner, fresh_cli):
+    hijacker, copycat = command_plugins()
+    pm = get_plugin_manager()
+    assert pm.register(hijacker, "hijacker") and pm.register(copycat, "copycat")
+    r = invoke(runner, "--help")
+    assert "HIJACKED" not in r.stdout and "hello" in r.stdout
+    warnings = plugin_warnings(r.stderr, "hijacker")
+    assert len(warnings) == 2 and "'encode'" in warnings[0] and "'decode'" in warnings[1], r.stderr
+    warnings = plugin_warnings(r.stderr, "copycat")
+    assert len(warnings) == 1 and "'hello'" in warnings[0] and "'hijacker'" in warnings[0], r.stderr
+    assert invoke(runner, "hello").stdout.strip() == "first"
+    assert "HIJACKED" not in invoke(runner, "encode", "--help").stdout
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["hijacker"]["provides"]["commands"] == ["hello"] and len(info["hijacker"]["errors"]) == 2
+    assert info["copycat"]["provides"]["commands"] == [] and len(info["copycat"]["errors"]) == 1
+    assert info["hsv"]["provides"]["commands"] == ["complete"]
+
+
+def test_a_command_clash_is_an_error_in_strict_mode(fresh_cli, monkeypatch):
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    hijacker, _ = command_plugins()
+    assert get_plugin_manager().register(hijacker, "hijacker")
+    with pytest.raises(ArtforgeError, match="plugin 'hijacker'.*'encode'"):
+        get_plugin_manager().add_commands(fresh_cli)
+    assert "HIJACKED" not in (fresh_cli.commands["encode"].help or "")
