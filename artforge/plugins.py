@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from artforge.errors import ArtforgeError, first_line
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
+HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
 @dataclass
@@ -281,6 +283,12 @@ class PluginManager:
             self._refuse(self.pm.get_name(plugin), f"is already loaded; registering it again as {name!r} was refused")
             return False
         info = _info or self.info.setdefault(name, PluginInfo(name=name))
+        invalid, unmarked = self._hook_mistakes(plugin)
+        if invalid:
+            self._fail(name, f"invalid: {invalid}")
+            return False
+        for problem in unmarked:
+            self._fail(name, problem)
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # noqa: BLE001 - pluggy refusing it: nothing was registered
@@ -297,6 +305,30 @@ class PluginManager:
         )
         self._registries.clear()
         return True
+
+    def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:
+        """(why the plugin is invalid, warnings) for hook functions that pluggy would reject in
+        several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
+        unmarked = []
+        for hook in HOOKS:
+            fn = getattr(plugin, hook, None)
+            if not callable(fn):
+                continue
+            if self.pm.parse_hookimpl_opts(plugin, hook) is None:
+                unmarked.append(f"defines {hook} without @hookimpl, so it is ignored: decorate it with "
+                                "@artforge.hookspecs.hookimpl")
+                continue
+            try:
+                params = inspect.signature(fn).parameters.values()
+            except (TypeError, ValueError):
+                continue  # pluggy's own check applies
+            spec = inspect.signature(getattr(hookspecs, hook))
+            unknown = [p.name for p in params if p.name not in spec.parameters and p.default is p.empty
+                       and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if unknown:
+                return (f"hook {hook}({', '.join(p.name for p in params)}) must be {hook}{spec}: "
+                        f"rename {', '.join(unknown)}"), unmarked
+        return None, unmarked
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)

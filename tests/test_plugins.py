@@ -367,3 +367,29 @@ def test_a_command_clash_is_an_error_in_strict_mode(fresh_cli, monkeypatch):
     with pytest.raises(ArtforgeError, match="plugin 'hijacker'.*'encode'"):
         get_plugin_manager().add_commands(fresh_cli)
     assert "HIJACKED" not in (fresh_cli.commands["encode"].help or "")
+
+
+def test_a_hook_function_without_hookimpl_is_warned_about(capsys):
+    def register_codecs(register):
+        register(Gray2Codec)
+
+    module = types.ModuleType("forgetful_hooks")
+    module.register_codecs = register_codecs
+    pm = get_plugin_manager()
+    assert pm.register(module, "forgetful")
+    warnings = plugin_warnings(capsys.readouterr().err, "forgetful")
+    assert len(warnings) == 1 and "register_codecs" in warnings[0] and "@hookimpl" in warnings[0]
+    assert pm.info["forgetful"].errors and "gray2" not in pm.registry("codecs")
+
+
+def test_a_hook_with_a_wrong_argument_name_is_one_line(capsys):
+    @hookimpl
+    def register_codecs(reg):
+        reg(Gray2Codec)
+
+    pm = get_plugin_manager()
+    assert not pm.register(types.SimpleNamespace(register_codecs=register_codecs), "misnamed")
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("artforge: warning: plugin 'misnamed'")
+    assert "register_codecs(reg)" in err and "register_codecs(register)" in err
+    assert pm.info["misnamed"].errors and "hsv" in pm.registry("codecs")
