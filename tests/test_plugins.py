@@ -393,3 +393,41 @@ def test_a_hook_with_a_wrong_argument_name_is_one_line(capsys):
     assert len(err.splitlines()) == 1 and err.startswith("artforge: warning: plugin 'misnamed'")
     assert "register_codecs(reg)" in err and "register_codecs(register)" in err
     assert pm.info["misnamed"].errors and "hsv" in pm.registry("codecs")
+
+
+@pytest.fixture
+def fake_pip(monkeypatch):
+    """pip replaced by a recorder that writes the --report pip would: what it was asked to install."""
+    calls: list[list[str]] = []
+
+    def call(cmd, *args, **kwargs):
+        calls.append(cmd)
+        if "--report" in cmd:
+            Path(cmd[cmd.index("--report") + 1]).write_text(json.dumps({"install": [
+                {"requested": True, "metadata": {"name": "plain-lib", "version": "0.1"}},
+                {"requested": True, "metadata": {"name": "artforge_gray", "version": "0.1"}},
+                {"requested": False, "metadata": {"name": "a-dependency", "version": "1.0"}}]}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    return calls
+
+
+def test_install_warns_about_a_package_that_adds_no_plugin(runner, fake_pip, tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    (tmp_path / "plain_lib-0.1.dist-info").mkdir()
+    (tmp_path / "plain_lib-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-lib\n"
+                                                                    "Version: 0.1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "install", "-e", tmp_path / "plain-lib", "artforge-gray")
+    assert len(fake_pip) == 1 and fake_pip[0][3:6] == ["install", "-e", str(tmp_path / "plain-lib")]
+    warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "plain-lib 0.1 adds no artforge plugin" in warnings[0], r.stderr
+
+
+def test_uninstall_refuses_artforge_itself(runner, fake_pip):
+    for name, says in [("artforge", "is artforge itself"), ("Pluggy", "artforge needs it"),
+                       ("hsv", "ships with artforge")]:
+        r = invoke(runner, "uninstall", "-y", name, ok=False)
+        assert says in r.output and len(r.output.splitlines()) == 1, r.output
+    assert not fake_pip
