@@ -276,11 +276,15 @@ class PluginManager:
         if existing is plugin:
             return True
         if existing is not None:
-            self._refuse(name, f"is already loaded; registering {getattr(plugin, '__name__', type(plugin).__name__)} "
+            self._warn(name, f"is already loaded; registering {getattr(plugin, '__name__', type(plugin).__name__)} "
                          "under its name was refused (the loaded one stays)")
             return False
         if self.pm.is_registered(plugin):
-            self._refuse(self.pm.get_name(plugin), f"is already loaded; registering it again as {name!r} was refused")
+            first = self.pm.get_name(plugin)
+            if _info is not None:  # a second entry point naming the same module: list it with the reason
+                self._fail(name, f"names the module of plugin {first!r}, which is loaded already; not loaded again")
+            else:
+                self._warn(first, f"is already loaded; registering it again as {name!r} was refused")
             return False
         info = _info or self.info.setdefault(name, PluginInfo(name=name))
         invalid, unmarked = self._hook_mistakes(plugin)
@@ -345,9 +349,9 @@ class PluginManager:
     def _fail(self, plugin: str, message: str) -> None:
         message = _one_line(message)
         self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
-        self._refuse(plugin, message)
+        self._warn(plugin, message)
 
-    def _refuse(self, plugin: str, message: str) -> None:
+    def _warn(self, plugin: str, message: str) -> None:
         """One warning line (an error in strict mode), without blaming the plugin in its listing:
         for a caller's mistake, such as registering a loaded plugin a second time."""
         message = _one_line(message)
@@ -451,7 +455,8 @@ class PluginManager:
                     continue
                 if name in before:  # replaced or removed behind add_command's back: put it back
                     cli.commands[name] = before[name]
-                    whose = "a core artforge command" if name in core else f"of plugin {owner.get(name, '?')!r}"
+                    whose = ("a core artforge command" if name in core else
+                             f"added by plugin {owner[name]!r}" if name in owner else "already there")
                     problems.append(f"replaces or removes command {name!r} ({whose}): undone")
                 else:  # a new name set directly: no clash possible, so it stands
                     owner[name] = plugin
