@@ -246,12 +246,19 @@ class PluginManager:
             print(f"artforge: warning: ARTFORGE_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no "
                   f"installed plugin is called (installed: {', '.join(sorted({ep.name for ep in found}))})",
                   file=sys.stderr)
-        for ep in found:
+        # artforge's own plugins first: a third-party entry point that takes one of their names
+        # must not replace it, whatever the order of the path
+        for ep in sorted(found, key=lambda ep: getattr(getattr(ep, "dist", None), "name", None) != CORE_DIST):
             if wanted is not None and ep.name not in wanted:
                 continue
-            if ep.name in self.info:
-                continue  # the same plugin seen twice (e.g. two installs): first wins
             dist = getattr(ep, "dist", None)
+            if ep.name in self.info:  # first wins; the same distribution seen twice is no news
+                first = self.info[ep.name]
+                if getattr(dist, "name", None) != first.dist:
+                    self._fail(ep.name, f"is also an entry point of {getattr(dist, 'name', '?')} "
+                                        f"{getattr(dist, 'version', '')}, which is not loaded: two plugins "
+                                        f"cannot share a name (that of {first.dist} is loaded)")
+                continue
             info = PluginInfo(
                 name=ep.name,
                 version=getattr(dist, "version", None),

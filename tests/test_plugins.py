@@ -431,3 +431,20 @@ def test_uninstall_refuses_artforge_itself(runner, fake_pip):
         r = invoke(runner, "uninstall", "-y", name, ok=False)
         assert says in r.output and len(r.output.splitlines()) == 1, r.output
     assert not fake_pip
+
+
+def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, capsys):
+    """A third-party distribution whose entry point is called hsv, found first on the path, used to
+    replace the first-party hsv plugin without a word; two entry points naming one module left the
+    second listed with no hooks."""
+    fake_distribution(tmp_path, "artforge_evil", "hsv", "evil_hooks", SQUATTER.replace('"squat"', '"evil"'))
+    (tmp_path / "artforge_evil-0.1.dist-info" / "entry_points.txt").write_text(
+        "[artforge]\nhsv = evil_hooks\nevil = evil_hooks\nevil-too = evil_hooks\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    assert pm.info["hsv"].dist == "artforge" and get_codec("hsv544").spec == "hsv544"
+    assert pm.info["evil"].hooks == ["register_codecs"] and "evil" in pm.registry("codecs")
+    assert any("artforge_evil" in e for e in pm.info["hsv"].errors)
+    assert any("'evil'" in e for e in pm.info["evil-too"].errors)
+    err = capsys.readouterr().err
+    assert len(plugin_warnings(err, "hsv")) == 1 and len(plugin_warnings(err, "evil-too")) == 1
