@@ -157,6 +157,9 @@ def get_codec(spec: str) -> Codec:
     families = [*reg.names(), *reg.conflicts]
     matches = [f for f in families if spec == f or spec.startswith(f)]
     if not matches:
+        refused = [f for f in reg.refused if spec.startswith(f)]
+        if refused:  # a family whose registration was skipped: say why, not "unknown"
+            reg.get(max(refused, key=len))
         known = "; ".join(f"{n} ({e.obj.spec_help or e.obj.description})" for n, e in reg.loaded())
         raise ArtforgeError(f"unknown codec {spec!r}; known codecs: {known or 'none'}")
     family = max(matches, key=len)
@@ -185,7 +188,7 @@ def codec_from_config(config: dict | str) -> Codec:
 
     name = config["codec"]
     reg = registry("codecs")
-    if name not in reg and name not in reg.conflicts:
+    if name not in reg and name not in reg.conflicts and name not in reg.refused:
         raise ArtforgeError(
             f"codec {name!r} is not installed (known: {', '.join(reg.names()) or 'none'}); "
             "install the plugin that provides it"

@@ -11,7 +11,9 @@ Environment:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -20,10 +22,12 @@ from typing import Any
 import pluggy
 
 from artforge import hookspecs
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, first_line
 
 ENTRY_POINT_GROUP = "artforge"
+CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
+HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
 @dataclass
@@ -42,8 +46,9 @@ class PluginInfo:
 class Entry:
     """One registered thing and the plugin that registered it.
 
-    ``target`` is the object itself or a lazy ``"package.module:attr"`` string, imported on the
-    first access to :attr:`obj` (so listing plugins never imports torch).
+    ``target`` is the object itself or a lazy ``"package.module:attr"`` string, imported (and
+    checked like an eager registration) on the first access to :attr:`obj`, so listing plugins
+    never imports torch.
     """
 
     name: str
@@ -51,6 +56,7 @@ class Entry:
     plugin: str
     meta: dict = field(default_factory=dict)
     lazy: bool = False
+    kind: str = ""
 
     @property
     def obj(self) -> Any:
@@ -62,11 +68,58 @@ class Entry:
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
-            if getattr(obj, "name", self.name) != self.name:
-                raise PluginError(f"plugin {self.plugin!r} registered {self.name!r} for {self.target}, "
-                                  f"whose name is {obj.name!r}")
+            problem = check_entry(self.kind, self.name, obj, self.meta)
+            if problem:
+                raise PluginError(f"plugin {self.plugin!r} registers {self.kind[:-1]} {self.name!r} "
+                                  f"({self.target}) that artforge cannot use: {problem}")
             self.target, self.lazy = obj, False
         return self.target
+
+
+def _describe(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or repr(obj)[:60]
+
+
+def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str | None:
+    """Why ``obj`` cannot be the ``kind`` entry ``name``, or None when it can.
+
+    Checked once per entry (lazy ones when first imported), so that a malformed registration is
+    skipped with a warning instead of breaking every command that lists or looks up its kind.
+    """
+    meta = meta or {}
+    try:
+        if kind == "codecs":
+            from artforge.codecs import Codec
+
+            if not (isinstance(obj, type) and issubclass(obj, Codec)):
+                return f"{_describe(obj)} is not a subclass of artforge.codecs.Codec"
+        elif kind == "models":
+            # ArtModel subclasses exist only once artforge.models (torch) is imported: asking
+            # sys.modules keeps listing plugins torch-free and is exact
+            models = sys.modules.get("artforge.models")
+            if models is None or not (isinstance(obj, type) and issubclass(obj, models.ArtModel)):
+                return f"{_describe(obj)} is not a subclass of artforge.models.ArtModel"
+            config = getattr(obj, "Config", None)
+            if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+                return f"{obj.__qualname__} has no dataclass Config (its fields are what --set takes)"
+        elif kind == "renderers":
+            if not callable(obj):
+                return f"{_describe(obj)} is not callable (a renderer is registered as factory(codec))"
+        elif kind == "datasets":
+            if not isinstance(obj, str | os.PathLike) or str(obj).startswith("builtin:"):
+                return f"{_describe(obj)} is not a path to a folder or file"
+            if not isinstance(meta.get("description", ""), str) or not isinstance(meta.get("codec"), str | None):
+                return "description and codec must be strings"
+    except Exception as exc:  # noqa: BLE001 - e.g. a metaclass that fails issubclass
+        return f"cannot be checked: {type(exc).__name__}: {exc}"
+    if kind in ("codecs", "models") and getattr(obj, "name", None) != name:
+        return f"{obj.__qualname__}.name is {getattr(obj, 'name', None)!r}"
+    return None
+
+
+def _one_line(message: str) -> str:
+    """A plugin problem is reported as one line; library messages (pluggy's) may run over many."""
+    return (message.strip().splitlines() or [""])[0]
 
 
 class PluginError(ArtforgeError):
@@ -85,6 +138,8 @@ class Registry:
         self.kind = kind
         self.entries: dict[str, Entry] = {}
         self.conflicts: dict[str, list[str]] = {}
+        #: name -> (plugin, why) for registrations that were skipped: naming one gives the reason
+        self.refused: dict[str, tuple[str, str]] = {}
         self.on_fail = on_fail  # (plugin, message) -> None: the manager's one-line warning
 
     def loaded(self) -> list[tuple[str, Entry]]:
@@ -103,18 +158,47 @@ class Registry:
             out.append((name, entry))
         return out
 
-    def add(self, name: str, obj: Any, plugin: str, **meta) -> None:
+    def add(self, name: str, obj: Any, plugin: str, **meta) -> str | None:
+        """Add one registration; returns why it was skipped (for the caller to report), or None."""
+        what = self.kind[:-1]
         if not isinstance(name, str) or not name:
-            raise ArtforgeError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name")
+            return f"registers a {what} without a name: {_describe(obj)}"
+        lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
+        problem = None if lazy else check_entry(self.kind, name, obj, meta)
+        if problem:
+            why = f"registers {what} {name!r} that artforge cannot use: {problem}"
+            self.refused.setdefault(name, (plugin, why))
+            return why
         if name in self.conflicts:
             self.conflicts[name].append(plugin)
-            return
+            return None
         if name in self.entries:
             first = self.entries.pop(name).plugin
             self.conflicts[name] = [first, plugin]
-            return
-        lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
-        self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy)
+            return None
+        overlap = self._overlap(name) if self.kind == "codecs" else None
+        if overlap:
+            self.refused.setdefault(name, (plugin, overlap))
+            return overlap
+        self.entries[name] = Entry(name, obj, plugin, meta, lazy=lazy, kind=self.kind)
+        return None
+
+    def _overlap(self, name: str) -> str | None:
+        """Why codec family ``name`` cannot be told apart from one already registered.
+
+        A spec goes to the family with the longest matching prefix, so a family that begins with
+        another (hsv5 after hsv) would silently take that family's specs (hsv544), and one that is
+        the beginning of another (pal before palette) could never be given arguments that start
+        like the other's name.
+        """
+        for other in [*self.entries, *self.conflicts]:
+            if name.startswith(other) or other.startswith(name):
+                owner = (repr(self.entries[other].plugin) if other in self.entries
+                         else " and ".join(map(repr, self.conflicts[other])))
+                how = (f"would take specs of codec {other!r} (plugin {owner}) such as {name}..."
+                       if name.startswith(other) else f"is the beginning of codec {other!r} (plugin {owner})")
+                return f"registers codec {name!r}, which {how}: no codec name may begin another's"
+        return None
 
     def get(self, name: str) -> Entry:
         if name in self.conflicts:
@@ -123,6 +207,9 @@ class Registry:
                 f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
                 "or choose with ARTFORGE_LOAD_PLUGINS"
             )
+        if name not in self.entries and name in self.refused:
+            plugin, why = self.refused[name]
+            raise PluginError(f"plugin {plugin!r} {why}")
         if name not in self.entries:
             known = ", ".join(sorted(self.entries)) or "none"
             raise ArtforgeError(f"unknown {self.kind[:-1]} {name!r}; known: {known}")
@@ -159,12 +246,19 @@ class PluginManager:
             print(f"artforge: warning: ARTFORGE_LOAD_PLUGINS names {', '.join(map(repr, unknown))}, which no "
                   f"installed plugin is called (installed: {', '.join(sorted({ep.name for ep in found}))})",
                   file=sys.stderr)
-        for ep in found:
+        # artforge's own plugins first: a third-party entry point that takes one of their names
+        # must not replace it, whatever the order of the path
+        for ep in sorted(found, key=lambda ep: getattr(getattr(ep, "dist", None), "name", None) != CORE_DIST):
             if wanted is not None and ep.name not in wanted:
                 continue
-            if ep.name in self.info:
-                continue  # the same plugin seen twice (e.g. two installs): first wins
             dist = getattr(ep, "dist", None)
+            if ep.name in self.info:  # first wins; the same distribution seen twice is no news
+                first = self.info[ep.name]
+                if getattr(dist, "name", None) != first.dist:
+                    self._fail(ep.name, f"is also an entry point of {getattr(dist, 'name', '?')} "
+                                        f"{getattr(dist, 'version', '')}, which is not loaded: two plugins "
+                                        f"cannot share a name (that of {first.dist} is loaded)")
+                continue
             info = PluginInfo(
                 name=ep.name,
                 version=getattr(dist, "version", None),
@@ -179,21 +273,73 @@ class PluginManager:
             self.register(module, ep.name, _info=info)
 
     def register(self, plugin: Any, name: str, _info: PluginInfo | None = None) -> bool:
-        """Register a plugin object/module; returns False (and records why) when it is invalid."""
+        """Register a plugin object/module; returns False (and records why) when it is invalid.
+
+        Registering the same object under the same name again is a no-op (a test registering an
+        installed plugin's hooks module); another object under a taken name, or the same object
+        under a second name, is refused and the registration already there is left alone.
+        """
+        existing = self.pm.get_plugin(name)
+        if existing is plugin:
+            return True
+        if existing is not None:
+            self._warn(name, f"is already loaded; registering {getattr(plugin, '__name__', type(plugin).__name__)} "
+                         "under its name was refused (the loaded one stays)")
+            return False
+        if self.pm.is_registered(plugin):
+            first = self.pm.get_name(plugin)
+            if _info is not None:  # a second entry point naming the same module: list it with the reason
+                self._fail(name, f"names the module of plugin {first!r}, which is loaded already; not loaded again")
+            else:
+                self._warn(first, f"is already loaded; registering it again as {name!r} was refused")
+            return False
         info = _info or self.info.setdefault(name, PluginInfo(name=name))
+        invalid, unmarked = self._hook_mistakes(plugin)
+        if invalid:
+            self._fail(name, f"invalid: {invalid}")
+            return False
+        for problem in unmarked:
+            self._fail(name, problem)
         try:
             self.pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy refusing it: nothing was registered
+            self._fail(name, f"invalid: {first_line(exc)}")
+            return False
+        try:
             self.pm.check_pending()
         except Exception as exc:  # noqa: BLE001 - e.g. a misspelled hook implementation
-            if self.pm.is_registered(plugin):
-                self.pm.unregister(plugin)
-            self._fail(name, f"invalid: {exc}")
+            self.pm.unregister(plugin)  # ours, registered just above
+            self._fail(name, f"invalid: {first_line(exc)}")
             return False
         info.hooks = sorted(
             h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_")
         )
         self._registries.clear()
         return True
+
+    def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:
+        """(why the plugin is invalid, warnings) for hook functions that pluggy would reject in
+        several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
+        unmarked = []
+        for hook in HOOKS:
+            fn = getattr(plugin, hook, None)
+            if not callable(fn):
+                continue
+            if self.pm.parse_hookimpl_opts(plugin, hook) is None:
+                unmarked.append(f"defines {hook} without @hookimpl, so it is ignored: decorate it with "
+                                "@artforge.hookspecs.hookimpl")
+                continue
+            try:
+                params = inspect.signature(fn).parameters.values()
+            except (TypeError, ValueError):
+                continue  # pluggy's own check applies
+            spec = inspect.signature(getattr(hookspecs, hook))
+            unknown = [p.name for p in params if p.name not in spec.parameters and p.default is p.empty
+                       and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if unknown:
+                return (f"hook {hook}({', '.join(p.name for p in params)}) must be {hook}{spec}: "
+                        f"rename {', '.join(unknown)}"), unmarked
+        return None, unmarked
 
     def unregister(self, name: str) -> None:
         plugin = self.pm.get_plugin(name)
@@ -202,8 +348,20 @@ class PluginManager:
         self.info.pop(name, None)
         self._registries.clear()
 
+    def first_party(self, plugin: str) -> bool:
+        """Whether a plugin ships with artforge itself."""
+        info = self.info.get(plugin)
+        return info is not None and info.dist == CORE_DIST
+
     def _fail(self, plugin: str, message: str) -> None:
+        message = _one_line(message)
         self.info.setdefault(plugin, PluginInfo(name=plugin)).errors.append(message)
+        self._warn(plugin, message)
+
+    def _warn(self, plugin: str, message: str) -> None:
+        """One warning line (an error in strict mode), without blaming the plugin in its listing:
+        for a caller's mistake, such as registering a loaded plugin a second time."""
+        message = _one_line(message)
         if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
             raise PluginError(f"plugin {plugin!r} {message}")
         key = f"{plugin}:{message}"
@@ -224,35 +382,96 @@ class PluginManager:
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Call each implementation on its own so one raising plugin cannot break the others,
         # and so every registration is tagged with the plugin that made it.
-        for impl in hook.get_hookimpls():
+        # First-party plugins first, so that where two registrations clash the one refused is
+        # never artforge's own, whatever order the entry points were found in.
+        for impl in sorted(hook.get_hookimpls(), key=lambda impl: not self.first_party(impl.plugin_name)):
             plugin = impl.plugin_name
+            problems: list[str] = []
 
-            def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, **meta: Any) -> None:
+            def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, _problems: list = problems,
+                         **meta: Any) -> None:
                 if kind in ("codecs", "models") and not args:
-                    reg.add(getattr(obj_or_name, "name", None), obj_or_name, _plugin, **meta)
+                    name, obj = getattr(obj_or_name, "name", None), obj_or_name
+                elif not args:
+                    _problems.append(f"calls register({_describe(obj_or_name)}) in register_{kind} without "
+                                     "its second argument")
+                    return
                 else:
-                    if not args:
-                        raise TypeError(f"register({obj_or_name!r}) needs a second argument")
-                    reg.add(obj_or_name, args[0], _plugin, **meta)
+                    name, obj = obj_or_name, args[0]
+                problem = reg.add(name, obj, _plugin, **meta)
+                if problem:
+                    _problems.append(problem)
 
             try:
                 impl.function(**{a: register for a in impl.argnames})
             except Exception as exc:  # noqa: BLE001 - isolate the plugin
-                self._fail(plugin, f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+                problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+            for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
+                self._fail(plugin, problem)
         for name, plugins in reg.conflicts.items():
             for p in plugins[1:]:
                 self._fail(p, f"registers {kind[:-1]} {name!r}, which plugin {plugins[0]!r} registers too")
         return reg
 
     def add_commands(self, cli: Any) -> None:
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            before = set(cli.commands)
+        """Run the register_commands hooks on the CLI group.
+
+        Command names are global: a command that would replace a core command (``cli.core_commands``)
+        or another plugin's is refused with one warning line, so ``--help`` never shows a command
+        that does not run. ``cli.add_command`` is watched while each hook runs; changes made to
+        ``cli.commands`` behind its back are checked the same way afterwards.
+        """
+        core = getattr(cli, "core_commands", None) or frozenset(cli.commands)
+        owner: dict[str, str] = {}  # command -> the plugin that added it
+
+        def clash(name: str, plugin: str) -> str | None:
+            if name in core:
+                return f"adds command {name!r}, which is a core artforge command: not added"
+            if owner.get(name, plugin) != plugin:
+                return f"adds command {name!r}, which plugin {owner[name]!r} adds too: not added"
+            return None
+
+        impls = self.pm.hook.register_commands.get_hookimpls()
+        for impl in sorted(impls, key=lambda impl: not self.first_party(impl.plugin_name)):
+            plugin = impl.plugin_name
+            problems: list[str] = []
+            added: list[str] = []
+            original = cli.add_command
+
+            def add_command(cmd: Any, name: str | None = None, _plugin: str = plugin, _problems: list = problems,
+                            _added: list = added, _original: Any = original) -> None:
+                name = name or cmd.name
+                problem = clash(name, _plugin)
+                if problem:
+                    _problems.append(problem)
+                    return
+                owner[name] = _plugin
+                _added.append(name)
+                _original(cmd, name)
+
+            before = dict(cli.commands)
+            cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
                 impl.function(**{a: cli for a in impl.argnames})
             except Exception as exc:  # noqa: BLE001
-                self._fail(impl.plugin_name, f"raised in register_commands: {type(exc).__name__}: {exc}")
-            info = self.info.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
-            info.provides["commands"] = sorted(set(cli.commands) - before)
+                problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
+            finally:
+                del cli.add_command
+            for name in sorted(set(before) | set(cli.commands)):
+                if name in added or cli.commands.get(name) is before.get(name):
+                    continue
+                if name in before:  # replaced or removed behind add_command's back: put it back
+                    cli.commands[name] = before[name]
+                    whose = ("a core artforge command" if name in core else
+                             f"added by plugin {owner[name]!r}" if name in owner else "already there")
+                    problems.append(f"replaces or removes command {name!r} ({whose}): undone")
+                else:  # a new name set directly: no clash possible, so it stands
+                    owner[name] = plugin
+                    added.append(name)
+            info = self.info.setdefault(plugin, PluginInfo(name=plugin))
+            info.provides["commands"] = sorted(set(added))
+            for problem in problems:  # after the hook: strict mode's error must not look raised by it
+                self._fail(plugin, problem)
 
     def describe(self) -> list[PluginInfo]:
         """Every plugin with what it provides (builds all registries)."""

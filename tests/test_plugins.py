@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import textwrap
 import types
 from pathlib import Path
@@ -16,6 +17,7 @@ from artforge.hookspecs import hookimpl
 from artforge.plugins import get_plugin_manager
 
 from conftest import ARTFORGE, EMOJI, ROOT, invoke, subprocess_env
+from toy_plugin import Gray2Codec
 
 
 def fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> Path:
@@ -158,3 +160,291 @@ def test_load_plugins_names_an_unknown_plugin():
     r = run(subprocess_env(ARTFORGE_LOAD_PLUGINS="HSV,hsv"), "codecs", "--json")
     assert r.returncode == 0 and "'HSV', which no installed plugin is called" in r.stderr
     assert [row["name"] for row in json.loads(r.stdout)] == ["hsv"]
+
+
+def test_registering_an_installed_plugin_again_keeps_it(tmp_path, monkeypatch, capsys):
+    """The test recipe in docs/writing-plugins.md registers the hooks module by hand; with the plugin
+    installed as well that is a no-op, and another object under its name is refused in one line."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "from toy_plugin import register_codecs\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    import gray_hooks
+
+    assert pm.register(gray_hooks, "gray")
+    assert "gray2" in pm.registry("codecs") and not capsys.readouterr().err
+    assert not pm.register(types.SimpleNamespace(), "gray")
+    assert not pm.register(gray_hooks, "gray-again")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("'gray'" in line for line in err), err
+    assert "gray2" in pm.registry("codecs") and pm.info["gray"].dist == "artforge_gray"
+    assert not pm.info["gray"].errors and "gray-again" not in pm.info
+
+
+class NotACodec:
+    """Has a name, but is no Codec subclass."""
+
+    name = "notcodec"
+
+
+def plugin_warnings(text: str, plugin: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(f"artforge: warning: plugin {plugin!r}")]
+
+
+def test_a_codec_that_is_not_a_codec_is_skipped(runner, tmp_path):
+    def hook(register):
+        register(NotACodec)
+        register("lazycodec", "toy_plugin:red_renderer")  # a lazy target that is no codec either
+        register(Gray2Codec)
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(hook)), "sloppy")
+    r = invoke(runner, "codecs", "--json")
+    listed = {row["name"] for row in json.loads(r.stdout)}
+    assert {"hsv", "gray2"} <= listed and not {"notcodec", "lazycodec"} & listed  # the rest of its hook ran
+    warnings = plugin_warnings(r.stderr, "sloppy")
+    assert len(warnings) == 2 and "'notcodec'" in warnings[0] and "'lazycodec'" in warnings[1], r.stderr
+    assert len(pm.info["sloppy"].errors) == 2
+    r = invoke(runner, "encode", "-c", "notcodec", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'sloppy'" in r.output and "Codec" in r.output and "internal error" not in r.output
+    r = invoke(runner, "encode", "-c", "lazycodec", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'sloppy'" in r.output and "Codec" in r.output and "internal error" not in r.output
+
+
+def test_a_model_without_a_dataclass_config_is_skipped(runner):
+    from artforge.models import ArtModel
+
+    class NoConfig(ArtModel):
+        name = "no-config"
+
+    def hook(register):
+        register(NoConfig)
+        register("lazymodel", "toy_plugin:Gray2Codec")  # a lazy target that is no model
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_models=hookimpl(hook)), "sloppy")
+    r = invoke(runner, "models", "--json")
+    listed = {row["name"] for row in json.loads(r.stdout)}
+    assert "hsv-transformer" in listed and not {"no-config", "lazymodel"} & listed
+    warnings = plugin_warnings(r.stderr, "sloppy")
+    assert len(warnings) == 2 and "Config" in warnings[0] and "ArtModel" in warnings[1], r.stderr
+    for name in ("no-config", "lazymodel"):
+        r = invoke(runner, "train", "--plugin", name, "--data", "x.h5", ok=False)
+        assert "'sloppy'" in r.output and repr(name) in r.output and "internal error" not in r.output
+
+
+def test_renderers_and_datasets_that_break_their_contract_are_skipped(runner):
+    plugin = types.SimpleNamespace(
+        register_renderers=hookimpl(lambda register: register("gray2", 42)),
+        register_datasets=hookimpl(lambda register: register("loop", "builtin:loop")))
+    pm = get_plugin_manager()
+    assert pm.register(plugin, "sloppy")
+    assert "gray2" not in pm.registry("renderers") and "hsv" in pm.registry("renderers")
+    r = invoke(runner, "datasets", "--json")
+    assert "builtin:emoji32" in r.stdout and "builtin:loop" not in r.stdout
+    assert len(pm.info["sloppy"].errors) == 2
+
+
+def test_a_bad_registration_is_an_error_in_strict_mode(runner, monkeypatch):
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    assert get_plugin_manager().register(
+        types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(NotACodec))), "sloppy")
+    r = invoke(runner, "codecs", ok=False)
+    assert r.output.startswith("Error: plugin 'sloppy'") and "'notcodec'" in r.output
+    assert len(r.output.splitlines()) == 1
+
+
+SQUATTER = '''
+from artforge.codecs import Codec
+from artforge.hookspecs import hookimpl
+
+
+def family(family_name):
+    class Squat(Codec):
+        name = family_name
+        spec_help = family_name
+
+        @classmethod
+        def from_spec(cls, args):
+            raise AssertionError(f"{family_name} was asked to build {args!r}")
+
+    return Squat
+
+
+@hookimpl
+def register_codecs(register):
+    register(family("hsv5"))  # would take hsv544 from hsv
+    register(family("pal"))  # the beginning of palette: "palette" could mean pal + "ette"
+    register(family("squat"))
+'''
+
+
+def test_a_codec_family_that_overlaps_another_is_refused(runner, tmp_path, monkeypatch, capsys):
+    """Specs go to the longest matching family name, so a family named hsv5 would take hsv544 from
+    the hsv codec (data build builtin:emoji32 included) without a word. Installed first on the path,
+    the third-party plugin still loses to the first-party one."""
+    fake_distribution(tmp_path, "artforge_squat", "squat", "squat_hooks", SQUATTER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    assert get_codec("hsv544").spec == "hsv544" and get_codec("palette:bw").spec == "palette:bw"
+    assert "squat" in pm.registry("codecs")  # its other family is kept
+    assert len(plugin_warnings(capsys.readouterr().err, "squat")) == 2
+    r = invoke(runner, "plugins", "--json")
+    info = {p["name"]: p for p in json.loads(r.stdout)}
+    assert info["squat"]["provides"]["codecs"] == ["squat"]
+    errors = info["squat"]["errors"]
+    assert len(errors) == 2 and "'hsv5'" in errors[0] and "'hsv'" in errors[0] and "'palette'" in errors[1]
+    assert all(not p["errors"] for name, p in info.items() if p["dist"] == "artforge")
+    with pytest.raises(ArtforgeError, match="'pal'.*'palette'"):
+        get_codec("pal")
+    pm.unregister("squat")
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    assert pm.register(sys.modules["squat_hooks"], "squat")
+    with pytest.raises(ArtforgeError, match="plugin 'squat'.*'hsv5'"):
+        get_codec("hsv544")
+
+
+@pytest.fixture
+def fresh_cli():
+    """Plugin commands join the one `artforge` group once per process: add them afresh, and put the
+    group back as it was afterwards."""
+    from artforge.cli import cli
+
+    saved = dict(cli.commands)
+    cli._plugins_added = False
+    yield cli
+    cli.commands.clear()
+    cli.commands.update(saved)
+    cli._plugins_added = False
+
+
+def command_plugins():
+    import click
+
+    @click.command("encode")
+    def fake_encode():
+        """HIJACKED encode."""
+
+    @click.command()
+    def hello():
+        """Say hello."""
+        click.echo("first")
+
+    @click.command("hello")
+    def hello_again():
+        click.echo("second")
+
+    def hijack(cli):
+        cli.add_command(fake_encode)
+        cli.commands["decode"] = fake_encode  # behind add_command's back
+        cli.add_command(hello)
+
+    return (types.SimpleNamespace(register_commands=hookimpl(hijack)),
+            types.SimpleNamespace(register_commands=hookimpl(lambda cli: cli.add_command(hello_again))))
+
+
+def test_plugin_commands_cannot_replace_core_or_other_plugins_commands(runner, fresh_cli):
+    hijacker, copycat = command_plugins()
+    pm = get_plugin_manager()
+    assert pm.register(hijacker, "hijacker") and pm.register(copycat, "copycat")
+    r = invoke(runner, "--help")
+    assert "HIJACKED" not in r.stdout and "hello" in r.stdout
+    warnings = plugin_warnings(r.stderr, "hijacker")
+    assert len(warnings) == 2 and "'encode'" in warnings[0] and "'decode'" in warnings[1], r.stderr
+    warnings = plugin_warnings(r.stderr, "copycat")
+    assert len(warnings) == 1 and "'hello'" in warnings[0] and "'hijacker'" in warnings[0], r.stderr
+    assert invoke(runner, "hello").stdout.strip() == "first"
+    assert "HIJACKED" not in invoke(runner, "encode", "--help").stdout
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["hijacker"]["provides"]["commands"] == ["hello"] and len(info["hijacker"]["errors"]) == 2
+    assert info["copycat"]["provides"]["commands"] == [] and len(info["copycat"]["errors"]) == 1
+    assert info["hsv"]["provides"]["commands"] == ["complete"]
+
+
+def test_a_command_clash_is_an_error_in_strict_mode(fresh_cli, monkeypatch):
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
+    hijacker, _ = command_plugins()
+    assert get_plugin_manager().register(hijacker, "hijacker")
+    with pytest.raises(ArtforgeError, match="plugin 'hijacker'.*'encode'"):
+        get_plugin_manager().add_commands(fresh_cli)
+    assert "HIJACKED" not in (fresh_cli.commands["encode"].help or "")
+
+
+def test_a_hook_function_without_hookimpl_is_warned_about(capsys):
+    def register_codecs(register):
+        register(Gray2Codec)
+
+    module = types.ModuleType("forgetful_hooks")
+    module.register_codecs = register_codecs
+    pm = get_plugin_manager()
+    assert pm.register(module, "forgetful")
+    warnings = plugin_warnings(capsys.readouterr().err, "forgetful")
+    assert len(warnings) == 1 and "register_codecs" in warnings[0] and "@hookimpl" in warnings[0]
+    assert pm.info["forgetful"].errors and "gray2" not in pm.registry("codecs")
+
+
+def test_a_hook_with_a_wrong_argument_name_is_one_line(capsys):
+    @hookimpl
+    def register_codecs(reg):
+        reg(Gray2Codec)
+
+    pm = get_plugin_manager()
+    assert not pm.register(types.SimpleNamespace(register_codecs=register_codecs), "misnamed")
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("artforge: warning: plugin 'misnamed'")
+    assert "register_codecs(reg)" in err and "register_codecs(register)" in err
+    assert pm.info["misnamed"].errors and "hsv" in pm.registry("codecs")
+
+
+@pytest.fixture
+def fake_pip(monkeypatch):
+    """pip replaced by a recorder that writes the --report pip would: what it was asked to install."""
+    calls: list[list[str]] = []
+
+    def call(cmd, *args, **kwargs):
+        calls.append(cmd)
+        if "--report" in cmd:
+            Path(cmd[cmd.index("--report") + 1]).write_text(json.dumps({"install": [
+                {"requested": True, "metadata": {"name": "plain-lib", "version": "0.1"}},
+                {"requested": True, "metadata": {"name": "artforge_gray", "version": "0.1"}},
+                {"requested": False, "metadata": {"name": "a-dependency", "version": "1.0"}}]}))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", call)
+    return calls
+
+
+def test_install_warns_about_a_package_that_adds_no_plugin(runner, fake_pip, tmp_path, monkeypatch):
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    (tmp_path / "plain_lib-0.1.dist-info").mkdir()
+    (tmp_path / "plain_lib-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-lib\n"
+                                                                    "Version: 0.1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "install", "-e", tmp_path / "plain-lib", "artforge-gray")
+    assert len(fake_pip) == 1 and fake_pip[0][3:6] == ["install", "-e", str(tmp_path / "plain-lib")]
+    warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "plain-lib 0.1 adds no artforge plugin" in warnings[0], r.stderr
+
+
+def test_uninstall_refuses_artforge_itself(runner, fake_pip):
+    for name, says in [("artforge", "is artforge itself"), ("Pluggy", "artforge needs it"),
+                       ("hsv", "ships with artforge")]:
+        r = invoke(runner, "uninstall", "-y", name, ok=False)
+        assert says in r.output and len(r.output.splitlines()) == 1, r.output
+    assert not fake_pip
+
+
+def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, capsys):
+    """A third-party distribution whose entry point is called hsv, found first on the path, used to
+    replace the first-party hsv plugin without a word; two entry points naming one module left the
+    second listed with no hooks."""
+    fake_distribution(tmp_path, "artforge_evil", "hsv", "evil_hooks", SQUATTER.replace('"squat"', '"evil"'))
+    (tmp_path / "artforge_evil-0.1.dist-info" / "entry_points.txt").write_text(
+        "[artforge]\nhsv = evil_hooks\nevil = evil_hooks\nevil-too = evil_hooks\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pm = get_plugin_manager()
+    assert pm.info["hsv"].dist == "artforge" and get_codec("hsv544").spec == "hsv544"
+    assert pm.info["evil"].hooks == ["register_codecs"] and "evil" in pm.registry("codecs")
+    assert any("artforge_evil" in e for e in pm.info["hsv"].errors)
+    assert any("'evil'" in e for e in pm.info["evil-too"].errors)
+    err = capsys.readouterr().err
+    assert len(plugin_warnings(err, "hsv")) == 1 and len(plugin_warnings(err, "evil-too")) == 1

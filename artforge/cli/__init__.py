@@ -15,6 +15,8 @@ class ArtforgeGroup(click.Group):
     """A click group that adds plugin commands on first use and turns errors into one line."""
 
     _plugins_added = False
+    #: commands of artforge itself, which plugin commands may not replace
+    core_commands: frozenset[str] = frozenset()
 
     def _add_plugin_commands(self) -> None:
         if not self._plugins_added:
@@ -79,6 +81,7 @@ def _register_core_commands() -> None:
 
     for module in (plugin_cmds, codec_cmds, data_cmds, train_cmds):
         module.register(cli)
+    cli.core_commands = frozenset(cli.commands)
 
 
 _register_core_commands()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 
@@ -70,13 +73,57 @@ def _pip(args: list[str]) -> None:
     reset_plugin_manager()
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pip_reports() -> bool:
+    """Whether this pip writes ``install --report`` (stable since pip 23)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("pip").split(".")[0]) >= 23
+    except (PackageNotFoundError, ValueError):
+        return False
+
+
+def _warn_without_plugin(report: Path) -> None:
+    """Name every requested package pip installed that has no ``artforge`` entry point: installing
+    one succeeds, but nothing new shows up in `artforge plugins`, which is easy to miss."""
+    import importlib
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from artforge.plugins import ENTRY_POINT_GROUP
+
+    try:
+        items = json.loads(report.read_text()).get("install", [])
+    except (OSError, ValueError):
+        return
+    importlib.invalidate_caches()  # pip just wrote the metadata
+    for item in items:
+        meta = item.get("metadata", {})
+        if not item.get("requested") or not meta.get("name"):
+            continue
+        try:
+            eps = distribution(meta["name"]).entry_points
+        except PackageNotFoundError:
+            continue
+        if not [ep for ep in eps if ep.group == ENTRY_POINT_GROUP]:
+            click.echo(f"artforge: warning: {meta['name']} {meta.get('version', '')} adds no artforge plugin (it has "
+                       f"no entry point in the {ENTRY_POINT_GROUP!r} group)", err=True)
+
+
 @click.command()
 @click.argument("packages", nargs=-1)
 @click.option("-U", "--upgrade", is_flag=True, help="Upgrade the packages to their newest versions.")
 @click.option("-e", "--editable", "editables", multiple=True, metavar="PATH",
               help="Install a local plugin project in editable mode.")
 def install(packages: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]) -> None:
-    """Install plugin packages with pip, into the Python that runs artforge."""
+    """Install plugin packages with pip, into the Python that runs artforge.
+
+    A package that pip installs but that has no `artforge` entry point is named in a warning (the
+    exit status stays 0: pip did install it).
+    """
     if not packages and not editables:
         raise ArtforgeError("name at least one package, or -e PATH")
     args = ["install"]
@@ -84,16 +131,54 @@ def install(packages: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]
         args.append("--upgrade")
     for path in editables:
         args += ["-e", path]
-    _pip(args + list(packages))
+    args += list(packages)
+    if not _pip_reports():
+        _pip(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        _pip([*args, "--report", str(report)])
+        _warn_without_plugin(report)
+
+
+def _not_removable(name: str) -> str | None:
+    """Why `artforge uninstall NAME` must not run pip: NAME is artforge, a package artforge needs,
+    or a first-party plugin (which lives inside artforge's own distribution)."""
+    from importlib.metadata import PackageNotFoundError, distribution, entry_points
+
+    from artforge.plugins import CORE_DIST, ENTRY_POINT_GROUP
+
+    use_pip = f"use pip itself if you mean it ({sys.executable} -m pip uninstall {name})"
+    if _canonical(name) == CORE_DIST:
+        return f"{name}: this is artforge itself, not a plugin; {use_pip}"
+    try:
+        core = distribution(CORE_DIST)
+    except PackageNotFoundError:  # run from a source tree: nothing else to protect
+        return None
+    needs = {_canonical(re.match(r"[A-Za-z0-9._-]*", r).group()) for r in core.requires or [] if "extra ==" not in r}
+    if _canonical(name) in needs:
+        return f"{name}: artforge needs it to run; {use_pip}"
+    if any(ep.group == ENTRY_POINT_GROUP and ep.name == name for ep in core.entry_points):
+        others = ",".join(sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} - {name}))
+        return (f"{name}: this plugin ships with artforge and cannot be uninstalled; leave it out with "
+                f"ARTFORGE_LOAD_PLUGINS={others}")
+    return None
 
 
 @click.command()
 @click.argument("packages", nargs=-1, required=True)
 @click.option("-y", "--yes", is_flag=True, help="Don't ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
-    """Uninstall plugin packages with pip."""
+    """Uninstall plugin packages with pip.
+
+    artforge itself, the packages it needs and the plugins that ship with it are refused.
+    """
     from importlib.metadata import PackageNotFoundError, distribution
 
+    for name in packages:
+        why = _not_removable(name)
+        if why:
+            raise ArtforgeError(why)
     for name in packages:  # pip only warns about these and exits 0
         try:
             distribution(name)
