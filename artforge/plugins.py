@@ -134,8 +134,9 @@ class Conflict(PluginError):
 class Registry:
     """Name -> entry tables for one kind (codecs, models, ...), filled by the register hooks."""
 
-    def __init__(self, kind: str, on_fail: Any = None):
+    def __init__(self, kind: str, on_fail: Any = None, first_party: Any = None):
         self.kind = kind
+        self.first_party = first_party or (lambda plugin: False)  # plugin name -> ships with artforge
         self.entries: dict[str, Entry] = {}
         self.conflicts: dict[str, list[str]] = {}
         #: name -> (plugin, why) for registrations that were skipped: naming one gives the reason
@@ -173,7 +174,12 @@ class Registry:
             self.conflicts[name].append(plugin)
             return None
         if name in self.entries:
-            first = self.entries.pop(name).plugin
+            first = self.entries[name].plugin
+            if self.first_party(first) and not self.first_party(plugin):  # a third party cannot unseat it
+                why = f"registers {what} {name!r}, which first-party plugin {first!r} provides"
+                self.refused.setdefault(name, (plugin, why))
+                return why
+            del self.entries[name]
             self.conflicts[name] = [first, plugin]
             return None
         overlap = self._overlap(name) if self.kind == "codecs" else None
@@ -378,7 +384,7 @@ class PluginManager:
         return self._registries[kind]
 
     def _build(self, kind: str) -> Registry:
-        reg = Registry(kind, on_fail=self._fail)
+        reg = Registry(kind, on_fail=self._fail, first_party=self.first_party)
         hook = getattr(self.pm.hook, f"register_{kind}")
         # Call each implementation on its own so one raising plugin cannot break the others,
         # and so every registration is tagged with the plugin that made it.

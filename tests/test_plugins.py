@@ -93,13 +93,25 @@ class DupCodec(Codec):
         raise AssertionError("never built")
 
 
-def test_duplicate_names_are_an_error_naming_both(capsys):
+def test_a_third_party_cannot_take_a_first_party_name(capsys):
     pm = get_plugin_manager()
     plugin = types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(DupCodec)))
     assert pm.register(plugin, "impostor")
-    with pytest.raises(ArtforgeError, match=r"both plugins 'hsv' and 'impostor'"):
-        get_codec("hsv544")
-    assert "impostor" in capsys.readouterr().err
+    assert get_codec("hsv544").name == "hsv" and get_codec("hsv544").__class__ is not DupCodec
+    err = capsys.readouterr().err
+    assert "impostor" in err and "first-party plugin 'hsv' provides" in err
+
+
+def test_duplicate_names_between_third_parties_are_an_error_naming_both(capsys):
+    class Twin(DupCodec):
+        name = "twin"
+
+    pm = get_plugin_manager()
+    for owner in ("one", "two"):
+        assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(Twin))), owner)
+    with pytest.raises(ArtforgeError, match=r"both plugins 'one' and 'two'"):
+        get_codec("twin")
+    assert "two" in capsys.readouterr().err
     get_codec("binary")  # other codecs still work
 
 
