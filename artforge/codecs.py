@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, ContractError, first_line
 
 
 class Codec:
@@ -136,6 +136,46 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} vocab={self.vocab_size}>"
+
+
+def declared_shape(codec: Codec) -> tuple[int, ...] | None:
+    """The shape of one item's tokens when the codec fixes it (an attribute or property ``token_shape``,
+    e.g. ``ascii:80x40`` or ``saml``), else None: the shape then follows the input."""
+    shape = getattr(codec, "token_shape", None)
+    if isinstance(shape, tuple | list) and shape and all(isinstance(s, int) for s in shape):
+        return tuple(shape)
+    return None
+
+
+def checked_tokens(tokens: Any, codec: Codec, who: str, n: int | None = None,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Tokens that plugin code returned (a codec's encode or convert, a model's sample), checked once per
+    call before anything writes or decodes them, so a bug is blamed on ``who`` ("codec gray's encode")
+    and not on a file made from them later: an integer array of ``n`` items (when given), each of
+    ``shape`` (when given), values in ``[0, vocab_size)``. Raises :class:`ContractError`."""
+    try:
+        arr = np.asarray(tokens)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise ContractError(f"{who} returned {type(tokens).__name__}, not an array ({first_line(exc, 120)})") from None
+    if arr.dtype.kind not in "iu":
+        raise ContractError(f"{who} returned {arr.dtype} tokens; tokens are integers")
+    want = f"({n if n is not None else 'N'}, {', '.join(map(str, shape)) if shape else '...'})"
+    if arr.ndim < 2 or n is not None and len(arr) != n:
+        items = f" for {n} item{'' if n == 1 else 's'}" if n is not None else ""
+        raise ContractError(f"{who} returned shape {arr.shape}{items}; expected {want}")
+    if shape is not None and tuple(arr.shape[1:]) != tuple(shape) or 0 in arr.shape[1:]:
+        raise ContractError(f"{who} returned shape {arr.shape}; expected {want}")
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= codec.vocab_size:
+            raise ContractError(f"{who} returned token values {lo}..{hi}, outside codec {codec.spec}'s "
+                                f"vocabulary of {codec.vocab_size}")
+    return arr
+
+
+def check_encoded(codec: Codec, tokens: Any, n: int, method: str = "encode") -> np.ndarray:
+    """What ``codec.encode`` (or ``convert``) returned for ``n`` items: see :func:`checked_tokens`."""
+    return checked_tokens(tokens, codec, f"codec {codec.spec}'s {method}", n, declared_shape(codec))
 
 
 def smallest_uint(vocab_size: int) -> np.dtype:

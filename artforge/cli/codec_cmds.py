@@ -96,7 +96,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     The token file holds every input's tokens, its name, and the codec config, so
     `artforge decode` needs no flags.
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_output
     from artforge.tokenfile import save_tokens, token_path
 
@@ -108,7 +108,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     batch = stack_named(codec, items, names)
     if codec.needs_fit:
         codec.fit([batch])
-    tokens = codec.encode(batch)
+    tokens = check_encoded(codec, codec.encode(batch), len(names))
     save_tokens(out, tokens, names, codec.config())
     shape = "x".join(str(s) for s in tokens.shape[1:])
     msg = f"encoded {len(names)} with {codec.spec} -> {out} ({shape} tokens each, vocab {codec.vocab_size})"
@@ -175,7 +175,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     """Side by side: each image, then its round trip through each codec (one row per image)."""
     import numpy as np
 
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
@@ -193,7 +193,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     for c in codecs:
         if c.needs_fit:
             c.fit([batch])
-        columns.append(c.decode(c.encode(batch)))
+        columns.append(c.decode(check_encoded(c, c.encode(batch), len(batch))))
     cells = np.stack(columns, 1).reshape(-1, *batch.shape[1:])
     save_png(make_grid(cells, ncols=len(columns), scale=scale), output)
     click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
@@ -211,7 +211,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     import numpy as np
     import torch
 
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
@@ -235,7 +235,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
                 raise BadInput(path, "not a token file; name its codec with --codec")
             spec = fams[0]
         codec = get_codec(spec)
-        tokens = codec.encode(codec.stack([codec.read(path)]))
+        tokens = check_encoded(codec, codec.encode(codec.stack([codec.read(path)])), 1)
     try:
         with torch.no_grad():
             img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
@@ -273,7 +273,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input,
     named by its stem; inputs that share a stem are named by their relative path (x.jpg.png).
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
@@ -311,6 +311,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
             click.echo(f"skipped {path}: {first_line(exc)}", err=True)
             skipped += 1
             continue
+        tokens = check_encoded(codec, tokens, 1, "convert")  # outside the skip: a codec bug stops the batch
         note = codec.convert_report()
         if note:
             click.echo(f"{name}: {note}")

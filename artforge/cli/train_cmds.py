@@ -381,7 +381,7 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tokens, which, onnx_dir, interpolate,
            device) -> None:
     """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
-    from artforge.codecs import codec_from_config
+    from artforge.codecs import check_encoded, codec_from_config
     from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
@@ -429,8 +429,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
         g = torch.Generator(dev).manual_seed(seed)
         if interpolate:
             side = _side(model, codec)
-            a, b = (torch.from_numpy(codec.encode(codec.stack([codec.read(p, size=side)])).astype("int64")).to(dev)
-                    for p in interpolate)
+            a, b = (torch.from_numpy(check_encoded(codec, codec.encode(codec.stack([codec.read(p, size=side)])), 1)
+                                     .astype("int64")).to(dev) for p in interpolate)
             out = model.interpolate(a, b, count, labels=labels[:1] if labels is not None else None)
             names = [f"interp-{i:03d}" for i in range(len(out))]
         else:
@@ -552,6 +552,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     import torch
 
     from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs, read_inputs
+    from artforge.codecs import check_encoded
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import check_not_inputs, check_output
@@ -572,7 +573,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     items, names, skipped = read_inputs(codec, images, _side(model, codec), "lanczos")
     if not items:
         raise no_usable_inputs(images, len(skipped))
-    encoded = codec.encode(codec.stack(items))
+    encoded = check_encoded(codec, codec.encode(codec.stack(items)), len(items))
     x = torch.from_numpy(encoded.astype(np.int64)).to(dev)
     if tuple(x.shape[1:]) != tuple(model.info.token_shape):
         raise ArtforgeError(f"the images encode to {tuple(x.shape[1:])} tokens; the model takes "

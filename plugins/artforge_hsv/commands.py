@@ -26,6 +26,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     import torch
 
     from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs
+    from artforge.codecs import check_encoded
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
@@ -57,7 +58,7 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     if not pictures:
         raise no_usable_inputs(images, skipped)
     batch = np.stack(pictures)
-    tokens = torch.from_numpy(codec.encode(batch).astype(np.int64)).to(dev)
+    tokens = torch.from_numpy(check_encoded(codec, codec.encode(batch), len(batch)).astype(np.int64)).to(dev)
     g = torch.Generator(dev).manual_seed(seed)
     out = model.complete(tokens, keep_rows, count, generator=g, temperature=temperature, top_k=top_k, top_p=top_p)
     quantised = codec.decode(tokens.cpu().numpy())

@@ -1,0 +1,240 @@
+"""Plugin code that breaks its contract is named as the culprit, in one line, and never damages a run.
+
+A third-party plugin written from docs/hooks.md, with bugs switched on by codec spec (``gray:vocab3``)
+or model config (``--set sample_bug=offset``): the core checks what plugin code returns once per call
+and blames the codec, model or renderer, not the files made from its output.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from artforge.codecs import Codec
+from artforge.hookspecs import hookimpl
+from artforge.models import ArtModel
+from artforge.plugins import get_plugin_manager
+
+from conftest import invoke
+
+
+class GrayCodec(Codec):
+    """Five grey levels per pixel; the spec's argument switches a bug on."""
+
+    name = "gray"
+    description = "five grey levels (a test codec with switchable bugs)"
+
+    def __init__(self, bug: str = ""):
+        self.bug = bug
+        self.spec = f"gray:{bug}" if bug else "gray"
+        self.vocab_size = 3 if bug == "vocab3" else 5  # vocab3: claims 3 levels, encodes 5
+
+    @classmethod
+    def from_spec(cls, args):
+        return cls(args)
+
+    def encode(self, images):
+        t = (np.asarray(images)[..., :3].mean(-1) * 5 // 256).astype(np.int64)
+        if self.bug == "neg":
+            return t - 1
+        if self.bug == "float":
+            return t.astype(np.float32)
+        if self.bug == "flat":  # the N axis dropped
+            return t.reshape(-1, t.shape[-1])
+        return t
+
+    def decode(self, tokens):
+        t = self.check_tokens(tokens)
+        if self.bug == "crashdecode":
+            raise ValueError("decode table missing")
+        v = (t * 63).astype(np.uint8)
+        if self.bug == "decode3d":
+            return v
+        return np.stack([v, v, v, np.full_like(v, 255)], -1)
+
+
+class _Squash(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)[:, 0]  # (B, H, W): the channel axis lost
+
+
+def gray_renderer(codec):
+    from artforge.renderers import ColorTableRenderer
+
+    if codec.bug == "norender":
+        raise RuntimeError("no renderer today")
+    levels = torch.arange(5) * 63
+    table = ColorTableRenderer(torch.stack([levels, levels, levels, torch.full((5,), 255)], 1).to(torch.uint8))
+    return _Squash(table) if codec.bug == "render3d" else table
+
+
+@dataclass
+class GrayConfig:
+    sample_bug: str = ""  # offset, flat, float, crash, list
+    recon_bug: str = ""  # the same, for reconstruct and interpolate
+    forward_bug: str = ""  # tensor, noloss, float, vector
+    validate_bug: str = ""  # noloss, tensor
+    evaluate_bug: str = ""  # tensor, vector
+
+
+def _broken(t: torch.Tensor, bug: str):
+    if bug == "offset":
+        return t + 100
+    if bug == "flat":
+        return t.reshape(len(t), -1)
+    if bug == "float":
+        return t.float() + 0.5
+    if bug == "crash":
+        raise RuntimeError("sampler exploded")
+    if bug == "list":
+        return t.tolist()
+    return t
+
+
+class GrayModel(ArtModel):
+    """Per-position grey-level frequencies, with switchable contract bugs."""
+
+    name = "gray-model"
+    description = "a test model with switchable bugs"
+    Config = GrayConfig
+    codecs = ("gray",)
+    train_defaults = {"lr": 0.1, "batch_size": 2}
+
+    def __init__(self, config, info):
+        super().__init__(config, info)
+        self.table = nn.Parameter(torch.zeros(info.vocab_size, *info.token_shape))
+
+    def forward(self, batch, phase="main"):
+        t = batch["tokens"]
+        loss = F.cross_entropy(self.table.unsqueeze(0).expand(t.shape[0], *self.table.shape), t)
+        bug = self.config.forward_bug
+        if bug == "tensor":
+            return loss
+        if bug == "noloss":
+            return {"nll": loss}
+        if bug == "float":
+            return {"loss": loss, "extra": 1.5}
+        if bug == "vector":
+            return {"loss": loss, "per_item": loss * torch.ones(t.shape[0])}
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def validate(self, batches):
+        figures = super().validate(batches)
+        if self.config.validate_bug == "noloss":
+            return {"nll": figures["loss"]}
+        if self.config.validate_bug == "tensor":
+            return {k: torch.tensor(v) for k, v in figures.items()}
+        return figures
+
+    @torch.no_grad()
+    def evaluate(self, batches, codec):
+        figures = self.validate(batches)
+        if self.config.evaluate_bug == "tensor":
+            return {k: torch.tensor(v) for k, v in figures.items()}
+        if self.config.evaluate_bug == "vector":
+            return {**figures, "per_level": torch.arange(3.0)}
+        return figures
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, temperature=1.0, labels=None, **options):
+        probs = self.table.softmax(0).movedim(0, -1).reshape(-1, self.info.vocab_size)
+        idx = torch.multinomial(probs, n, replacement=True, generator=generator)
+        return _broken(idx.T.reshape(n, *self.info.token_shape), self.config.sample_bug)
+
+    @torch.no_grad()
+    def reconstruct(self, tokens, labels=None):
+        return _broken(tokens.clone(), self.config.recon_bug)
+
+    @torch.no_grad()
+    def interpolate(self, a, b, steps, labels=None):
+        return _broken(a.expand(steps, *a.shape[1:]).clone(), self.config.recon_bug)
+
+
+class GrayPlain(GrayModel):
+    """sample() without **options, as a plugin author might write it."""
+
+    name = "gray-plain"
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, temperature=1.0, labels=None):
+        return super().sample(n, generator, temperature, labels)
+
+
+PLUGIN = types.SimpleNamespace(
+    register_codecs=hookimpl(lambda register: register(GrayCodec)),
+    register_renderers=hookimpl(lambda register: register("gray", gray_renderer)),
+    register_models=hookimpl(lambda register: (register(GrayModel), register(GrayPlain))),
+)
+
+
+@pytest.fixture
+def gray():
+    assert get_plugin_manager().register(PLUGIN, "grayplug")
+    yield
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    """Twelve 4x4 pictures of every grey level, as an .npz source and as PNG files."""
+    d = tmp_path_factory.mktemp("gray")
+    rng = np.random.default_rng(0)
+    images = np.full((12, 4, 4, 4), 255, np.uint8)
+    images[..., :3] = rng.integers(0, 256, (12, 4, 4, 1), dtype=np.uint8)
+    images[:, 0, 0, :3] = 0  # every level occurs: 0 ...
+    images[:, 0, 1, :3] = 255  # ... to 4
+    np.savez(d / "gray.npz", images=images, names=np.array([f"g{i}" for i in range(12)]))
+    (d / "png").mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img, "RGBA").save(d / "png" / f"g{i}.png")
+    return d
+
+
+def _train(runner, pictures, tmp_path, *sets: str, model: str = "gray-model", codec: str = "gray",
+           steps: int = 4, ok: bool = True, extra: tuple[str, ...] = ()):
+    cache = tmp_path / f"{codec.replace(':', '-')}.h5"
+    if not cache.exists():
+        invoke(runner, "data", "build", pictures / "gray.npz", "-c", codec, "-j", "1", "-q", "-o", cache)
+    args = [a for s in sets for a in ("--set", s)]
+    run = tmp_path / "run"
+    r = invoke(runner, "train", "--plugin", model, "--data", cache, "--steps", str(steps), "--eval-every", "2",
+               "--set", "val_fraction=0.34", *args, *extra, "-q", "-o", run, ok=ok)
+    return run, r
+
+
+def _error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "internal error" not in lines[0], output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("bug", "problem"), [
+    ("vocab3", "token values 0..4, outside codec gray:vocab3's vocabulary of 3"),
+    ("neg", "token values -1..3, outside codec gray:neg's vocabulary of 5"),
+    ("float", "float32 tokens"),
+    ("flat", "shape (48, 4) for 12 items"),
+])
+def test_codec_output_is_checked_before_it_is_written(runner, gray, pictures, tmp_path, bug, problem):
+    spec = f"gray:{bug}"
+    for args, out in ((("encode", "-c", spec, pictures / "png"), tmp_path / "t.npz"),
+                      (("data", "build", pictures / "gray.npz", "-c", spec, "-j", "1", "-q"), tmp_path / "c.h5")):
+        line = _error(invoke(runner, *args, "-o", out, ok=False).output)
+        assert f"codec {spec}'s encode returned" in line and problem in line, line
+        assert not out.exists()
+    r = invoke(runner, "convert", "-c", spec, pictures / "png" / "g0.png", "-o", tmp_path / "c.npz", ok=False)
+    line = _error(r.output)
+    problem = {"flat": "shape (4, 4) for 1 item"}.get(bug, problem)
+    assert f"codec {spec}'s convert returned" in line and problem in line, line
+    assert not (tmp_path / "c.npz").exists()
