@@ -178,6 +178,28 @@ def check_encoded(codec: Codec, tokens: Any, n: int, method: str = "encode") -> 
     return checked_tokens(tokens, codec, f"codec {codec.spec}'s {method}", n, declared_shape(codec))
 
 
+def decode_checked(codec: Codec, tokens: np.ndarray) -> np.ndarray:
+    """``codec.decode`` of tokens that already passed the checks. The codec's own ArtforgeError passes
+    through (it judged the tokens); a crash, or anything but ``(N, H, W, 3|4)`` uint8 pictures, is the
+    codec's bug: a :class:`ContractError` naming it."""
+    who = f"codec {codec.spec}'s decode"
+    try:
+        images = codec.decode(tokens)
+    except (ArtforgeError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any crash on valid tokens is the codec's
+        raise ContractError(f"{who} failed ({type(exc).__name__}: {first_line(exc, 160)}) on tokens of shape "
+                            f"{tokens.shape}") from None
+    want = f"expected ({len(tokens)}, H, W, 4) uint8 RGBA pictures"
+    if not isinstance(images, np.ndarray):
+        raise ContractError(f"{who} returned {type(images).__name__}; {want}")
+    if images.ndim != 4 or len(images) != len(tokens) or images.shape[-1] not in (3, 4):
+        raise ContractError(f"{who} returned shape {images.shape} for tokens of shape {tokens.shape}; {want}")
+    if images.dtype != np.uint8:
+        raise ContractError(f"{who} returned {images.dtype} pictures; {want}")
+    return images
+
+
 def smallest_uint(vocab_size: int) -> np.dtype:
     """The smallest unsigned dtype that holds token values ``0 .. vocab_size-1``."""
     for dt in (np.uint8, np.uint16, np.uint32):

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, ContractError
 
 
 @dataclass
@@ -155,6 +155,26 @@ class ArtModel(nn.Module):
     def onnx_manifest(self) -> dict:
         """Extra facts the numpy/onnxruntime sampler needs (shapes, latent size ...)."""
         return {}
+
+
+# -- checks on what models return (plugin code: a wrong result names the model, not a file) ---------
+def check_model_tokens(model: ArtModel, method: str, out: Any, codec: Any, n: int | None = None,
+                       shape: tuple[int, ...] | None = None) -> Any:
+    """What ``model.<method>()`` returned as tokens (sample, reconstruct, interpolate), checked once per
+    call before it is decoded or written: an integer tensor of ``n`` items (when given), each of ``shape``
+    (default: the model's token shape), values in the codec's vocabulary. Returns a numpy array of the
+    codec's token dtype; anything else is a :class:`ContractError` naming the model's method."""
+    from artforge.codecs import checked_tokens
+
+    who = f"{model.name}.{method}()"
+    if not isinstance(out, torch.Tensor):
+        raise ContractError(f"{who} returned {type(out).__name__}, not a tensor of tokens (a LongTensor)")
+    if out.is_floating_point() or out.is_complex() or out.dtype == torch.bool:
+        raise ContractError(f"{who} returned {str(out.dtype).removeprefix('torch.')} tokens; tokens are "
+                            "integers (a LongTensor)")
+    shape = tuple(model.info.token_shape) if shape is None else shape
+    arr = checked_tokens(out.detach().cpu().numpy(), codec, who, n, shape)
+    return arr.astype(codec.token_dtype, copy=False)
 
 
 # -- config helpers ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from artforge.hookspecs import hookimpl
 from artforge.models import ArtModel
 from artforge.plugins import get_plugin_manager
 
+import toy_plugin
 from conftest import invoke
 
 
@@ -218,6 +219,34 @@ def _error(output: str) -> str:
     lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and "internal error" not in lines[0], output
     return lines[0]
+
+
+@pytest.mark.parametrize(("codec", "sets", "culprit"), [
+    ("gray", ("sample_bug=offset",), "gray-model.sample() returned token values 10"),
+    ("gray", ("sample_bug=crash",), "gray-model.sample() failed (RuntimeError: sampler exploded)"),
+    ("gray:crashdecode", (), "codec gray:crashdecode's decode failed (ValueError: decode table missing)"),
+])
+def test_a_failing_sample_grid_is_one_warning_and_training_goes_on(runner, gray, pictures, tmp_path, codec, sets,
+                                                                    culprit):
+    run, r = _train(runner, pictures, tmp_path, *sets, codec=codec, steps=6)
+    warnings = [line for line in r.output.splitlines() if "sample grid" in line]
+    assert len(warnings) == 1 and culprit in warnings[0], r.output  # once, not at every interval
+    assert "done at step 6" in r.output
+    assert not list(run.glob("samples/*.png")) and (run / "last.pt").is_file()
+
+
+def test_best_checkpoint_is_never_newer_than_last(runner, tiny_cache, tmp_path):
+    """A run that fails between checkpoints can always be resumed once it has saved anything."""
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    run = tmp_path / "run"
+    r = invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "10", "--eval-every", "1",
+               "--set", "ckpt_every=100", "--set", "nan_at_step=2", "-q", "-o", run, ok=False)
+    assert "loss became nan at step 3" in r.output
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2
+    assert torch.load(run / "best.pt", weights_only=True)["step"] <= 2
+    r = invoke(runner, "train", "--resume", "-o", run, "-q", ok=False)  # resumes (and meets the NaN again)
+    assert "resumed" in r.output or "loss became nan at step 3" in r.output
+    assert "missing" not in r.output
 
 
 @pytest.mark.parametrize(("bug", "problem"), [
