@@ -13,6 +13,7 @@ one optimiser). Everything goes through ``forward`` so DistributedDataParallel w
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -158,6 +159,37 @@ class ArtModel(nn.Module):
 
 
 # -- checks on what models return (plugin code: a wrong result names the model, not a file) ---------
+SIGNATURES = {
+    "sample": "sample(n, generator=None, temperature=1.0, labels=None, **options)",
+    "reconstruct": "reconstruct(tokens, labels=None)",
+    "interpolate": "interpolate(a, b, steps, labels=None)",
+    "evaluate": "evaluate(batches, codec)",
+}
+
+
+def check_call(model: ArtModel, method: str, *args: Any, flags: dict[str, str] | None = None, **kwargs: Any) -> None:
+    """Fail with one line when ``model.<method>`` cannot take these arguments (a plugin's method that lacks
+    a documented parameter or ``**options``), instead of a TypeError from the call. ``flags`` names the
+    command-line option behind a keyword, for the message."""
+    try:
+        sig = inspect.signature(getattr(model, method))
+    except (TypeError, ValueError):  # no signature to read: the call decides
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        params = sig.parameters.values()
+        named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        extra = [k for k in kwargs if k not in named] if all(p.kind != p.VAR_KEYWORD for p in params) else []
+        doc = SIGNATURES.get(method, method)
+        if extra:
+            opts = [flags[k] for k in extra if flags and k in flags]
+            why = f", so {' and '.join(opts)} cannot be used with this model" if opts else ""
+            raise ContractError(f"{model.name}.{method}() takes no {', '.join(extra)}{why} "
+                                f"(the documented signature is {doc})") from None
+        raise ContractError(f"{model.name}.{method}() cannot be called as documented, {doc} ({exc})") from None
+
+
 def check_model_tokens(model: ArtModel, method: str, out: Any, codec: Any, n: int | None = None,
                        shape: tuple[int, ...] | None = None) -> Any:
     """What ``model.<method>()`` returned as tokens (sample, reconstruct, interpolate), checked once per

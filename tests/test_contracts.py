@@ -267,3 +267,37 @@ def test_codec_output_is_checked_before_it_is_written(runner, gray, pictures, tm
     problem = {"flat": "shape (4, 4) for 1 item"}.get(bug, problem)
     assert f"codec {spec}'s convert returned" in line and problem in line, line
     assert not (tmp_path / "c.npz").exists()
+
+
+@pytest.mark.parametrize(("bug", "problem"), [
+    ("flat", "shape (3, 16); expected (3, 4, 4)"),
+    ("float", "float32 tokens"),
+    ("offset", "token values 10"),
+    ("list", "list, not a tensor"),
+])
+def test_sample_checks_what_the_model_returns(runner, gray, pictures, tmp_path, bug, problem):
+    run, _ = _train(runner, pictures, tmp_path, f"sample_bug={bug}", f"recon_bug={bug}", steps=2)
+    out, toks = tmp_path / "s.png", tmp_path / "s.npz"
+    line = _error(invoke(runner, "sample", run, "-n", "3", "-o", out, "--tokens", toks, ok=False).output)
+    assert "gray-model.sample() returned" in line and problem in line, line
+    assert not out.exists() and not toks.exists()
+    line = _error(invoke(runner, "reconstruct", run, *sorted((pictures / "png").iterdir())[:3], "-o", out,
+                         ok=False).output)
+    assert "gray-model.reconstruct() returned" in line and problem in line, line
+    a, b = pictures / "png" / "g0.png", pictures / "png" / "g1.png"
+    line = _error(invoke(runner, "sample", run, "--interpolate", a, b, "-n", "3", "-o", out, ok=False).output)
+    assert "gray-model.interpolate() returned" in line and problem.replace("(3, 4, 4)", "(N, 4, 4)") in line, line
+    assert not out.exists()
+
+
+def test_sample_passes_only_the_options_given(runner, gray, pictures, tmp_path):
+    run, _ = _train(runner, pictures, tmp_path, model="gray-plain", steps=2)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png"]
+    invoke(runner, "sample", run, "-n", "3", "-o", tmp_path / "s.png", "--tokens", tmp_path / "s.npz")
+    invoke(runner, "render", tmp_path / "s.npz", "-o", tmp_path / "r.png")
+    invoke(runner, "reconstruct", run, pictures / "png", "-o", tmp_path / "rec.png")
+    invoke(runner, "sample", run, "--interpolate", pictures / "png" / "g0.png", pictures / "png" / "g1.png",
+           "-n", "3", "-o", tmp_path / "i.png")
+    invoke(runner, "eval", run)
+    line = _error(invoke(runner, "sample", run, "-n", "2", "--top-k", "2", "-o", tmp_path / "s.png", ok=False).output)
+    assert "gray-plain.sample() takes no top_k" in line and "**options" in line, line
