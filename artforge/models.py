@@ -190,6 +190,64 @@ def check_call(model: ArtModel, method: str, *args: Any, flags: dict[str, str] |
         raise ContractError(f"{model.name}.{method}() cannot be called as documented, {doc} ({exc})") from None
 
 
+def check_losses(model: ArtModel, losses: Any, phase: str = "main") -> dict[str, torch.Tensor]:
+    """What ``forward`` returned, checked in Python only (type and shape metadata: no device sync, so
+    it runs every step for free): a dict of one-number tensors with a ``loss`` that has a gradient.
+    Anything else is a :class:`ContractError` naming the model, not an AttributeError in the loop."""
+    if (isinstance(losses, dict) and "loss" in losses
+            and all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in losses.values())
+            and losses["loss"].requires_grad):
+        return losses
+    who = f"{model.name}.forward" + (f"(phase={phase!r})" if phase != "main" else "")
+    rule = f"{who} must return dict[str, Tensor] with 'loss', each a single number"
+    if not isinstance(losses, dict):
+        raise ContractError(f"{rule}; got {type(losses).__name__}")
+    if "loss" not in losses:
+        raise ContractError(f"{rule}; got keys {', '.join(map(str, losses)) or '(none)'}")
+    for k, v in losses.items():
+        if not isinstance(v, torch.Tensor):
+            raise ContractError(f"{rule}; its {k!r} is {type(v).__name__}")
+        if v.numel() != 1:
+            raise ContractError(f"{rule}; its {k!r} has shape {tuple(v.shape)}")
+    raise ContractError(f"{who}'s 'loss' has no gradient: it does not depend on the weights being trained")
+
+
+def check_figures(model: ArtModel, method: str, figures: Any, need_loss: bool = False) -> dict[str, Any]:
+    """What ``validate`` or ``evaluate`` returned, as plain JSON: one-element tensors and numpy scalars
+    become Python numbers (``float(v)`` of a 0-d tensor is what a model means by them); anything JSON
+    cannot hold is a :class:`ContractError` naming the model and the key. ``validate`` figures must be
+    numbers and include ``loss``, which picks best.pt."""
+    import json
+
+    import numpy as np
+
+    who = f"{model.name}.{method}"
+    kind = "number" if need_loss else "number or JSON value"
+    if not isinstance(figures, dict):
+        raise ContractError(f"{who} must return dict[str, {kind}]; got {type(figures).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in figures.items():
+        if not isinstance(k, str):
+            raise ContractError(f"{who} must return dict[str, {kind}]; its key {k!r} is {type(k).__name__}")
+        if isinstance(v, torch.Tensor | np.ndarray | np.generic):
+            if v.size != 1 if isinstance(v, np.ndarray | np.generic) else v.numel() != 1:
+                name = "Tensor" if isinstance(v, torch.Tensor) else "array"
+                raise ContractError(f"{who} must return dict[str, {kind}]; its {k!r} is a {name} of shape "
+                                    f"{tuple(v.shape)}")
+            v = v.item()
+        if need_loss and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ContractError(f"{who} must return dict[str, number]; its {k!r} is {type(v).__name__}")
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            raise ContractError(f"{who} must return dict[str, {kind}]; its {k!r} is {type(v).__name__}") from None
+        out[k] = v
+    if need_loss and "loss" not in out:
+        raise ContractError(f"{who} must return a dict with 'loss' (lower is better: it picks best.pt); "
+                            f"got keys {', '.join(out) or '(none)'}")
+    return out
+
+
 def check_model_tokens(model: ArtModel, method: str, out: Any, codec: Any, n: int | None = None,
                        shape: tuple[int, ...] | None = None) -> Any:
     """What ``model.<method>()`` returned as tokens (sample, reconstruct, interpolate), checked once per

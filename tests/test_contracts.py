@@ -142,7 +142,7 @@ class GrayModel(ArtModel):
 
     @torch.no_grad()
     def evaluate(self, batches, codec):
-        figures = self.validate(batches)
+        figures = super().validate(batches)
         if self.config.evaluate_bug == "tensor":
             return {k: torch.tensor(v) for k, v in figures.items()}
         if self.config.evaluate_bug == "vector":
@@ -205,6 +205,7 @@ def pictures(tmp_path_factory) -> Path:
 
 def _train(runner, pictures, tmp_path, *sets: str, model: str = "gray-model", codec: str = "gray",
            steps: int = 4, ok: bool = True, extra: tuple[str, ...] = ()):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cache = tmp_path / f"{codec.replace(':', '-')}.h5"
     if not cache.exists():
         invoke(runner, "data", "build", pictures / "gray.npz", "-c", codec, "-j", "1", "-q", "-o", cache)
@@ -288,6 +289,31 @@ def test_sample_checks_what_the_model_returns(runner, gray, pictures, tmp_path, 
     line = _error(invoke(runner, "sample", run, "--interpolate", a, b, "-n", "3", "-o", out, ok=False).output)
     assert "gray-model.interpolate() returned" in line and problem.replace("(3, 4, 4)", "(N, 4, 4)") in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("bug", "problem"), [
+    ("tensor", "got Tensor"),
+    ("noloss", "got keys nll"),
+    ("float", "its 'extra' is float"),
+    ("vector", "its 'per_item' has shape (2,)"),
+])
+def test_forward_must_return_named_losses(runner, gray, pictures, tmp_path, bug, problem):
+    _, r = _train(runner, pictures, tmp_path, f"forward_bug={bug}", ok=False)
+    line = _error(r.output)
+    assert "gray-model.forward must return dict[str, Tensor] with 'loss'" in line and problem in line, line
+
+
+def test_validate_and_evaluate_figures(runner, gray, pictures, tmp_path):
+    _, r = _train(runner, pictures, tmp_path, "validate_bug=noloss", ok=False)
+    line = _error(r.output)
+    assert "gray-model.validate must return a dict with 'loss'" in line and "got keys nll" in line, line
+    # figures as 0-d tensors are numbers: taken as floats
+    run, _ = _train(runner, pictures, tmp_path / "t", "validate_bug=tensor", "evaluate_bug=tensor")
+    assert (run / "best.pt").is_file()
+    invoke(runner, "eval", run)
+    run, _ = _train(runner, pictures, tmp_path / "v", "evaluate_bug=vector")
+    line = _error(invoke(runner, "eval", run, ok=False).output)
+    assert "gray-model.evaluate must return" in line and "'per_level' is a Tensor of shape (3,)" in line, line
 
 
 def test_sample_passes_only_the_options_given(runner, gray, pictures, tmp_path):

@@ -505,6 +505,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import atomic_write_text
+    from artforge.models import check_call, check_figures
 
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
@@ -523,9 +524,11 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
             yield {k: v.to(dev) for k, v in b.items()}
 
     t0 = time.perf_counter()
+    extra = {"refine": refine} if refine else {}
+    check_call(loaded.model, "evaluate", batches(), loaded.codec, **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        figures = loaded.model.evaluate(batches(), loaded.codec, **({"refine": refine} if refine else {}))
+        figures = check_figures(loaded.model, "evaluate", loaded.model.evaluate(batches(), loaded.codec, **extra))
     result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}

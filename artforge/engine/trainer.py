@@ -413,13 +413,15 @@ class Trainer:
         return _Swap()
 
     def validate(self) -> dict[str, float]:
+        from artforge.models import check_figures
+
         self.model.eval()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
                 self._with_ema(), self._autocast():
             torch.manual_seed(self.cfg.seed + 1)
             figures = self.model.validate(self._val_batches())
         self.model.train()
-        return figures
+        return check_figures(self.model, "validate", figures, need_loss=True)
 
     def write_samples(self) -> Path | None:
         """A grid of samples in samples/, or None. A model without a sample() of its own writes none. A
@@ -471,6 +473,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
+        from artforge.models import check_losses
+
         cfg = self.cfg
         batches = EpochBatches(len(self.train_ds), cfg.batch_size, cfg.seed, self.rank, self.world)
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.main, truncate_after=self.step)
@@ -503,7 +507,7 @@ class Trainer:
                                 group["lr"] = lr
                             opt.zero_grad(set_to_none=True)
                             with self._autocast():
-                                losses = self.forward(batch, phase=phase)
+                                losses = check_losses(self.model, self.forward(batch, phase=phase), phase)
                             for k, v in losses.items():
                                 key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
                                 d = v.detach().float()
@@ -550,7 +554,7 @@ class Trainer:
                             last_eval = self.validate()
                             metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
                             progress.note(last_eval)
-                            improved = last_eval.get("loss", math.inf) < self.best_val
+                            improved = last_eval["loss"] < self.best_val
                             if improved:
                                 self.best_val = last_eval["loss"]
                         # last.pt before best.pt, and whenever best.pt is written: best.pt is never newer
