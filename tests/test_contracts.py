@@ -7,6 +7,7 @@ and blames the codec, model or renderer, not the files made from its output.
 
 from __future__ import annotations
 
+import json
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from artforge.codecs import Codec
+from artforge.codecs import Codec, get_codec
 from artforge.hookspecs import hookimpl
 from artforge.models import ArtModel
 from artforge.plugins import get_plugin_manager
@@ -314,6 +315,30 @@ def test_validate_and_evaluate_figures(runner, gray, pictures, tmp_path):
     run, _ = _train(runner, pictures, tmp_path / "v", "evaluate_bug=vector")
     line = _error(invoke(runner, "eval", run, ok=False).output)
     assert "gray-model.evaluate must return" in line and "'per_level' is a Tensor of shape (3,)" in line, line
+
+
+def test_renderer_and_decode_failures_blame_the_plugin_not_the_file(runner, gray, pictures, tmp_path):
+    g0 = pictures / "png" / "g0.png"
+    for bug, command, problem in (
+            ("norender", "render", "renderer gray could not be made for codec gray:norender (RuntimeError: "
+                                   "no renderer today)"),
+            ("render3d", "render", "renderer gray returned shape (1, 4, 4) for tokens of shape (1, 4, 4)"),
+            ("crashdecode", "decode", "codec gray:crashdecode's decode failed (ValueError: decode table missing)"),
+            ("decode3d", "decode", "codec gray:decode3d's decode returned shape (1, 4, 4)")):
+        invoke(runner, "encode", "-c", f"gray:{bug}", g0, "-o", tmp_path / f"{bug}.npz")
+        line = _error(invoke(runner, command, tmp_path / f"{bug}.npz", "-o", tmp_path / "x.png", ok=False).output)
+        assert problem in line and "do not fit" not in line, line
+        assert not (tmp_path / "x.png").exists()
+    # a damaged file is still the file's fault, for both
+    np.savez(tmp_path / "bad.npz", tokens=np.full((1, 4, 4), 7), codec=np.asarray('{"codec": "gray", "args": ""}'))
+    # and so is one whose items are not the shape its codec declares (saml: 225 layers of 13 fields)
+    np.savez(tmp_path / "layers.npz", tokens=np.zeros((1, 5, 13), np.int64),
+             codec=np.asarray(json.dumps(get_codec("saml").config())))
+    for command in ("render", "decode"):
+        line = _error(invoke(runner, command, tmp_path / "bad.npz", "-o", tmp_path / "x.png", ok=False).output)
+        assert "bad.npz: token values 7..7 fall outside codec gray's vocabulary of 5" in line, line
+        line = _error(invoke(runner, command, tmp_path / "layers.npz", "-o", tmp_path / "x.png", ok=False).output)
+        assert "layers.npz: items of shape (5, 13) do not fit codec saml (its items are (225, 13))" in line, line
 
 
 def test_sample_passes_only_the_options_given(runner, gray, pictures, tmp_path):

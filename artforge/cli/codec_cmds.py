@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from artforge.cli.params import OUTPUT
-from artforge.errors import ArtforgeError, BadInput, first_line
+from artforge.errors import ArtforgeError, BadInput, ContractError, first_line
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
 
@@ -129,7 +129,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
     in /, made if missing) -> one PNG each.
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import decode_checked, get_codec
     from artforge.fsutil import output_folder
     from artforge.grid import make_grid
     from artforge.imageio import save_png
@@ -140,14 +140,14 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     tf, codec = load_token_codec(tokens)
     if expect is not None and get_codec(expect).config() != codec.config():
         raise BadInput(tokens, f"tokens were made by codec {codec.spec}, not {expect}")
+    # the file passed the codec's checks (load_token_codec): a decode that crashes or returns no
+    # pictures is the codec's fault (ContractError); only the codec's own verdict blames the file
     try:
-        images = codec.decode(tf.tokens)
+        images = decode_checked(codec, tf.tokens)
+    except ContractError:
+        raise
     except ArtforgeError as exc:
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
-    except (ValueError, TypeError, IndexError) as exc:
-        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec} ({exc})") from None
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec}")
     out = Path(output)
     if out.is_dir() or output.endswith(("/", "\\")):
         output_folder(out)
@@ -175,7 +175,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     """Side by side: each image, then its round trip through each codec (one row per image)."""
     import numpy as np
 
-    from artforge.codecs import check_encoded, get_codec
+    from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
@@ -193,7 +193,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     for c in codecs:
         if c.needs_fit:
             c.fit([batch])
-        columns.append(c.decode(check_encoded(c, c.encode(batch), len(batch))))
+        columns.append(decode_checked(c, check_encoded(c, c.encode(batch), len(batch))))
     cells = np.stack(columns, 1).reshape(-1, *batch.shape[1:])
     save_png(make_grid(cells, ncols=len(columns), scale=scale), output)
     click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
@@ -208,15 +208,12 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
     import zipfile
 
-    import numpy as np
-    import torch
-
     from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import make_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
-    from artforge.renderers import get_renderer
+    from artforge.renderers import get_renderer, render_tokens
     from artforge.tokenfile import load_token_codec
 
     check_output(output)
@@ -236,17 +233,15 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
             spec = fams[0]
         codec = get_codec(spec)
         tokens = check_encoded(codec, codec.encode(codec.stack([codec.read(path)])), 1)
+    # the tokens passed the codec's checks: a renderer that fails or returns no pictures is blamed as
+    # such (ContractError); only the renderer's own ArtforgeError is a verdict on the file
+    renderer = get_renderer(codec)
     try:
-        with torch.no_grad():
-            img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
-    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
-        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} "
-                             f"({first_line(exc, 160)})") from None
-    if img.ndim != 4:
-        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec}")
-    img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, -1)
+        img = render_tokens(codec, tokens, renderer)
+    except ContractError:
+        raise
+    except ArtforgeError as exc:
+        raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
     if len(img) == 1 and scale is None:
         save_png(img[0], output)
     else:
@@ -273,7 +268,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input,
     named by its stem; inputs that share a stem are named by their relative path (x.jpg.png).
     """
-    from artforge.codecs import check_encoded, get_codec
+    from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
@@ -317,13 +312,13 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
             click.echo(f"{name}: {note}")
         check_output(target)
         if target.suffix.lower() == ".png":
-            save_png(codec.decode(tokens)[0], target)
+            save_png(decode_checked(codec, tokens)[0], target)
         elif target.suffix.lower() == ".npz":
             save_tokens(target, tokens, [name], codec.config())
         else:
             codec.write_native(tokens[0], target)
         if png:
-            save_png(codec.decode(tokens)[0], check_output(png))
+            save_png(decode_checked(codec, tokens)[0], check_output(png))
         done += 1
     if not done and not kept:
         raise no_usable_inputs(inputs, skipped)
