@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, ContractError, first_line
 
 
 class Codec:
@@ -136,6 +136,68 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec} vocab={self.vocab_size}>"
+
+
+def declared_shape(codec: Codec) -> tuple[int, ...] | None:
+    """The shape of one item's tokens when the codec fixes it (an attribute or property ``token_shape``,
+    e.g. ``ascii:80x40`` or ``saml``), else None: the shape then follows the input."""
+    shape = getattr(codec, "token_shape", None)
+    if isinstance(shape, tuple | list) and shape and all(isinstance(s, int) for s in shape):
+        return tuple(shape)
+    return None
+
+
+def checked_tokens(tokens: Any, codec: Codec, who: str, n: int | None = None,
+                   shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Tokens that plugin code returned (a codec's encode or convert, a model's sample), checked once per
+    call before anything writes or decodes them, so a bug is blamed on ``who`` ("codec gray's encode")
+    and not on a file made from them later: an integer array of ``n`` items (when given), each of
+    ``shape`` (when given), values in ``[0, vocab_size)``. Raises :class:`ContractError`."""
+    try:
+        arr = np.asarray(tokens)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise ContractError(f"{who} returned {type(tokens).__name__}, not an array ({first_line(exc, 120)})") from None
+    if arr.dtype.kind not in "iu":
+        raise ContractError(f"{who} returned {arr.dtype} tokens; tokens are integers")
+    want = f"({n if n is not None else 'N'}, {', '.join(map(str, shape)) if shape else '...'})"
+    if arr.ndim < 2 or n is not None and len(arr) != n:
+        items = f" for {n} item{'' if n == 1 else 's'}" if n is not None else ""
+        raise ContractError(f"{who} returned shape {arr.shape}{items}; expected {want}")
+    if shape is not None and tuple(arr.shape[1:]) != tuple(shape) or 0 in arr.shape[1:]:
+        raise ContractError(f"{who} returned shape {arr.shape}; expected {want}")
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= codec.vocab_size:
+            raise ContractError(f"{who} returned token values {lo}..{hi}, outside codec {codec.spec}'s "
+                                f"vocabulary of {codec.vocab_size}")
+    return arr
+
+
+def check_encoded(codec: Codec, tokens: Any, n: int, method: str = "encode") -> np.ndarray:
+    """What ``codec.encode`` (or ``convert``) returned for ``n`` items: see :func:`checked_tokens`."""
+    return checked_tokens(tokens, codec, f"codec {codec.spec}'s {method}", n, declared_shape(codec))
+
+
+def decode_checked(codec: Codec, tokens: np.ndarray) -> np.ndarray:
+    """``codec.decode`` of tokens that already passed the checks. The codec's own ArtforgeError passes
+    through (it judged the tokens); a crash, or anything but ``(N, H, W, 3|4)`` uint8 pictures, is the
+    codec's bug: a :class:`ContractError` naming it."""
+    who = f"codec {codec.spec}'s decode"
+    try:
+        images = codec.decode(tokens)
+    except (ArtforgeError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any crash on valid tokens is the codec's
+        raise ContractError(f"{who} failed ({type(exc).__name__}: {first_line(exc, 160)}) on tokens of shape "
+                            f"{tokens.shape}") from None
+    want = f"expected ({len(tokens)}, H, W, 4) uint8 RGBA pictures"
+    if not isinstance(images, np.ndarray):
+        raise ContractError(f"{who} returned {type(images).__name__}; {want}")
+    if images.ndim != 4 or len(images) != len(tokens) or images.shape[-1] not in (3, 4):
+        raise ContractError(f"{who} returned shape {images.shape} for tokens of shape {tokens.shape}; {want}")
+    if images.dtype != np.uint8:
+        raise ContractError(f"{who} returned {images.dtype} pictures; {want}")
+    return images
 
 
 def smallest_uint(vocab_size: int) -> np.dtype:

@@ -16,6 +16,11 @@ class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 
 
+class ContractError(ArtforgeError):
+    """Plugin code (a codec, model or renderer) returned what its contract rules out, or failed on input
+    that passed the checks; the message names that code, not the files made from or fed to it."""
+
+
 class BadInput(ArtforgeError):
     """A file that cannot be used; the message names the file and the problem."""
 

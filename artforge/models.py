@@ -13,6 +13,7 @@ one optimiser). Everything goes through ``forward`` so DistributedDataParallel w
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import math
 import types
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, ContractError
 
 
 @dataclass
@@ -156,6 +157,115 @@ class ArtModel(nn.Module):
     def onnx_manifest(self) -> dict:
         """Extra facts the numpy/onnxruntime sampler needs (shapes, latent size ...)."""
         return {}
+
+
+# -- checks on what models return (plugin code: a wrong result names the model, not a file) ---------
+SIGNATURES = {
+    "sample": "sample(n, generator=None, temperature=1.0, labels=None, **options)",
+    "reconstruct": "reconstruct(tokens, labels=None)",
+    "interpolate": "interpolate(a, b, steps, labels=None)",
+    "evaluate": "evaluate(batches, codec)",
+}
+
+
+def check_call(model: ArtModel, method: str, *args: Any, flags: dict[str, str] | None = None, **kwargs: Any) -> None:
+    """Fail with one line when ``model.<method>`` cannot take these arguments (a plugin's method that lacks
+    a documented parameter or ``**options``), instead of a TypeError from the call. ``flags`` names the
+    command-line option behind a keyword, for the message."""
+    try:
+        sig = inspect.signature(getattr(model, method))
+    except (TypeError, ValueError):  # no signature to read: the call decides
+        return
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        params = sig.parameters.values()
+        named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        extra = [k for k in kwargs if k not in named] if all(p.kind != p.VAR_KEYWORD for p in params) else []
+        doc = SIGNATURES.get(method, method)
+        if extra:
+            opts = [flags[k] for k in extra if flags and k in flags]
+            why = f", so {' and '.join(opts)} cannot be used with this model" if opts else ""
+            raise ContractError(f"{model.name}.{method}() takes no {', '.join(extra)}{why} "
+                                f"(the documented signature is {doc})") from None
+        raise ContractError(f"{model.name}.{method}() cannot be called as documented, {doc} ({exc})") from None
+
+
+def check_losses(model: ArtModel, losses: Any, phase: str = "main") -> dict[str, torch.Tensor]:
+    """What ``forward`` returned, checked in Python only (type and shape metadata: no device sync, so
+    it runs every step for free): a dict of one-number tensors with a ``loss`` that has a gradient.
+    Anything else is a :class:`ContractError` naming the model, not an AttributeError in the loop."""
+    if (isinstance(losses, dict) and "loss" in losses
+            and all(isinstance(v, torch.Tensor) and v.numel() == 1 for v in losses.values())
+            and losses["loss"].requires_grad):
+        return losses
+    who = f"{model.name}.forward" + (f"(phase={phase!r})" if phase != "main" else "")
+    rule = f"{who} must return dict[str, Tensor] with 'loss', each a single number"
+    if not isinstance(losses, dict):
+        raise ContractError(f"{rule}; got {type(losses).__name__}")
+    if "loss" not in losses:
+        raise ContractError(f"{rule}; got keys {', '.join(map(str, losses)) or '(none)'}")
+    for k, v in losses.items():
+        if not isinstance(v, torch.Tensor):
+            raise ContractError(f"{rule}; its {k!r} is {type(v).__name__}")
+        if v.numel() != 1:
+            raise ContractError(f"{rule}; its {k!r} has shape {tuple(v.shape)}")
+    raise ContractError(f"{who}'s 'loss' has no gradient: it does not depend on the weights being trained")
+
+
+def check_figures(model: ArtModel, method: str, figures: Any, need_loss: bool = False) -> dict[str, Any]:
+    """What ``validate`` or ``evaluate`` returned, as plain JSON: one-element tensors and numpy scalars
+    become Python numbers (``float(v)`` of a 0-d tensor is what a model means by them); anything JSON
+    cannot hold is a :class:`ContractError` naming the model and the key. ``validate`` figures must be
+    numbers and include ``loss``, which picks best.pt."""
+    import json
+
+    import numpy as np
+
+    who = f"{model.name}.{method}"
+    kind = "number" if need_loss else "number or JSON value"
+    if not isinstance(figures, dict):
+        raise ContractError(f"{who} must return dict[str, {kind}]; got {type(figures).__name__}")
+    out: dict[str, Any] = {}
+    for k, v in figures.items():
+        if not isinstance(k, str):
+            raise ContractError(f"{who} must return dict[str, {kind}]; its key {k!r} is {type(k).__name__}")
+        if isinstance(v, torch.Tensor | np.ndarray | np.generic):
+            if v.size != 1 if isinstance(v, np.ndarray | np.generic) else v.numel() != 1:
+                name = "Tensor" if isinstance(v, torch.Tensor) else "array"
+                raise ContractError(f"{who} must return dict[str, {kind}]; its {k!r} is a {name} of shape "
+                                    f"{tuple(v.shape)}")
+            v = v.item()
+        if need_loss and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ContractError(f"{who} must return dict[str, number]; its {k!r} is {type(v).__name__}")
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            raise ContractError(f"{who} must return dict[str, {kind}]; its {k!r} is {type(v).__name__}") from None
+        out[k] = v
+    if need_loss and "loss" not in out:
+        raise ContractError(f"{who} must return a dict with 'loss' (lower is better: it picks best.pt); "
+                            f"got keys {', '.join(out) or '(none)'}")
+    return out
+
+
+def check_model_tokens(model: ArtModel, method: str, out: Any, codec: Any, n: int | None = None,
+                       shape: tuple[int, ...] | None = None) -> Any:
+    """What ``model.<method>()`` returned as tokens (sample, reconstruct, interpolate), checked once per
+    call before it is decoded or written: an integer tensor of ``n`` items (when given), each of ``shape``
+    (default: the model's token shape), values in the codec's vocabulary. Returns a numpy array of the
+    codec's token dtype; anything else is a :class:`ContractError` naming the model's method."""
+    from artforge.codecs import checked_tokens
+
+    who = f"{model.name}.{method}()"
+    if not isinstance(out, torch.Tensor):
+        raise ContractError(f"{who} returned {type(out).__name__}, not a tensor of tokens (a LongTensor)")
+    if out.is_floating_point() or out.is_complex() or out.dtype == torch.bool:
+        raise ContractError(f"{who} returned {str(out.dtype).removeprefix('torch.')} tokens; tokens are "
+                            "integers (a LongTensor)")
+    shape = tuple(model.info.token_shape) if shape is None else shape
+    arr = checked_tokens(out.detach().cpu().numpy(), codec, who, n, shape)
+    return arr.astype(codec.token_dtype, copy=False)
 
 
 # -- config helpers ------------------------------------------------------------------------------

@@ -9,9 +9,12 @@ their codec family name.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from artforge.errors import ArtforgeError, ContractError, first_line
 
 
 class ColorTableRenderer(nn.Module):
@@ -38,7 +41,40 @@ def one_hot(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
 
 
 def get_renderer(codec) -> nn.Module:
-    """The registered renderer for a codec's family."""
+    """The registered renderer for a codec's family; a factory that fails is named (a ContractError),
+    not taken for a problem with the tokens about to be rendered."""
     from artforge.plugins import lookup
 
-    return lookup("renderers", codec.name).obj(codec)
+    factory = lookup("renderers", codec.name).obj
+    try:
+        return factory(codec)
+    except (ArtforgeError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - plugin code: whatever it raises is its own failure
+        raise ContractError(f"renderer {codec.name} could not be made for codec {codec.spec} "
+                            f"({type(exc).__name__}: {first_line(exc, 160)})") from None
+
+
+def render_tokens(codec, tokens: np.ndarray, renderer: nn.Module | None = None) -> np.ndarray:
+    """Hard-render tokens that already passed the codec's checks into ``(N, H, W, 3|4)`` uint8 pictures.
+    The renderer's own ArtforgeError passes through (it judged the tokens); a crash, or anything but
+    ``(N, C, H, W)`` floats with C 1, 3 or 4, is the renderer's bug: a ContractError naming it."""
+    renderer = get_renderer(codec) if renderer is None else renderer
+    who = f"renderer {codec.name}"
+    try:
+        with torch.no_grad():
+            img = renderer(torch.from_numpy(np.asarray(tokens).astype(np.int64)))
+    except (ArtforgeError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ContractError(f"{who} failed ({type(exc).__name__}: {first_line(exc, 160)}) on tokens of shape "
+                            f"{tokens.shape}") from None
+    want = f"expected ({len(tokens)}, C, H, W) floats in [0, 1], C = 1, 3 or 4"
+    if not isinstance(img, torch.Tensor):
+        raise ContractError(f"{who} returned {type(img).__name__}; {want}")
+    if img.ndim != 4 or len(img) != len(tokens) or img.shape[1] not in (1, 3, 4):
+        raise ContractError(f"{who} returned shape {tuple(img.shape)} for tokens of shape {tokens.shape}; {want}")
+    if not img.is_floating_point():
+        raise ContractError(f"{who} returned {str(img.dtype).removeprefix('torch.')} pictures; {want}")
+    out = (img.float().clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).cpu().numpy()
+    return np.repeat(out, 3, -1) if out.shape[-1] == 1 else out

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from artforge.cli.params import OUTPUT, SCALE_HELP
-from artforge.errors import ArtforgeError, BadInput, first_line
+from artforge.errors import ArtforgeError, BadInput, ContractError, first_line
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
 
@@ -96,7 +96,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     The token file holds every input's tokens, its name, and the codec config, so
     `artforge decode` needs no flags.
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_output
     from artforge.tokenfile import save_tokens, token_path
 
@@ -108,7 +108,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     batch = stack_named(codec, items, names)
     if codec.needs_fit:
         codec.fit([batch])
-    tokens = codec.encode(batch)
+    tokens = check_encoded(codec, codec.encode(batch), len(names))
     save_tokens(out, tokens, names, codec.config())
     shape = "x".join(str(s) for s in tokens.shape[1:])
     msg = f"encoded {len(names)} with {codec.spec} -> {out} ({shape} tokens each, vocab {codec.vocab_size})"
@@ -129,7 +129,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
     in /, made if missing) -> one PNG each.
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import decode_checked, get_codec
     from artforge.fsutil import output_folder
     from artforge.grid import save_grid
     from artforge.imageio import save_png
@@ -140,14 +140,14 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     tf, codec = load_token_codec(tokens)
     if expect is not None and get_codec(expect).config() != codec.config():
         raise BadInput(tokens, f"tokens were made by codec {codec.spec}, not {expect}")
+    # the file passed the codec's checks (load_token_codec): a decode that crashes or returns no
+    # pictures is the codec's fault (ContractError); only the codec's own verdict blames the file
     try:
-        images = codec.decode(tf.tokens)
+        images = decode_checked(codec, tf.tokens)
+    except ContractError:
+        raise
     except ArtforgeError as exc:
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
-    except (ValueError, TypeError, IndexError) as exc:
-        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec} ({exc})") from None
-    if images.ndim != 4 or images.shape[-1] not in (3, 4):
-        raise BadInput(tokens, f"tokens of shape {tf.tokens.shape} do not fit codec {codec.spec}")
     out = Path(output)
     if out.is_dir() or output.endswith(("/", "\\")):
         output_folder(out)
@@ -175,7 +175,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     """Side by side: each image, then its round trip through each codec (one row per image)."""
     import numpy as np
 
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
 
@@ -192,7 +192,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     for c in codecs:
         if c.needs_fit:
             c.fit([batch])
-        columns.append(c.decode(c.encode(batch)))
+        columns.append(decode_checked(c, check_encoded(c, c.encode(batch), len(batch))))
     cells = np.stack(columns, 1).reshape(-1, *batch.shape[1:])
     save_grid(cells, output, ncols=len(columns), scale=scale)
     click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
@@ -207,15 +207,12 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
     import zipfile
 
-    import numpy as np
-    import torch
-
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, get_codec
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
-    from artforge.renderers import get_renderer
+    from artforge.renderers import get_renderer, render_tokens
     from artforge.tokenfile import load_token_codec
 
     check_output(output)
@@ -234,18 +231,16 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
                 raise BadInput(path, "not a token file; name its codec with --codec")
             spec = fams[0]
         codec = get_codec(spec)
-        tokens = codec.encode(codec.stack([codec.read(path)]))
+        tokens = check_encoded(codec, codec.encode(codec.stack([codec.read(path)])), 1)
+    # the tokens passed the codec's checks: a renderer that fails or returns no pictures is blamed as
+    # such (ContractError); only the renderer's own ArtforgeError is a verdict on the file
+    renderer = get_renderer(codec)
     try:
-        with torch.no_grad():
-            img = get_renderer(codec)(torch.from_numpy(tokens.astype(np.int64)))
-    except (ValueError, TypeError, IndexError, RuntimeError) as exc:
-        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec} "
-                             f"({first_line(exc, 160)})") from None
-    if img.ndim != 4:
-        raise BadInput(path, f"tokens of shape {tokens.shape} do not fit codec {codec.spec}")
-    img = (img.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1).numpy()
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, -1)
+        img = render_tokens(codec, tokens, renderer)
+    except ContractError:
+        raise
+    except ArtforgeError as exc:
+        raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
     if len(img) == 1 and scale is None:
         save_png(img[0], output)
     else:
@@ -272,7 +267,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     With several inputs, OUTPUT is a folder (made if missing) that receives one file per input,
     named by its stem; inputs that share a stem are named by their relative path (x.jpg.png).
     """
-    from artforge.codecs import get_codec
+    from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
     from artforge.imageio import save_png
     from artforge.tokenfile import save_tokens
@@ -310,18 +305,19 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
             click.echo(f"skipped {path}: {first_line(exc)}", err=True)
             skipped += 1
             continue
+        tokens = check_encoded(codec, tokens, 1, "convert")  # outside the skip: a codec bug stops the batch
         note = codec.convert_report()
         if note:
             click.echo(f"{name}: {note}")
         check_output(target)
         if target.suffix.lower() == ".png":
-            save_png(codec.decode(tokens)[0], target)
+            save_png(decode_checked(codec, tokens)[0], target)
         elif target.suffix.lower() == ".npz":
             save_tokens(target, tokens, [name], codec.config())
         else:
             codec.write_native(tokens[0], target)
         if png:
-            save_png(codec.decode(tokens)[0], check_output(png))
+            save_png(decode_checked(codec, tokens)[0], check_output(png))
         done += 1
     if not done and not kept:
         raise no_usable_inputs(inputs, skipped)

@@ -118,7 +118,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     """Decode N samples of a cache into one PNG grid."""
     import numpy as np
 
-    from artforge.codecs import codec_from_config
+    from artforge.codecs import codec_from_config, decode_checked
     from artforge.data.cache import open_cache
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
@@ -133,7 +133,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
         except OSError as exc:
             raise BadInput(cache, f"cannot read items ({exc}); check it with `artforge data verify`") from None
         codec = codec_from_config(json.loads(f.attrs["codec"]))
-    save_grid(codec.decode(tokens), output, scale=scale)
+    save_grid(decode_checked(codec, tokens), output, scale=scale)
     click.echo(f"{len(rows)} samples of {cache} -> {output}")
 
 

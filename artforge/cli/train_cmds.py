@@ -396,7 +396,7 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tokens, which, onnx_dir, interpolate,
            device) -> None:
     """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
-    from artforge.codecs import codec_from_config
+    from artforge.codecs import check_encoded, checked_tokens, codec_from_config, decode_checked
     from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import save_grid
     from artforge.tokenfile import save_tokens
@@ -425,6 +425,9 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             raise BadInput(folder / "manifest.json", str(exc)) from None
         toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,
                               top_k=top_k, top_p=top_p)
+        shape = manifest.get("token_shape")
+        toks = checked_tokens(toks, codec, f"ONNX sampler {manifest.get('sampler')}", count,
+                              tuple(shape) if isinstance(shape, list) else None)
         names = [f"onnx-{i:04d}" for i in range(len(toks))]
     else:
         if not run:
@@ -433,6 +436,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
 
         from artforge.engine.run import load_run
         from artforge.engine.trainer import pick_device
+        from artforge.models import check_call, check_model_tokens
 
         dev = pick_device(device)
         loaded = load_run(run, which=which, device=str(dev))
@@ -443,16 +447,21 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
         g = torch.Generator(dev).manual_seed(seed)
         if interpolate:
             side = _side(model, codec)
-            a, b = (torch.from_numpy(codec.encode(codec.stack([codec.read(p, size=side)])).astype("int64")).to(dev)
-                    for p in interpolate)
+            a, b = (torch.from_numpy(check_encoded(codec, codec.encode(codec.stack([codec.read(p, size=side)])), 1)
+                                     .astype("int64")).to(dev) for p in interpolate)
+            check_call(model, "interpolate", a, b, count, labels=None)
             out = model.interpolate(a, b, count, labels=labels[:1] if labels is not None else None)
-            names = [f"interp-{i:03d}" for i in range(len(out))]
+            toks = check_model_tokens(model, "interpolate", out, codec)
+            names = [f"interp-{i:03d}" for i in range(len(toks))]
         else:
-            out = model.sample(count, generator=g, temperature=temperature, labels=labels, top_k=top_k, top_p=top_p)
-            names = [f"sample-{i:04d}" for i in range(len(out))]
-        toks = out.cpu().numpy().astype(codec.token_dtype)
+            # only the options given: a sample() of a model without top-k has no such parameter to take None
+            options = {k: v for k, v in (("top_k", top_k), ("top_p", top_p)) if v is not None}
+            kwargs = {"generator": g, "temperature": temperature, "labels": labels, **options}
+            check_call(model, "sample", count, flags={"top_k": "--top-k", "top_p": "--top-p"}, **kwargs)
+            toks = check_model_tokens(model, "sample", model.sample(count, **kwargs), codec, count)
+            names = [f"sample-{i:04d}" for i in range(len(toks))]
     seconds = time.perf_counter() - t0  # model loading and generation, not the PNG
-    save_grid(codec.decode(toks), output)
+    save_grid(decode_checked(codec, toks), output)
     msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} in {seconds:.2f} s -> {output}"
     if tokens:
         p = save_tokens(tokens, toks, names, codec.config())
@@ -510,6 +519,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import atomic_write_text
+    from artforge.models import check_call, check_figures
 
     dev = pick_device(device)
     loaded = load_run(run, which=which, device=str(dev))
@@ -528,9 +538,11 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
             yield {k: v.to(dev) for k, v in b.items()}
 
     t0 = time.perf_counter()
+    extra = {"refine": refine} if refine else {}
+    check_call(loaded.model, "evaluate", batches(), loaded.codec, **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        figures = loaded.model.evaluate(batches(), loaded.codec, **({"refine": refine} if refine else {}))
+        figures = check_figures(loaded.model, "evaluate", loaded.model.evaluate(batches(), loaded.codec, **extra))
     result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}
@@ -566,10 +578,12 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     import torch
 
     from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs, read_inputs
+    from artforge.codecs import check_encoded, decode_checked
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import save_grid
+    from artforge.models import check_call, check_model_tokens
     from artforge.tokenfile import save_tokens
 
     check_output(output)
@@ -585,20 +599,21 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     items, names, skipped = read_inputs(codec, images, _side(model, codec), "lanczos")
     if not items:
         raise no_usable_inputs(images, len(skipped))
-    encoded = codec.encode(codec.stack(items))
+    encoded = check_encoded(codec, codec.encode(codec.stack(items)), len(items))
     x = torch.from_numpy(encoded.astype(np.int64)).to(dev)
     if tuple(x.shape[1:]) != tuple(model.info.token_shape):
         raise ArtforgeError(f"the images encode to {tuple(x.shape[1:])} tokens; the model takes "
                             f"{tuple(model.info.token_shape)}")
     vec = parse_labels(label_pairs, model.info.label_columns)
     labels = torch.from_numpy(vec).to(dev)[None].expand(len(x), -1) if vec is not None else None
+    extra = {"refine": refine} if refine else {}
+    check_call(model, "reconstruct", x, labels, **extra)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        out = model.reconstruct(x, labels, **({"refine": refine} if refine else {}))
+        toks = check_model_tokens(model, "reconstruct", model.reconstruct(x, labels, **extra), codec, len(x))
     seconds = time.perf_counter() - t0
-    hit = (out == x).flatten(1)
-    toks = out.cpu().numpy().astype(codec.token_dtype)
-    pairs = np.stack([codec.decode(encoded), codec.decode(toks)], 1)
+    hit = (torch.from_numpy(toks.astype(np.int64)) == x.cpu()).flatten(1)
+    pairs = np.stack([decode_checked(codec, encoded), decode_checked(codec, toks)], 1)
     save_grid(pairs.reshape(-1, *pairs.shape[2:]), output, ncols=2 * min(8, len(x)))
     msg = (f"{len(x)} images{f' ({len(skipped)} skipped)' if skipped else ''}: pixel accuracy "
            f"{float(hit.float().mean()):.2%}, {int(hit.all(1).sum())} exact"

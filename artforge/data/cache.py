@@ -71,22 +71,29 @@ def _prepare_chunk(refs) -> tuple[list, list, list]:
 
 
 def _encode_chunk(refs) -> tuple[list, list, list]:
-    """refs -> (names, per-item token arrays, skipped)."""
+    """refs -> (names, per-item token arrays, skipped). What the codec returns is checked outside the
+    skips: a codec bug (tokens out of its vocabulary, floats, the N axis lost) stops the build, naming
+    the codec, instead of being cast into the cache or skipping every item."""
+    from artforge.codecs import check_encoded
+
     names, items, skipped = _prepare_chunk(refs)
     codec = _W["codec"]
     out_names, tokens = [], []
     if items:
         try:
-            toks = list(codec.encode(codec.stack(items)))
-            out_names = names
-            tokens = toks
+            toks = codec.encode(codec.stack(items))
         except ArtforgeError:  # mixed shapes: encode one by one, the writer sorts them out
             for n, it in zip(names, items, strict=True):
                 try:
-                    tokens.append(codec.encode(codec.stack([it]))[0])
-                    out_names.append(n)
+                    one = codec.encode(codec.stack([it]))
                 except (ArtforgeError, ValueError) as exc:
                     skipped.append((n, str(exc)))
+                    continue
+                tokens.append(check_encoded(codec, one, 1)[0])
+                out_names.append(n)
+        else:
+            tokens = list(check_encoded(codec, toks, len(items)))
+            out_names = names
     return out_names, tokens, skipped
 
 

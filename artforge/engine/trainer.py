@@ -27,7 +27,7 @@ import torch
 from artforge import __version__
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
 from artforge.engine.run import BEST, CONFIG, LAST
-from artforge.errors import ArtforgeError, first_line
+from artforge.errors import ArtforgeError, ContractError, first_line
 from artforge.fsutil import atomic_write_text
 from artforge.signals import deferred_stop
 
@@ -285,6 +285,7 @@ class Trainer:
         if cfg.compile or cfg.compile_mode != "default":
             self.forward = torch.compile(self.forward, mode=cfg.compile_mode)
         self.stop_reason: str | None = None
+        self.sampling = True  # off after a sample grid fails: one warning, not one per interval
 
     # -- pieces ---------------------------------------------------------------------------------
     def _say(self, msg: str) -> None:
@@ -292,6 +293,13 @@ class Trainer:
             from rich.console import Console
 
             Console(stderr=True).print(msg, highlight=False, markup=False)
+
+    def _warn(self, msg: str) -> None:
+        """One line on stderr, even with --quiet: something the user must fix, though training goes on."""
+        if self.main:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"warning: {msg}", highlight=False, markup=False, soft_wrap=True)
 
     def _freeze(self, spec: str) -> None:
         """Keep the parameters under each comma-separated name prefix fixed (fine-tuning a part)."""
@@ -405,36 +413,68 @@ class Trainer:
         return _Swap()
 
     def validate(self) -> dict[str, float]:
+        from artforge.models import check_figures
+
         self.model.eval()
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
                 self._with_ema(), self._autocast():
             torch.manual_seed(self.cfg.seed + 1)
             figures = self.model.validate(self._val_batches())
         self.model.train()
-        return figures
+        return check_figures(self.model, "validate", figures, need_loss=True)
 
     def write_samples(self) -> Path | None:
+        """A grid of samples in samples/, or None. A model without a sample() of its own writes none. A
+        grid that fails (the model's sample() or the codec's decode raises, or returns what its contract
+        rules out) is one warning naming the culprit, and no further grids are tried: a sample grid is a
+        by-product that must never cost the run."""
         from artforge.grid import make_grid
         from artforge.imageio import save_png
+        from artforge.models import ArtModel
 
-        self.model.eval()
-        try:
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
-                    self._with_ema(), self._autocast():
-                g = torch.Generator(self.device).manual_seed(self.cfg.seed)
-                tokens = self.model.sample(self.cfg.samples, generator=g)
-        except ArtforgeError:
+        if not self.sampling or type(self.model).sample is ArtModel.sample:
             return None
-        finally:
-            self.model.train()
-        images = self.codec.decode(tokens.cpu().numpy())
+        try:
+            images = self._sample_images()
+        except ContractError as exc:
+            self.sampling = False
+            self._warn(f"no more sample grids in this run (training goes on): {exc}")
+            return None
         path = self.run_dir / "samples" / f"step-{self.step:06d}.png"
         path.parent.mkdir(exist_ok=True)
         save_png(make_grid(images), path)
         return path
 
+    def _sample_images(self):
+        """The sample grid's pictures; every failure is a ContractError naming the model or the codec."""
+        from artforge.codecs import decode_checked
+        from artforge.models import check_model_tokens
+
+        name, n = self.model.name, self.cfg.samples
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                    self._with_ema(), self._autocast():
+                g = torch.Generator(self.device).manual_seed(self.cfg.seed)
+                out = self.model.sample(n, generator=g)
+        except Exception as exc:  # noqa: BLE001 - plugin code: whatever it raises, the run goes on
+            kind = "" if isinstance(exc, ArtforgeError) else f"{type(exc).__name__}: "
+            raise ContractError(f"{name}.sample() failed ({kind}{first_line(exc, 160)})") from None
+        finally:
+            self.model.train()
+        tokens = check_model_tokens(self.model, "sample", out, self.codec, n)
+        try:
+            return decode_checked(self.codec, tokens)
+        except ContractError:
+            raise
+        except ArtforgeError as exc:
+            raise ContractError(f"codec {self.codec.spec}'s decode refused {name}.sample()'s tokens "
+                                f"({first_line(exc, 160)})") from None
+
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
+        from artforge.models import check_losses
+
         cfg = self.cfg
         batches = EpochBatches(len(self.train_ds), cfg.batch_size, cfg.seed, self.rank, self.world)
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.main, truncate_after=self.step)
@@ -467,7 +507,7 @@ class Trainer:
                                 group["lr"] = lr
                             opt.zero_grad(set_to_none=True)
                             with self._autocast():
-                                losses = self.forward(batch, phase=phase)
+                                losses = check_losses(self.model, self.forward(batch, phase=phase), phase)
                             for k, v in losses.items():
                                 key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
                                 d = v.detach().float()
@@ -509,19 +549,23 @@ class Trainer:
                             sums.clear()
                             counts.clear()
                             n_sum, wait, t_log = 0, 0.0, now
+                        improved = False
                         if due_eval and self.main:
                             last_eval = self.validate()
                             metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
                             progress.note(last_eval)
-                            if last_eval.get("loss", math.inf) < self.best_val:
+                            improved = last_eval["loss"] < self.best_val
+                            if improved:
                                 self.best_val = last_eval["loss"]
-                                self.elapsed = time.perf_counter() - t_start
-                                self.save(BEST)
-                        if due_sample and self.main:
-                            self.write_samples()
-                        if due_ckpt:
+                        # last.pt before best.pt, and whenever best.pt is written: best.pt is never newer
+                        # than last.pt, so a run that fails after saving anything can be resumed
+                        if due_ckpt or improved:
                             self.elapsed = time.perf_counter() - t_start
                             self.save(LAST)
+                        if improved:
+                            self.save(BEST)
+                        if due_sample and self.main:  # after the checkpoints: a grid cannot cost them
+                            self.write_samples()
                         if due_eval and self.main:
                             plot_run(self.run_dir)
                         if self.world > 1 and (due_eval or due_ckpt):

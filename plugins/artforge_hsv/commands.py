@@ -26,12 +26,14 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     import torch
 
     from artforge.cli.codec_cmds import expand_inputs, no_usable_inputs
+    from artforge.codecs import check_encoded, decode_checked
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
     from artforge.imageio import load_image
+    from artforge.models import check_model_tokens
 
     check_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(images, None)])
@@ -57,13 +59,14 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     if not pictures:
         raise no_usable_inputs(images, skipped)
     batch = np.stack(pictures)
-    tokens = torch.from_numpy(codec.encode(batch).astype(np.int64)).to(dev)
+    tokens = torch.from_numpy(check_encoded(codec, codec.encode(batch), len(batch)).astype(np.int64)).to(dev)
     g = torch.Generator(dev).manual_seed(seed)
     out = model.complete(tokens, keep_rows, count, generator=g, temperature=temperature, top_k=top_k, top_p=top_p)
-    quantised = codec.decode(tokens.cpu().numpy())
+    out = check_model_tokens(model, "complete", out, codec, len(batch), (count, H, W))
+    quantised = decode_checked(codec, tokens.cpu().numpy())
     prompt = quantised.copy()
     prompt[:, keep_rows:] = 0  # the rows the model has to make up are left blank
-    done = codec.decode(out.cpu().numpy())  # (B, n, H, W, 4)
+    done = decode_checked(codec, out.reshape(-1, H, W)).reshape(len(batch), count, *quantised.shape[1:])
     cells = []
     for i in range(len(batch)):
         cells += [batch[i], prompt[i], *done[i]]
