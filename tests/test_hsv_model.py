@@ -112,6 +112,26 @@ def test_completion_keeps_the_prompt_rows(model):
     assert not torch.equal(out[0, 0, 3:], out[0, 1, 3:])  # the rest is sampled
 
 
+def test_many_images_are_decoded_in_chunks_on_a_cpu(model, monkeypatch):
+    """Sequences go through generate in chunks (bounded memory): greedy decoding is the same as in
+    one go, prompts are kept, and a seed still gives one result."""
+    import artforge_hsv.model as hsv
+
+    prompt = torch.randint(0, 129, (7, 9))
+    whole = model.generate(7, prompt=prompt, temperature=0.0)
+    monkeypatch.setattr(hsv, "CPU_CHUNK", 3)
+    chunked = model.generate(7, prompt=prompt, temperature=0.0)
+    assert torch.equal(whole, chunked)
+    drawn = [model.generate(7, prompt=prompt, generator=torch.Generator().manual_seed(2)) for _ in range(2)]
+    assert torch.equal(drawn[0], drawn[1]) and torch.equal(drawn[0].view(7, -1)[:, :9], prompt)
+    calls = []
+    real = hsv.HSVTransformer._decode
+    monkeypatch.setattr(hsv.HSVTransformer, "_decode",
+                        lambda self, out, *a: (calls.append(len(out)), real(self, out, *a)))
+    model.generate(7, temperature=0.0)
+    assert calls == [3, 3, 1]
+
+
 def test_filters():
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
     assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]

@@ -24,6 +24,8 @@ from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
 from artforge_hsv.decoding import StaticDecoder, decoding_attention, filter_logits, pick
 
+CPU_CHUNK = 64  # sequences decoded together on a CPU (generate): bounds memory, costs no speed there
+
 __all__ = ["HSVTransformer", "HSVTransformerConfig", "filter_logits", "pick"]
 
 
@@ -273,6 +275,14 @@ class HSVTransformer(ArtModel):
         device = self.tok_emb.weight.device
         if bucket < 1:
             raise ArtforgeError(f"bucket must be at least 1, got {bucket}")
+        if device.type == "cpu" and n > CPU_CHUNK:
+            # Memory grows with the sequences decoded together (caches, logits, per-step draws: ~70 MB
+            # each at `base`, 32x32), while a CPU gains nothing from more than a few dozen at once.
+            # One generator runs through the chunks, so a seed still gives one result.
+            parts = [self.generate(min(CPU_CHUNK, n - i), None if prompt is None else prompt[i : i + CPU_CHUNK],
+                                   generator, temperature, top_k, top_p, use_cache, static, dtype, bucket, compile)
+                     for i in range(0, n, CPU_CHUNK)]
+            return torch.cat(parts)
         if compile and (static is False or not use_cache):
             raise ArtforgeError("compile needs the KV cache's fixed-shape steps (use_cache, static)")
         if static is None:
@@ -343,13 +353,18 @@ class HSVTransformer(ArtModel):
         from PIL import Image
 
         nll, correct, count, png_bits, webp_bits, images = 0.0, 0, 0, 0, 0, 0
+        # The figures are sums, so images go through in slices whose float32 logits stay near 256 MB:
+        # a whole batch of 32x32 hsv544 images costs 34 MB of logits each (4 GB at 128 images).
+        per_slice = max(1, (1 << 26) // (self.H * self.W * self.vocab))
         for batch in batches:
+            for tokens in batch["tokens"].split(per_slice):
+                logits = self.logits(self._inputs(tokens)).float()
+                flat = tokens.reshape(-1)
+                nll += F.cross_entropy(logits.reshape(-1, self.vocab), flat, reduction="sum").item()
+                correct += (logits.argmax(-1).reshape(-1) == flat).sum().item()
+                count += flat.numel()
+                del logits
             tokens = batch["tokens"]
-            logits = self.logits(self._inputs(tokens)).float()
-            flat = tokens.reshape(-1)
-            nll += F.cross_entropy(logits.reshape(-1, self.vocab), flat, reduction="sum").item()
-            correct += (logits.argmax(-1).reshape(-1) == flat).sum().item()
-            count += flat.numel()
             for img in codec.decode(tokens.cpu().numpy()):
                 for fmt, kw in (("PNG", {"optimize": True, "compress_level": 9}),
                                 ("WEBP", {"lossless": True, "quality": 100, "method": 6})):
