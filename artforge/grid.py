@@ -23,13 +23,23 @@ MAX_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS: past it Pillow and artfor
 
 
 def composite(images: np.ndarray, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """(N, H, W, 4) RGBA -> (N, H, W, 3) RGB over a solid background."""
+    """(..., H, W, 4) RGBA -> (..., H, W, 3) RGB over a solid background (exact integer blend;
+    opaque pictures are only sliced, so a sheet of photos costs no full-size temporaries)."""
     if images.shape[-1] == 3:
         return images
-    rgb = images[..., :3].astype(np.float32)
-    a = images[..., 3:4].astype(np.float32) / 255.0
-    bg = np.asarray(background, np.float32)
-    return np.round(rgb * a + bg * (1.0 - a)).astype(np.uint8)
+    a = images[..., 3:4]
+    if a.min(initial=255) == 255:
+        return images[..., :3]
+    # round(rgb * a/255 + bg * (1 - a/255)) in integers (the numerator is never halfway); it is at
+    # most 255 * 255 + 127, so uint16 holds it
+    a = a.astype(np.uint16)
+    out = images[..., :3].astype(np.uint16)
+    out *= a
+    a ^= 255  # 255 - a
+    out += np.asarray(background, np.uint16) * a
+    out += 127
+    out //= 255
+    return out.astype(np.uint8)
 
 
 def sheet_size(height: int, width: int, nrows: int = 1, ncols: int = 1, scale: int = 1,
@@ -80,7 +90,6 @@ def make_grid(
         raise ArtforgeError(f"a grid of {n} pictures of {w}x{h} px{zoom} would be {width:,}x{height:,} px "
                             f"({height * width / 1e6:,.1f} Mpx), past the {MAX_PIXELS / 1e6:.1f} Mpx that "
                             f"Pillow opens; use {hint}")
-    rgb = composite(images, background)
     out = np.empty((height, width, 3), np.uint8)
     out[:] = np.asarray(pad_color, np.uint8)
     H, W = h * scale, w * scale
@@ -88,7 +97,8 @@ def make_grid(
         r, c = divmod(i, ncols)
         y, x = pad + r * (H + pad), pad + c * (W + pad)
         # zoom one cell at a time: the whole zoomed stack would double the sheet's memory
-        cell = rgb[i] if scale == 1 else np.broadcast_to(rgb[i][:, None, :, None], (h, scale, w, scale, 3))
+        rgb = composite(images[i], background)  # one cell at a time, like the zoom
+        cell = rgb if scale == 1 else np.broadcast_to(rgb[:, None, :, None], (h, scale, w, scale, 3))
         out[y : y + H, x : x + W] = cell.reshape(H, W, 3)
     return out
 

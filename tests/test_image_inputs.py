@@ -131,3 +131,18 @@ def test_an_unreadable_subfolder_is_a_skipped_item(runner, emoji_dir, tmp_path):
     finally:
         (tmp_path / "in" / "locked").chmod(0o755)
     assert "skipped" in r.output and "locked" in r.output and "permission denied" in r.output
+
+
+def test_a_sheet_of_opaque_pictures_needs_little_more_than_the_sheet():
+    """Cells are composited one at a time, opaque ones only sliced: no float copy of every picture."""
+    from artforge.grid import make_grid
+
+    pictures = np.full((4, 512, 512, 4), 255, np.uint8)
+    pictures[1, :10, :10, 3] = 128  # one translucent corner: blended exactly over white
+    pictures[1, :10, :10, :3] = 0
+    tracemalloc.start()
+    sheet = make_grid(pictures, ncols=2, scale=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < sheet.nbytes + 6_000_000, (peak, sheet.nbytes)  # the float32 stack alone was 12.6 MB
+    assert sheet[2, 516].tolist() == [127, 127, 127]  # round(255 * 127/255)
