@@ -423,8 +423,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             raise
         except ArtforgeError as exc:
             raise BadInput(folder / "manifest.json", str(exc)) from None
-        toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec,
-                              top_k=top_k, top_p=top_p)
+        given = {k: v for k, v in (("top_k", top_k), ("top_p", top_p)) if v is not None}  # as for the model
+        toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec, **given)
         shape = manifest.get("token_shape")
         toks = checked_tokens(toks, codec, f"ONNX sampler {manifest.get('sampler')}", count,
                               tuple(shape) if isinstance(shape, list) else None)
