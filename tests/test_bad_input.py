@@ -331,3 +331,15 @@ def test_train_refuses_a_codec_the_model_cannot_take_before_building(runner, tmp
     r = invoke(runner, "train", "--plugin", "ascii-vae", "--data", "builtin:emoji32", "-o", tmp_path / "r", ok=False)
     assert "does not work with codec 'hsv544'" in r.output
     assert not (tmp_path / ".cache").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_run_of_a_model_no_plugin_provides_says_so(runner, run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    state = torch.load(copy / "best.pt", weights_only=False)
+    state["config"] = json.dumps({**json.loads(state["config"]), "model": "gone-vae"})  # the plugin is gone
+    torch.save(state, copy / "best.pt")
+    r = invoke(runner, "sample", copy, "-o", tmp_path / "s.png", ok=False)
+    assert "no installed plugin provides model 'gone-vae'" in r.output and "install the plugin" in r.output

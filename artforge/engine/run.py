@@ -89,6 +89,13 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
 
     ckpt_path, run_dir, state, config = read_checkpoint(run, which, expect_model)
     model_name = config["model"]
+    from artforge.plugins import registry
+
+    models = registry("models")
+    if model_name not in models and model_name not in models.conflicts and model_name not in models.refused:
+        known = ", ".join(models.names()) or "none"
+        raise BadInput(ckpt_path, f"a {model_name!r} run, and no installed plugin provides model {model_name!r} "
+                                  f"(known: {known}); install the plugin that provides it")
     try:
         cls = get_model_class(model_name)
         info = DataInfo.from_json(config["data"])
