@@ -53,6 +53,32 @@ def test_lab_reference_values_and_inverse():
     np.testing.assert_allclose(lab_to_srgb(srgb_to_lab(rgb)), rgb, atol=1e-6)
 
 
+def _lab_whole_array(rgb: np.ndarray) -> np.ndarray:
+    """The formula in one go, as srgb_to_lab computed it before it worked in blocks."""
+    from artforge_palette import colorspace as cs
+
+    rgb = np.asarray(rgb)
+    lin = cs._LINEAR_LUT[rgb] if rgb.dtype == np.uint8 else cs._linear(np.clip(rgb, 0, 255) / 255.0)
+    xyz = lin @ cs._RGB_TO_XYZ.T / cs._WHITE
+    f = np.where(xyz > cs._D**3, np.cbrt(xyz), xyz / (3 * cs._D**2) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+@pytest.mark.parametrize("block", [7, 1 << 14])
+def test_lab_in_blocks_equals_the_whole_array_exactly(monkeypatch, block):
+    from artforge_palette import colorspace as cs
+
+    monkeypatch.setattr(cs, "_BLOCK", block)
+    rng = np.random.default_rng(5)
+    dark = np.stack(np.meshgrid(*[np.arange(12)] * 3, indexing="ij"), -1).reshape(-1, 3)  # the linear toe
+    for x in (rng.integers(0, 256, (3, 41, 300, 3)).astype(np.uint8), dark.astype(np.uint8),
+              rng.uniform(-5, 260, (1000, 3)), rng.integers(0, 256, (2 * block + 1, 3)).astype(np.uint8),
+              np.array([7, 200, 31], np.uint8), np.zeros((0, 3), np.uint8)):
+        got = srgb_to_lab(x)
+        assert got.shape == x.shape and got.dtype == np.float64
+        assert np.array_equal(got, _lab_whole_array(x))  # bit for bit: nearest-colour ties cannot move
+
+
 # -- specs, presets, config --------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, colours", [("pico8", 16), ("gameboy", 4), ("nes", 54), ("cga", 16), ("bw", 2)])
 def test_presets(spec, colours):
