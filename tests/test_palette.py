@@ -162,6 +162,30 @@ def test_large_palette_uses_uint16_and_still_round_trips():
 
 
 # -- nearest colour, transparency ------------------------------------------------------------------
+def test_lookup_and_nearest_in_blocks_equal_one_block(monkeypatch):
+    """Block sizes only bound the temporaries: tiny blocks (odd sizes, lone last rows) give the
+    same indices as blocks larger than the input, for exact hits, hash clashes and nearest colours."""
+    rng = np.random.default_rng(6)
+    keys = np.unique(rng.integers(1 << 24, 2**32, 20000, dtype=np.uint64).astype(np.uint32))
+    big = quantize.unpack(keys)
+    small = rng.integers(0, 256, (12, 4)).astype(np.uint8)
+    small[:, 3] = rng.choice([255, 128, 40], 12)
+    for pal in (big, small[np.unique(quantize.pack(small), return_index=True)[1]]):
+        c = codec_with(pal)
+        index = c._need()
+        clash = np.nonzero(index.keys[index.table[(index.keys * index.mult) >> index.shift]] != index.keys)[0]
+        assert len(clash) > 0 or len(pal) < 100  # the big palette takes the binary-search path
+        img = rng.integers(0, 256, (2, 31, 33, 4)).astype(np.uint8)
+        hits = np.concatenate([clash, rng.integers(0, c.vocab_size, 5 * 33)])[: 5 * 33]
+        img[0, :5] = c.palette[hits].reshape(5, 33, 4)  # exact hits too
+        want = c.encode(img)
+        assert np.array_equal(want[0, :5].ravel(), hits)
+        monkeypatch.setattr(quantize, "_LOOKUP_BLOCK", 7)
+        monkeypatch.setattr(quantize, "_CHUNK", 3 * (c.vocab_size - 1))  # 3 rows a block
+        assert np.array_equal(codec_with(pal).encode(img), want)
+        monkeypatch.undo()
+
+
 def test_nearest_colour_matches_a_brute_force_search():
     rng = np.random.default_rng(2)
     pal = rng.integers(0, 256, (12, 4)).astype(np.uint8)

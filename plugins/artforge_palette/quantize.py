@@ -16,10 +16,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from artforge_palette.colorspace import lab_to_srgb, srgb_to_lab
+from artforge_palette.colorspace import lab_to_srgb, row_blocks, srgb_to_lab
 
 ALPHA_WEIGHT = 100.0  # k-means feature: alpha 0..1 scaled like L* (0..100)
-_CHUNK = 1 << 22  # distance-matrix elements per block
+_CHUNK = 1 << 16  # distance-matrix elements per block: 512 KiB stays in cache, and products this
+# small stay on one OpenBLAS thread (its threaded path is many times slower on a busy 2-core machine)
+_LOOKUP_BLOCK = 1 << 18  # keys per block of the exact lookup
 
 
 def pack(rgba: np.ndarray) -> np.ndarray:
@@ -41,6 +43,7 @@ class PaletteIndex:
         self.palette = np.ascontiguousarray(palette, np.uint8)
         self.keys = pack(self.palette)
         self.lab = srgb_to_lab(self.palette[:, :3])
+        self._ref_sq = (self.lab[1:] ** 2).sum(1)
         self.levels = np.unique(self.palette[:, 3]).astype(np.int32)  # always starts with 0
         self.level_of = np.searchsorted(self.levels, self.palette[:, 3].astype(np.int32))
         self._build_hash()
@@ -69,19 +72,24 @@ class PaletteIndex:
         self.shift, self.mult, self.table = np.uint32(32 - bits), mult, table
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact matches: (index, found) for uint32 keys of any shape."""
-        cand = self.table[(keys * self.mult) >> self.shift]
-        found = self.keys[cand] == keys
-        if not found.all():  # hash clashes (only for huge palettes): binary search the rest
-            miss = ~found
-            k = keys[miss]
-            pos = np.minimum(np.searchsorted(self.sorted_keys, k), len(self.sorted_keys) - 1)
-            hit = self.sorted_keys[pos] == k
-            cand = cand.copy()
-            cand[miss] = np.where(hit, self.sorted_idx[pos], cand[miss])
-            found = found.copy()
-            found[miss] = hit
-        return cand, found
+        """Exact matches: (index, found) for uint32 keys of any shape, a block at a time (the hash,
+        its slots and the gathers as whole-image temporaries were ~37 bytes a pixel)."""
+        keys = np.asarray(keys)
+        flat = keys.reshape(-1)
+        cand = np.empty(flat.shape, self.table.dtype)
+        found = np.empty(flat.shape, bool)
+        for s in range(0, len(flat), _LOOKUP_BLOCK):
+            k = flat[s : s + _LOOKUP_BLOCK]
+            c = self.table[(k * self.mult) >> self.shift]
+            f = self.keys[c] == k
+            if not f.all():  # hash clashes (only for huge palettes): binary search the rest
+                miss = ~f
+                pos = np.minimum(np.searchsorted(self.sorted_keys, k[miss]), len(self.sorted_keys) - 1)
+                hit = self.sorted_keys[pos] == k[miss]
+                c[miss] = np.where(hit, self.sorted_idx[pos], c[miss])
+                f[miss] = hit
+            cand[s : s + _LOOKUP_BLOCK], found[s : s + _LOOKUP_BLOCK] = c, f
+        return cand.reshape(keys.shape), found.reshape(keys.shape)
 
     def snap_alpha(self, alpha: np.ndarray) -> np.ndarray:
         """Alpha 0..255 -> index into ``levels`` of the nearest level (ties go to the more opaque)."""
@@ -101,15 +109,19 @@ class PaletteIndex:
         todo = np.nonzero(level > 0)[0]
         if len(todo) == 0:
             return out
-        lab = lab[todo]
-        lvl = level[todo]
-        ref, ref_sq, ref_level = self.lab[1:], (self.lab[1:] ** 2).sum(1), self.level_of[1:]
-        step = max(1, _CHUNK // max(1, len(ref)))
-        for s in range(0, len(todo), step):
-            x = lab[s : s + step]
-            d = ref_sq[None, :] - 2.0 * x @ ref.T
-            d[ref_level[None, :] != lvl[s : s + step, None]] = np.inf
-            out[todo[s : s + step]] = d.argmin(1) + 1
+        every = len(todo) == len(level)  # no transparent rows: skip the gathers
+        lab, level = (np.ascontiguousarray(lab), level) if every else (lab[todo], level[todo])
+        one_level = len(self.levels) == 2  # every visible entry competes (opaque palettes): no mask
+        ref, ref_sq, ref_level = self.lab[1:], self._ref_sq, self.level_of[1:]
+        for s, e in row_blocks(len(lab), max(2, _CHUNK // max(1, len(ref)))):
+            d = ref_sq[None, :] - 2.0 * lab[s:e] @ ref.T
+            if not one_level:
+                d[ref_level[None, :] != level[s:e, None]] = np.inf
+            best = d.argmin(1) + 1
+            if every:
+                out[s:e] = best
+            else:
+                out[todo[s:e]] = best
         return out
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, int]:
