@@ -348,6 +348,28 @@ def test_floyd_wavefront_equals_sequential_reference():
         assert np.array_equal(got[i], _floyd_reference(imgs[i], c))
 
 
+def test_diagonal_order_is_by_x_plus_2y_then_y():
+    for h in range(1, 9):
+        for w in range(1, 12):
+            order, ylo, start = quantize._diagonal_order(h, w)
+            y, x = np.divmod(np.arange(h * w), w)
+            assert np.array_equal(order, np.lexsort((y, x + 2 * y)))
+            assert np.array_equal(np.diff(start), np.bincount(x + 2 * y)) and np.array_equal(ylo, y[order][start[:-1]])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 1, 12), (2, 11, 1), (1, 2, 2), (2, 13, 6), (1, 5, 17)])
+def test_floyd_on_thin_and_odd_shapes_equals_sequential_reference(shape):
+    """The diagonal-major storage has edge cases where diagonals are one pixel long or start late."""
+    rng = np.random.default_rng(7)
+    c = get_codec("palette:pico8")
+    imgs = rng.integers(0, 256, (*shape, 4)).astype(np.uint8)
+    imgs[..., 3] = rng.choice([0, 255], shape, p=[0.15, 0.85])
+    imgs.reshape(-1, 4)[:: 5] = c.palette[3]  # kept palette pixels, some diagonals with nothing to do
+    got = c.convert(imgs, dither="floyd")
+    for i in range(shape[0]):
+        assert np.array_equal(got[i], _floyd_reference(imgs[i], c))
+
+
 def test_convert_rejects_unknown_options():
     c = get_codec("palette:pico8")
     with pytest.raises(ArtforgeError, match="dither"):

@@ -332,6 +332,22 @@ def dither_bayer(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
 LAB_LOW, LAB_HIGH = np.array([0.0, -128.0, -128.0]), np.array([100.0, 127.0, 127.0])
 
 
+def _diagonal_order(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels ordered by anti-diagonal ``t = x + 2y`` (y ascending within one): (flat index
+    ``y * w + x`` of each position, first y of each diagonal, start of each diagonal plus the end).
+    Along a diagonal the flat index grows by ``w - 2`` per row, so it is one repeat and one ramp;
+    int32 arithmetic may wrap on the way, but the results are below 2^31, so they come out exact."""
+    t = np.arange(w + 2 * (h - 1))
+    ylo = np.maximum(0, (t - w + 2) // 2)  # the smallest y with x = t - 2y <= w - 1
+    size = np.minimum(h - 1, t // 2) - ylo + 1
+    start = np.concatenate([[0], np.cumsum(size)])
+    dtype = np.int32 if h * w < 2**31 else np.int64
+    order = np.arange(h * w, dtype=dtype)
+    order *= w - 2
+    order += np.repeat((t + (w - 2) * (ylo - start[:-1])).astype(dtype), size)  # wraps back into range
+    return order, ylo, start
+
+
 def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
     """Floyd-Steinberg error diffusion (7/16 right, 3/16, 5/16, 1/16 below) in CIELAB.
 
@@ -342,34 +358,50 @@ def dither_floyd(images: np.ndarray, index: PaletteIndex) -> np.ndarray:
     ``x + 2y`` are independent: each step handles that whole anti-diagonal of every image at
     once (W + 2H - 2 numpy steps instead of N*H*W Python ones). Pixels that are already palette
     colours are kept and take no error; pixels that turn transparent pass none on.
+
+    The pixels are stored diagonal by diagonal, so a step reads and writes contiguous slices
+    (the error's neighbours on diagonals t+1..t+3 are runs too) instead of gathering a diagonal
+    across H rows by fancy indexing; the arithmetic and its order are unchanged, bit for bit.
     """
     n, h, w, _ = images.shape
-    keys = pack(images)
-    idx, found = index.lookup(keys)
-    idx = idx.astype(np.int64)
-    work = srgb_to_lab(images[..., :3])
-    alpha = images[..., 3]
-    ys_all = np.arange(h)
-    for t in range(w + 2 * (h - 1)):
-        ys = ys_all[(t - 2 * ys_all >= 0) & (t - 2 * ys_all < w)]
-        xs = t - 2 * ys
-        free = ~found[:, ys, xs]  # (N, k)
+    order, ylo, start = _diagonal_order(h, w)
+    skewed = images.reshape(n, h * w, 4)[:, order]
+    idx, found = index.lookup(pack(skewed))  # int32 indices from the hash table
+    work = srgb_to_lab(skewed[..., :3])
+    alpha = skewed[..., 3].copy()
+    del skewed
+    yhi = ylo + np.diff(start) - 1
+    steps = len(ylo)
+    spread = ((0, 1, 7 / 16), (1, 1, 3 / 16), (1, 2, 5 / 16), (1, 3, 1 / 16))  # (dy, dt, weight): dt = dx + 2 dy
+    for t in range(steps):
+        s0, s1 = start[t], start[t + 1]
+        free = ~found[:, s0:s1]  # (N, k)
         if not free.any():
             continue
-        target = np.clip(work[:, ys, xs], LAB_LOW, LAB_HIGH)  # (N, k, 3)
-        fi = np.nonzero(free)
-        chosen = index.nearest_lab(target[fi], alpha[:, ys, xs][fi])
-        sub = idx[:, ys, xs]
-        sub[fi] = chosen
-        idx[:, ys, xs] = sub
-        err = np.zeros_like(target)
-        err[fi] = np.where((chosen > 0)[:, None], target[fi] - index.lab[chosen], 0.0)
-        for dy, dx, wgt in ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16)):
-            ty, tx = ys + dy, xs + dx
-            ok = (ty < h) & (tx >= 0) & (tx < w)
-            if ok.any():
-                work[:, ty[ok], tx[ok]] += wgt * err[:, ok]
-    return idx
+        target = np.clip(work[:, s0:s1], LAB_LOW, LAB_HIGH)  # (N, k, 3)
+        if free.all():  # the usual case in photos: no gather, the same rows in the same order
+            chosen = index.nearest_lab(target.reshape(-1, 3), alpha[:, s0:s1].ravel())
+            idx[:, s0:s1] = chosen.reshape(free.shape)
+            err = np.where((chosen > 0)[:, None], target.reshape(-1, 3) - index.lab[chosen], 0.0).reshape(target.shape)
+        else:
+            fi = np.nonzero(free)
+            chosen = index.nearest_lab(target[fi], alpha[:, s0:s1][fi])
+            idx[:, s0:s1][fi] = chosen
+            err = np.zeros_like(target)
+            err[fi] = np.where((chosen > 0)[:, None], target[fi] - index.lab[chosen], 0.0)
+        for dy, dt, wgt in spread:
+            t2 = t + dt
+            if t2 >= steps:
+                continue
+            a, b = max(ylo[t] + dy, ylo[t2]), min(yhi[t] + dy, yhi[t2])  # target rows on diagonal t2
+            if a > b:
+                continue
+            d0, e0 = start[t2] + a - ylo[t2], a - dy - ylo[t]
+            work[:, d0 : d0 + b - a + 1] += wgt * err[:, e0 : e0 + b - a + 1]
+    del work
+    out = np.empty((n, h * w), np.int64)
+    out[:, order] = idx
+    return out.reshape(n, h, w)
 
 
 def iter_batches(batches: Iterable) -> Iterable[np.ndarray]:
