@@ -536,3 +536,29 @@ def test_many_distinct_colours_are_binned_without_losing_fit(monkeypatch):
     binned = quantize.reduce_colors(keys, counts, 32)
     assert len(binned) == len(every) == 32 and (binned[:, 3] == 255).all()
     assert mean_error(binned) < 1.05 * mean_error(every)
+
+
+def test_translucent_colours_are_binned_to_at_most_max_bins(monkeypatch):
+    """Translucent colours can fill 2^19 5-bit RGB + 4-bit alpha bins; bins coarsen until at most
+    MAX_BINS are used, the bins' weighted mean is still the colours' mean, and the palette serves
+    the colours in k-means' own space (L*, a*, b*, alpha) about as well as k-means on every colour."""
+    rng = np.random.default_rng(8)
+    rgba = rng.integers(0, 256, (20000, 4)).astype(np.uint8)
+    rgba[:, 3] = rng.integers(1, 255, 20000)
+    keys, counts = np.unique(quantize.pack(rgba), return_counts=True)
+    rgba = quantize.unpack(keys)
+    feats = quantize.features(rgba)
+    monkeypatch.setattr(quantize, "MAX_BINS", 4096)
+    points, weights = quantize._binned(rgba, counts.astype(np.float64))
+    assert len(points) <= 4096 and weights.sum() == counts.sum()
+    np.testing.assert_allclose(weights @ points / weights.sum(), counts @ feats / counts.sum())
+
+    def spread(colors):
+        _, d = quantize._nearest_centre(feats, quantize.features(colors))
+        return float(np.sqrt(d) @ counts / counts.sum())
+
+    every = quantize.reduce_colors(keys, counts, 32)
+    monkeypatch.setattr(quantize, "MAX_POINTS", 1000)
+    binned = quantize.reduce_colors(keys, counts, 32)
+    assert len(binned) >= 30 and len(every) >= 30  # rounding to bytes can merge two centres
+    assert spread(binned) < 1.05 * spread(every), (spread(binned), spread(every))

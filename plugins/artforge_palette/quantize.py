@@ -239,15 +239,32 @@ def kmeans(x: np.ndarray, w: np.ndarray, k: int, iters: int = 60, seed: int = 0)
 
 
 MAX_POINTS = 1 << 16  # distinct colours k-means takes one by one; above it, colours are binned
+MAX_BINS = 1 << 16  # most bins k-means is given: the finest depth of _BIN_BITS with no more than these
+_BIN_BITS = ((5, 4), (4, 4), (4, 3), (3, 3), (3, 2), (2, 2), (2, 1), (1, 1))  # (bits per RGB channel, alpha bits)
+
+
+def _bin_keys(rgba: np.ndarray, rgb_bits: int, alpha_bits: int) -> np.ndarray:
+    """Bin number of each colour: the top bits of R, G, B and alpha, side by side."""
+    r, g, b, a = (rgba[:, i].astype(np.int64) for i in range(4))
+    cut = 8 - rgb_bits
+    return ((((r >> cut) << rgb_bits | g >> cut) << rgb_bits | b >> cut) << alpha_bits) | a >> (8 - alpha_bits)
 
 
 def _binned(rgba: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Many distinct colours -> (count-weighted mean features of 5-bit RGB + 4-bit alpha bins, bin
-    weights). A cluster's mean over bins is exactly its mean over the colours;
-    only the assignment moves a bin's colours together, a fraction of a palette step."""
-    key = (((rgba[:, 0] >> 3).astype(np.int64) << 14) | ((rgba[:, 1] >> 3).astype(np.int64) << 9)
-           | ((rgba[:, 2] >> 3).astype(np.int64) << 4) | (rgba[:, 3] >> 4))
-    _, inv = np.unique(key, return_inverse=True)
+    """Many distinct colours -> (count-weighted mean features of RGB + alpha bins, bin weights).
+
+    Bins are 5-bit RGB + 4-bit alpha when that makes at most ``MAX_BINS`` non-empty bins (always
+    for opaque colours, 2^15 possible bins; photos), else the next coarser depth that does:
+    translucent noise fills all 2^19 of those bins, and k-means on 8x ``MAX_POINTS`` points took
+    minutes and gigabytes. A cluster's mean over bins is exactly its mean over the colours; only
+    the assignment moves a bin's colours together, a fraction of a palette step."""
+    for rgb_bits, alpha_bits in _BIN_BITS:
+        key = _bin_keys(rgba, rgb_bits, alpha_bits)
+        present = np.zeros(1 << (3 * rgb_bits + alpha_bits), bool)
+        present[key] = True
+        if np.count_nonzero(present) <= MAX_BINS:
+            break
+    inv = (np.cumsum(present) - 1)[key]  # rank among non-empty bins, in key order like np.unique's
     w = np.bincount(inv, weights=counts)
     f = features(rgba)
     mean = np.stack([np.bincount(inv, weights=counts * f[:, j]) for j in range(f.shape[1])], 1) / w[:, None]
