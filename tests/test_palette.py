@@ -271,6 +271,25 @@ def test_auto_reduces_and_counts_moved_pixels(tiles):
     assert c.encode_counted(tiles)[1] == s["moved_pixels"]
 
 
+def test_fit_estimates_mean_delta_e_from_a_sample_when_colours_are_many(tiles, monkeypatch):
+    from artforge_palette import codec as codec_mod
+
+    exact = get_codec("palette:auto/16")
+    exact.fit([tiles])
+    assert "moved_delta_e_sample" not in exact.fit_stats and "sampled" not in exact.fit_summary()
+    monkeypatch.setattr(codec_mod, "DELTA_E_EXACT", 100)
+    monkeypatch.setattr(codec_mod, "DELTA_E_SAMPLE", 4096)
+    est = get_codec("palette:auto/16")
+    est.fit([tiles])
+    s, want = est.fit_stats, exact.fit_stats["moved_mean_delta_e"]
+    assert np.array_equal(est.palette, exact.palette) and s["moved_pixels"] == exact.fit_stats["moved_pixels"]
+    assert s["moved_delta_e_sample"] == 4096 and 0 < s["moved_delta_e_stderr"] < 0.5
+    assert abs(s["moved_mean_delta_e"] - want) < 4 * s["moved_delta_e_stderr"]
+    assert "estimated from 4,096 sampled pixels" in est.fit_summary()
+    again = codec_from_config(json.loads(json.dumps(est.config())))
+    assert again.fit_summary() == est.fit_summary()
+
+
 def test_reduction_beats_a_uniform_palette(tiles):
     c = get_codec("palette:auto/16")
     c.fit([tiles])
