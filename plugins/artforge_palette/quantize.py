@@ -79,16 +79,15 @@ class PaletteIndex:
         cand = np.empty(flat.shape, self.table.dtype)
         found = np.empty(flat.shape, bool)
         for s in range(0, len(flat), _LOOKUP_BLOCK):
-            k = flat[s : s + _LOOKUP_BLOCK]
-            c = self.table[(k * self.mult) >> self.shift]
-            f = self.keys[c] == k
+            k, c, f = flat[s : s + _LOOKUP_BLOCK], cand[s : s + _LOOKUP_BLOCK], found[s : s + _LOOKUP_BLOCK]
+            np.take(self.table, (k * self.mult) >> self.shift, out=c)
+            np.equal(self.keys[c], k, out=f)
             if not f.all():  # hash clashes (only for huge palettes): binary search the rest
                 miss = ~f
                 pos = np.minimum(np.searchsorted(self.sorted_keys, k[miss]), len(self.sorted_keys) - 1)
                 hit = self.sorted_keys[pos] == k[miss]
                 c[miss] = np.where(hit, self.sorted_idx[pos], c[miss])
                 f[miss] = hit
-            cand[s : s + _LOOKUP_BLOCK], found[s : s + _LOOKUP_BLOCK] = c, f
         return cand.reshape(keys.shape), found.reshape(keys.shape)
 
     def snap_alpha(self, alpha: np.ndarray) -> np.ndarray:
