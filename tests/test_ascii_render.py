@@ -155,6 +155,27 @@ def test_conversion_options_and_fit_grid():
         codec.convert(img, dither="bayer")
 
 
+def test_downsampled_glyphs_are_cached_per_atlas_and_footprint():
+    """Converting many pictures resizes the glyphs once per (atlas, footprint), not per picture;
+    the cached arrays are the uncached ones, read-only, and each atlas and font size has its own."""
+    from artforge_ascii import convert
+
+    small, big = build_atlas(PRINTABLE, None, 8), build_atlas(PRINTABLE, None, 14)
+    for atlas in (small, big):
+        for kh, kw in ((2, 1), (7, 4), atlas.cell):
+            got = convert._glyphs_at(atlas, kh, kw)
+            assert got is convert._glyphs_at(atlas, kh, kw) and not got.flags.writeable
+            assert got.shape == (len(atlas.chars), kh, kw) and got.dtype == np.float32
+            assert np.array_equal(got, convert._glyphs_at.__wrapped__(atlas, kh, kw))
+    assert not np.array_equal(convert._glyphs_at(small, 4, 3), convert._glyphs_at(big, 4, 3))
+    img = _test_picture()
+    convert._glyphs_at.cache_clear()
+    fresh = image_to_tokens(img, small, 16, 8, edges=0.5)
+    assert convert._glyphs_at.cache_info().misses == 1
+    assert np.array_equal(image_to_tokens(img, small, 16, 8, edges=0.5), fresh)
+    assert convert._glyphs_at.cache_info().hits >= 1
+
+
 def test_grid_ssim_skips_blank_margins_exactly():
     from artforge_ascii.ssim import grid_ssim
 

@@ -53,6 +53,32 @@ def test_lab_reference_values_and_inverse():
     np.testing.assert_allclose(lab_to_srgb(srgb_to_lab(rgb)), rgb, atol=1e-6)
 
 
+def _lab_whole_array(rgb: np.ndarray) -> np.ndarray:
+    """The formula in one go, as srgb_to_lab computed it before it worked in blocks."""
+    from artforge_palette import colorspace as cs
+
+    rgb = np.asarray(rgb)
+    lin = cs._LINEAR_LUT[rgb] if rgb.dtype == np.uint8 else cs._linear(np.clip(rgb, 0, 255) / 255.0)
+    xyz = lin @ cs._RGB_TO_XYZ.T / cs._WHITE
+    f = np.where(xyz > cs._D**3, np.cbrt(xyz), xyz / (3 * cs._D**2) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
+
+
+@pytest.mark.parametrize("block", [7, 1 << 14])
+def test_lab_in_blocks_equals_the_whole_array_exactly(monkeypatch, block):
+    from artforge_palette import colorspace as cs
+
+    monkeypatch.setattr(cs, "_BLOCK", block)
+    rng = np.random.default_rng(5)
+    dark = np.stack(np.meshgrid(*[np.arange(12)] * 3, indexing="ij"), -1).reshape(-1, 3)  # the linear toe
+    for x in (rng.integers(0, 256, (3, 41, 300, 3)).astype(np.uint8), dark.astype(np.uint8),
+              rng.uniform(-5, 260, (1000, 3)), rng.integers(0, 256, (2 * block + 1, 3)).astype(np.uint8),
+              np.array([7, 200, 31], np.uint8), np.zeros((0, 3), np.uint8)):
+        got = srgb_to_lab(x)
+        assert got.shape == x.shape and got.dtype == np.float64
+        assert np.array_equal(got, _lab_whole_array(x))  # bit for bit: nearest-colour ties cannot move
+
+
 # -- specs, presets, config --------------------------------------------------------------------------
 @pytest.mark.parametrize("spec, colours", [("pico8", 16), ("gameboy", 4), ("nes", 54), ("cga", 16), ("bw", 2)])
 def test_presets(spec, colours):
@@ -136,6 +162,30 @@ def test_large_palette_uses_uint16_and_still_round_trips():
 
 
 # -- nearest colour, transparency ------------------------------------------------------------------
+def test_lookup_and_nearest_in_blocks_equal_one_block(monkeypatch):
+    """Block sizes only bound the temporaries: tiny blocks (odd sizes, lone last rows) give the
+    same indices as blocks larger than the input, for exact hits, hash clashes and nearest colours."""
+    rng = np.random.default_rng(6)
+    keys = np.unique(rng.integers(1 << 24, 2**32, 20000, dtype=np.uint64).astype(np.uint32))
+    big = quantize.unpack(keys)
+    small = rng.integers(0, 256, (12, 4)).astype(np.uint8)
+    small[:, 3] = rng.choice([255, 128, 40], 12)
+    for pal in (big, small[np.unique(quantize.pack(small), return_index=True)[1]]):
+        c = codec_with(pal)
+        index = c._need()
+        clash = np.nonzero(index.keys[index.table[(index.keys * index.mult) >> index.shift]] != index.keys)[0]
+        assert len(clash) > 0 or len(pal) < 100  # the big palette takes the binary-search path
+        img = rng.integers(0, 256, (2, 31, 33, 4)).astype(np.uint8)
+        hits = np.concatenate([clash, rng.integers(0, c.vocab_size, 5 * 33)])[: 5 * 33]
+        img[0, :5] = c.palette[hits].reshape(5, 33, 4)  # exact hits too
+        want = c.encode(img)
+        assert np.array_equal(want[0, :5].ravel(), hits)
+        monkeypatch.setattr(quantize, "_LOOKUP_BLOCK", 7)
+        monkeypatch.setattr(quantize, "_CHUNK", 3 * (c.vocab_size - 1))  # 3 rows a block
+        assert np.array_equal(codec_with(pal).encode(img), want)
+        monkeypatch.undo()
+
+
 def test_nearest_colour_matches_a_brute_force_search():
     rng = np.random.default_rng(2)
     pal = rng.integers(0, 256, (12, 4)).astype(np.uint8)
@@ -221,6 +271,25 @@ def test_auto_reduces_and_counts_moved_pixels(tiles):
     assert c.encode_counted(tiles)[1] == s["moved_pixels"]
 
 
+def test_fit_estimates_mean_delta_e_from_a_sample_when_colours_are_many(tiles, monkeypatch):
+    from artforge_palette import codec as codec_mod
+
+    exact = get_codec("palette:auto/16")
+    exact.fit([tiles])
+    assert "moved_delta_e_sample" not in exact.fit_stats and "sampled" not in exact.fit_summary()
+    monkeypatch.setattr(codec_mod, "DELTA_E_EXACT", 100)
+    monkeypatch.setattr(codec_mod, "DELTA_E_SAMPLE", 4096)
+    est = get_codec("palette:auto/16")
+    est.fit([tiles])
+    s, want = est.fit_stats, exact.fit_stats["moved_mean_delta_e"]
+    assert np.array_equal(est.palette, exact.palette) and s["moved_pixels"] == exact.fit_stats["moved_pixels"]
+    assert s["moved_delta_e_sample"] == 4096 and 0 < s["moved_delta_e_stderr"] < 0.5
+    assert abs(s["moved_mean_delta_e"] - want) < 4 * s["moved_delta_e_stderr"]
+    assert "estimated from 4,096 sampled pixels" in est.fit_summary()
+    again = codec_from_config(json.loads(json.dumps(est.config())))
+    assert again.fit_summary() == est.fit_summary()
+
+
 def test_reduction_beats_a_uniform_palette(tiles):
     c = get_codec("palette:auto/16")
     c.fit([tiles])
@@ -295,6 +364,28 @@ def test_floyd_wavefront_equals_sequential_reference():
     imgs[1, 2, 3] = c.palette[5]  # a palette pixel in the middle is kept
     got = c.convert(imgs, dither="floyd")
     for i in range(3):
+        assert np.array_equal(got[i], _floyd_reference(imgs[i], c))
+
+
+def test_diagonal_order_is_by_x_plus_2y_then_y():
+    for h in range(1, 9):
+        for w in range(1, 12):
+            order, ylo, start = quantize._diagonal_order(h, w)
+            y, x = np.divmod(np.arange(h * w), w)
+            assert np.array_equal(order, np.lexsort((y, x + 2 * y)))
+            assert np.array_equal(np.diff(start), np.bincount(x + 2 * y)) and np.array_equal(ylo, y[order][start[:-1]])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 1, 12), (2, 11, 1), (1, 2, 2), (2, 13, 6), (1, 5, 17)])
+def test_floyd_on_thin_and_odd_shapes_equals_sequential_reference(shape):
+    """The diagonal-major storage has edge cases where diagonals are one pixel long or start late."""
+    rng = np.random.default_rng(7)
+    c = get_codec("palette:pico8")
+    imgs = rng.integers(0, 256, (*shape, 4)).astype(np.uint8)
+    imgs[..., 3] = rng.choice([0, 255], shape, p=[0.15, 0.85])
+    imgs.reshape(-1, 4)[:: 5] = c.palette[3]  # kept palette pixels, some diagonals with nothing to do
+    got = c.convert(imgs, dither="floyd")
+    for i in range(shape[0]):
         assert np.array_equal(got[i], _floyd_reference(imgs[i], c))
 
 
@@ -464,3 +555,29 @@ def test_many_distinct_colours_are_binned_without_losing_fit(monkeypatch):
     binned = quantize.reduce_colors(keys, counts, 32)
     assert len(binned) == len(every) == 32 and (binned[:, 3] == 255).all()
     assert mean_error(binned) < 1.05 * mean_error(every)
+
+
+def test_translucent_colours_are_binned_to_at_most_max_bins(monkeypatch):
+    """Translucent colours can fill 2^19 5-bit RGB + 4-bit alpha bins; bins coarsen until at most
+    MAX_BINS are used, the bins' weighted mean is still the colours' mean, and the palette serves
+    the colours in k-means' own space (L*, a*, b*, alpha) about as well as k-means on every colour."""
+    rng = np.random.default_rng(8)
+    rgba = rng.integers(0, 256, (20000, 4)).astype(np.uint8)
+    rgba[:, 3] = rng.integers(1, 255, 20000)
+    keys, counts = np.unique(quantize.pack(rgba), return_counts=True)
+    rgba = quantize.unpack(keys)
+    feats = quantize.features(rgba)
+    monkeypatch.setattr(quantize, "MAX_BINS", 4096)
+    points, weights = quantize._binned(rgba, counts.astype(np.float64))
+    assert len(points) <= 4096 and weights.sum() == counts.sum()
+    np.testing.assert_allclose(weights @ points / weights.sum(), counts @ feats / counts.sum())
+
+    def spread(colors):
+        _, d = quantize._nearest_centre(feats, quantize.features(colors))
+        return float(np.sqrt(d) @ counts / counts.sum())
+
+    every = quantize.reduce_colors(keys, counts, 32)
+    monkeypatch.setattr(quantize, "MAX_POINTS", 1000)
+    binned = quantize.reduce_colors(keys, counts, 32)
+    assert len(binned) >= 30 and len(every) >= 30  # rounding to bytes can merge two centres
+    assert spread(binned) < 1.05 * spread(every), (spread(binned), spread(every))

@@ -15,6 +15,8 @@ then becomes the densest characters rather than a mix that loses its shape.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from artforge_ascii.atlas import GlyphAtlas
@@ -58,14 +60,23 @@ def footprint(shape: tuple[int, int], atlas: GlyphAtlas, cols: int, rows: int) -
     return max(2, min(h, round(H / rows))), max(1, min(w, round(W / cols)))
 
 
+@functools.lru_cache(maxsize=32)
 def _glyphs_at(atlas: GlyphAtlas, kh: int, kw: int) -> np.ndarray:
-    """(V, kh, kw) glyph brightness, box-averaged (exact area averaging for any size)."""
+    """(V, kh, kw) glyph brightness, box-averaged (exact area averaging for any size); read-only.
+
+    Cached: converting a folder asks for the same footprint once per picture, and resizing every
+    glyph each time (95 Pillow resizes a picture) was most of ``convert``'s time on small pictures.
+    The key is the atlas object itself (hashed by identity, ``eq=False``; atlases are cached and
+    immutable), and the cache keeps it alive, so an id is never reused for another atlas."""
     from PIL import Image
 
     paper = atlas.paper
     if (kh, kw) == paper.shape[1:]:
-        return paper.astype(np.float32)
-    return np.stack([np.asarray(Image.fromarray(g, "F").resize((kw, kh), Image.Resampling.BOX)) for g in paper])
+        out = paper.astype(np.float32)
+    else:
+        out = np.stack([np.asarray(Image.fromarray(g, "F").resize((kw, kh), Image.Resampling.BOX)) for g in paper])
+    out.setflags(write=False)
+    return out
 
 
 def _grads(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

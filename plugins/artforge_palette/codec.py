@@ -32,6 +32,8 @@ from artforge_palette import palettes, quantize
 from artforge_palette.colorspace import srgb_to_lab
 
 DEFAULT_AUTO = 256
+DELTA_E_EXACT = 1 << 20  # fit's mean delta E is exact up to this many distinct moved colours,
+DELTA_E_SAMPLE = 1 << 18  # else estimated from this many pixels (standard error ~0.05 delta E)
 _AUTO = re.compile(r"^auto(?:/(\d+))?$")
 DITHER = {"none": "none", "bayer": "bayer", "ordered": "bayer", "floyd": "floyd", "floyd-steinberg": "floyd",
           "fs": "floyd"}
@@ -140,17 +142,25 @@ class PaletteCodec(Codec):
         colors = quantize.reduce_colors(keys, counts, self.auto_n or DEFAULT_AUTO)
         self._set_colors(colors)
         index = self._need()
-        exact, found = index.lookup(keys)
-        moved = int(counts[~found].sum())
-        mean_de = 0.0
+        _, found = index.lookup(keys)
+        moved_keys, moved_counts = keys[~found], counts[~found]
+        moved = int(moved_counts.sum())
+        mean_de, sample = 0.0, {}
         if moved:
-            rgba = quantize.unpack(keys[~found])
-            near = index.nearest(rgba[:, :3], rgba[:, 3])
-            de = np.sqrt(((srgb_to_lab(rgba[:, :3]) - index.lab[near]) ** 2).sum(1))
-            mean_de = float((de * counts[~found]).sum() / moved)
+            sampled = len(moved_keys) > DELTA_E_EXACT
+            if sampled:  # nearest colours for millions of colours cost seconds: a reproducible estimate
+                pick = np.random.default_rng(0).choice(len(moved_keys), DELTA_E_SAMPLE, p=moved_counts / moved)
+                moved_keys, moved_counts = moved_keys[pick], np.ones(DELTA_E_SAMPLE, np.int64)
+            rgba = quantize.unpack(moved_keys)
+            lab = srgb_to_lab(rgba[:, :3])
+            de = np.sqrt(((lab - index.lab[index.nearest_lab(lab, rgba[:, 3])]) ** 2).sum(1))
+            mean_de = float((de * moved_counts).sum() / moved_counts.sum())
+            if sampled:
+                sample = {"moved_delta_e_sample": DELTA_E_SAMPLE,
+                          "moved_delta_e_stderr": round(float(de.std(ddof=1) / np.sqrt(len(de))), 3)}
         self.fit_stats = {"images": counter.images, "pixels": counter.pixels, "visible_pixels": int(counts.sum()),
                           "distinct_colors": len(keys), "palette_colors": len(colors), "moved_pixels": moved,
-                          "moved_mean_delta_e": round(mean_de, 3)}
+                          "moved_mean_delta_e": round(mean_de, 3), **sample}
 
     def fit_summary(self) -> str:
         """One line on what the last fit did (how many pixels had to move to a palette colour)."""
@@ -158,9 +168,12 @@ class PaletteCodec(Codec):
         if not s:
             return f"{self.spec}: {self.vocab_size - 1} colours" if self.colors is not None else self.spec
         pct = 100.0 * s["moved_pixels"] / max(1, s["visible_pixels"])
+        de = f"mean delta E {s['moved_mean_delta_e']:.2f}"
+        if s.get("moved_delta_e_sample"):
+            de += f" +/- {s['moved_delta_e_stderr']:.2f}, estimated from {s['moved_delta_e_sample']:,} sampled pixels"
         return (f"{s['palette_colors']} colours from {s['distinct_colors']:,} distinct colours in "
                 f"{s['visible_pixels']:,} visible pixels; {s['moved_pixels']:,} pixels ({pct:.1f}%) moved to "
-                f"the nearest palette colour (mean delta E {s['moved_mean_delta_e']:.2f})")
+                f"the nearest palette colour ({de})")
 
     # -- the work -------------------------------------------------------------------------------
     def _check(self, images: np.ndarray) -> np.ndarray:
