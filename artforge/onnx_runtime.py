@@ -89,7 +89,7 @@ def softmax_sample(logits: np.ndarray, rng: np.random.Generator, temperature: fl
 
 
 def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Generator, temperature: float = 1.0,
-                   labels: np.ndarray | None = None, **_: Any) -> np.ndarray:
+                   labels: np.ndarray | None = None, **options: Any) -> np.ndarray:
     """Generic VAE-style sampler: z ~ N(0, I) -> ``decoder`` -> per-cell categorical logits.
 
     The decoder's first output is (n, vocab, *token_shape) logits; ``info.latent_shape`` gives z.
@@ -98,6 +98,9 @@ def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Genera
     A decoder with a ``labels`` input gets ``labels``, or rows drawn from ``info.label_rows``
     (weighted by ``info.label_weights``) when none are given.
     """
+    if options:  # cells are drawn from their own softmax or argmax: no vocabulary filters apply
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(options))
+        raise ArtforgeError(f"model {manifest.get('model')!r} samples without {flags}; drop it")
     info = manifest["info"]
     shape = tuple(info["latent_shape"])
     if info.get("latent") == "categorical":

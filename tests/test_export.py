@@ -104,6 +104,8 @@ def test_generic_latent_decoder_sampler(runner, tiny_cache, tmp_path):
     invoke(runner, "sample", "--onnx", tmp_path / "onnx", "-n", "5", "-o", tmp_path / "g.png",
            "--tokens", tmp_path / "t.npz")
     assert np.load(tmp_path / "t.npz")["tokens"].shape == (5, 8, 8)
+    r = invoke(runner, "sample", "--onnx", tmp_path / "onnx", "--top-k", "3", "-o", tmp_path / "k.png", ok=False)
+    assert "samples without --top-k" in r.output and not (tmp_path / "k.png").exists()
 
 
 def test_a_plugins_onnx_mistakes_fail_the_export_naming_the_part(runner, tiny_cache, tmp_path, monkeypatch):
