@@ -27,4 +27,6 @@ class BadInput(ArtforgeError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        # a name holding a line break (legal on Linux) must not split the one-line message
+        shown = self.path.translate({10: "\\n", 13: "\\r"})
+        super().__init__(f"{shown}: {reason}")

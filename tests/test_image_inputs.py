@@ -146,3 +146,12 @@ def test_a_sheet_of_opaque_pictures_needs_little_more_than_the_sheet():
     tracemalloc.stop()
     assert peak < sheet.nbytes + 6_000_000, (peak, sheet.nbytes)  # the float32 stack alone was 12.6 MB
     assert sheet[2, 516].tolist() == [127, 127, 127]  # round(255 * 127/255)
+
+
+def test_a_bad_file_whose_name_holds_a_line_break_is_reported_on_one_line(runner, emoji_dir, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    (tmp_path / "in" / "bad\nname.png").write_bytes(b"not a picture")
+    r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz")
+    skipped = [line for line in r.output.splitlines() if "skipped" in line and "name.png" in line]
+    assert len(skipped) == 1 and "bad\\nname.png: not an image" in skipped[0], r.output
