@@ -218,8 +218,6 @@ def check_figures(model: ArtModel, method: str, figures: Any, need_loss: bool = 
     become Python numbers (``float(v)`` of a 0-d tensor is what a model means by them); anything JSON
     cannot hold is a :class:`ContractError` naming the model and the key. ``validate`` figures must be
     numbers and include ``loss``, which picks best.pt."""
-    import json
-
     import numpy as np
 
     who = f"{model.name}.{method}"

@@ -407,6 +407,8 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     check_not_inputs((output, tokens, Path(output).with_suffix(".txt")), interpolate or ())
     t0 = time.perf_counter()
     check_sampling(temperature, top_p)
+    # only the options given: a sampler without top-k has no such parameter to take None
+    options = {k: v for k, v in (("top_k", top_k), ("top_p", top_p)) if v is not None}
     if onnx_dir:
         from artforge.onnx_runtime import load_manifest, sample_onnx
         from artforge.plugins import PluginError
@@ -423,8 +425,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             raise
         except ArtforgeError as exc:
             raise BadInput(folder / "manifest.json", str(exc)) from None
-        given = {k: v for k, v in (("top_k", top_k), ("top_p", top_p)) if v is not None}  # as for the model
-        toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec, **given)
+        toks, _ = sample_onnx(onnx_dir, count, seed=seed, temperature=temperature, labels=vec, **options)
         shape = manifest.get("token_shape")
         toks = checked_tokens(toks, codec, f"ONNX sampler {manifest.get('sampler')}", count,
                               tuple(shape) if isinstance(shape, list) else None)
@@ -454,8 +455,6 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             toks = check_model_tokens(model, "interpolate", out, codec)
             names = [f"interp-{i:03d}" for i in range(len(toks))]
         else:
-            # only the options given: a sample() of a model without top-k has no such parameter to take None
-            options = {k: v for k, v in (("top_k", top_k), ("top_p", top_p)) if v is not None}
             kwargs = {"generator": g, "temperature": temperature, "labels": labels, **options}
             check_call(model, "sample", count, flags={"top_k": "--top-k", "top_p": "--top-p"}, **kwargs)
             toks = check_model_tokens(model, "sample", model.sample(count, **kwargs), codec, count)

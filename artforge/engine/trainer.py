@@ -9,6 +9,7 @@ loss curve in the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -490,104 +491,103 @@ class Trainer:
         t_start = time.perf_counter() - self.elapsed
         last_eval: dict[str, float] = {}
         loader = self._loader(self.train_ds, batches)  # one loader: its workers live across epochs
-        try:
+        with contextlib.ExitStack() as cleanup:  # on the way out: signal handlers, loader workers, bar
+            cleanup.callback(progress.close)
+            cleanup.callback(_stop_loader, loader)
             # Ctrl-C / SIGTERM: the step finishes and last.pt is saved; a second signal stops at once
-            with deferred_stop() as stop:
-                while self.step < self.total and self.stop_reason is None:
-                    batches.set_position(self.epoch, self.batch_in_epoch)
-                    t_wait = time.perf_counter()
-                    for idx_batch in loader:
-                        batch = _batch_to(idx_batch, self.device)
-                        wait += time.perf_counter() - t_wait
-                        lr = lr_at(self.step, cfg, self.total)
-                        self.model.on_step(self.step, self.total)
-                        for phase in self.model.phases:  # a phase may repeat (two discriminator steps per step)
-                            opt = self.optimizers[phase]
-                            for group in opt.param_groups:
-                                group["lr"] = lr
-                            opt.zero_grad(set_to_none=True)
-                            with self._autocast():
-                                losses = check_losses(self.model, self.forward(batch, phase=phase), phase)
-                            for k, v in losses.items():
-                                key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
-                                d = v.detach().float()
-                                finite_flags.append((self.step, key, d))
-                                sums[key] = sums[key] + d if key in sums else d
-                                counts[key] = counts.get(key, 0) + 1
-                            losses["loss"].backward()
-                            if cfg.grad_clip > 0:
-                                gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
-                                name = "gradient norm" if len(self.optimizers) == 1 else f"{phase} gradient norm"
-                                finite_flags.append((self.step, name, gn.detach()))
-                            opt.step()
-                        if self.ema is not None:
-                            self._update_ema()
-                        self.step += 1
-                        self.batch_in_epoch += 1
-                        n_sum += 1
-                        due_log = self.step % cfg.log_every == 0 or self.step == self.total
-                        due_eval = self.step % cfg.eval_every == 0 or self.step == self.total
-                        due_sample = self.step % cfg.sample_every == 0 or self.step == self.total
-                        due_ckpt = self.step % cfg.ckpt_every == 0 or self.step == self.total
-                        # On GPU the check waits for the device, so it runs only when something is saved.
-                        if self.device.type == "cpu" or due_log or due_eval or due_ckpt or stop.signum:
-                            self._check_finite(finite_flags)
-                        if due_log:
-                            now = time.perf_counter()
-                            dt = now - t_log
-                            means = self._reduce({k: float(v) / counts[k] for k, v in sums.items()})
-                            sps = n_sum / dt if dt > 0 else 0.0
-                            rec = {"step": self.step, "epoch": self.epoch, "split": "train", **means, "lr": lr,
-                                   "steps_per_s": sps, "samples_per_s": sps * cfg.batch_size,
-                                   "tokens_per_s": sps * cfg.batch_size * tok_per_sample,
-                                   "data_wait_frac": wait / dt if dt > 0 else 0.0,
-                                   "elapsed_s": now - t_start}
-                            if flops_tok and peak:
-                                rec["mfu"] = rec["tokens_per_s"] * flops_tok / (peak * self.world)
-                            metrics.write(rec)
-                            progress.update(self.step, rec)
-                            sums.clear()
-                            counts.clear()
-                            n_sum, wait, t_log = 0, 0.0, now
-                        improved = False
-                        if due_eval and self.main:
-                            last_eval = self.validate()
-                            metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
-                            progress.note(last_eval)
-                            improved = last_eval["loss"] < self.best_val
-                            if improved:
-                                self.best_val = last_eval["loss"]
-                        # last.pt before best.pt, and whenever best.pt is written: best.pt is never newer
-                        # than last.pt, so a run that fails after saving anything can be resumed
-                        if due_ckpt or improved:
-                            self.elapsed = time.perf_counter() - t_start
-                            self.save(LAST)
+            stop = cleanup.enter_context(deferred_stop())
+            while self.step < self.total and self.stop_reason is None:
+                batches.set_position(self.epoch, self.batch_in_epoch)
+                t_wait = time.perf_counter()
+                for idx_batch in loader:
+                    batch = _batch_to(idx_batch, self.device)
+                    wait += time.perf_counter() - t_wait
+                    lr = lr_at(self.step, cfg, self.total)
+                    self.model.on_step(self.step, self.total)
+                    for phase in self.model.phases:  # a phase may repeat (two discriminator steps per step)
+                        opt = self.optimizers[phase]
+                        for group in opt.param_groups:
+                            group["lr"] = lr
+                        opt.zero_grad(set_to_none=True)
+                        with self._autocast():
+                            losses = check_losses(self.model, self.forward(batch, phase=phase), phase)
+                        for k, v in losses.items():
+                            key = k if len(self.optimizers) == 1 else f"{phase}/{k}"
+                            d = v.detach().float()
+                            finite_flags.append((self.step, key, d))
+                            sums[key] = sums[key] + d if key in sums else d
+                            counts[key] = counts.get(key, 0) + 1
+                        losses["loss"].backward()
+                        if cfg.grad_clip > 0:
+                            gn = torch.nn.utils.clip_grad_norm_(self.model.phase_parameters(phase), cfg.grad_clip)
+                            name = "gradient norm" if len(self.optimizers) == 1 else f"{phase} gradient norm"
+                            finite_flags.append((self.step, name, gn.detach()))
+                        opt.step()
+                    if self.ema is not None:
+                        self._update_ema()
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    n_sum += 1
+                    due_log = self.step % cfg.log_every == 0 or self.step == self.total
+                    due_eval = self.step % cfg.eval_every == 0 or self.step == self.total
+                    due_sample = self.step % cfg.sample_every == 0 or self.step == self.total
+                    due_ckpt = self.step % cfg.ckpt_every == 0 or self.step == self.total
+                    # On GPU the check waits for the device, so it runs only when something is saved.
+                    if self.device.type == "cpu" or due_log or due_eval or due_ckpt or stop.signum:
+                        self._check_finite(finite_flags)
+                    if due_log:
+                        now = time.perf_counter()
+                        dt = now - t_log
+                        means = self._reduce({k: float(v) / counts[k] for k, v in sums.items()})
+                        sps = n_sum / dt if dt > 0 else 0.0
+                        rec = {"step": self.step, "epoch": self.epoch, "split": "train", **means, "lr": lr,
+                               "steps_per_s": sps, "samples_per_s": sps * cfg.batch_size,
+                               "tokens_per_s": sps * cfg.batch_size * tok_per_sample,
+                               "data_wait_frac": wait / dt if dt > 0 else 0.0,
+                               "elapsed_s": now - t_start}
+                        if flops_tok and peak:
+                            rec["mfu"] = rec["tokens_per_s"] * flops_tok / (peak * self.world)
+                        metrics.write(rec)
+                        progress.update(self.step, rec)
+                        sums.clear()
+                        counts.clear()
+                        n_sum, wait, t_log = 0, 0.0, now
+                    improved = False
+                    if due_eval and self.main:
+                        last_eval = self.validate()
+                        metrics.write({"step": self.step, "epoch": self.epoch, "split": "val", **last_eval})
+                        progress.note(last_eval)
+                        improved = last_eval["loss"] < self.best_val
                         if improved:
-                            self.save(BEST)
-                        if due_sample and self.main:  # after the checkpoints: a grid cannot cost them
-                            self.write_samples()
-                        if due_eval and self.main:
-                            plot_run(self.run_dir)
-                        if self.world > 1 and (due_eval or due_ckpt):
-                            torch.distributed.barrier()
-                        if stop.signum:
-                            self.stop_reason = "interrupted"
-                        elif cfg.max_time and time.perf_counter() - t_start > cfg.max_time:
-                            self.stop_reason = "max_time"
-                        if self.step >= self.total or self.stop_reason:
-                            break
-                        t_wait = time.perf_counter()
-                    else:
-                        self.epoch += 1
-                        self.batch_in_epoch = 0
-                if self.stop_reason:
-                    self.elapsed = time.perf_counter() - t_start
-                    self.save(LAST)
-                    if self.main:
+                            self.best_val = last_eval["loss"]
+                    # last.pt before best.pt, and whenever best.pt is written: best.pt is never newer
+                    # than last.pt, so a run that fails after saving anything can be resumed
+                    if due_ckpt or improved:
+                        self.elapsed = time.perf_counter() - t_start
+                        self.save(LAST)
+                    if improved:
+                        self.save(BEST)
+                    if due_sample and self.main:  # after the checkpoints: a grid cannot cost them
+                        self.write_samples()
+                    if due_eval and self.main:
                         plot_run(self.run_dir)
-        finally:
-            progress.close()
-            _stop_loader(loader)
+                    if self.world > 1 and (due_eval or due_ckpt):
+                        torch.distributed.barrier()
+                    if stop.signum:
+                        self.stop_reason = "interrupted"
+                    elif cfg.max_time and time.perf_counter() - t_start > cfg.max_time:
+                        self.stop_reason = "max_time"
+                    if self.step >= self.total or self.stop_reason:
+                        break
+                    t_wait = time.perf_counter()
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+            if self.stop_reason:
+                self.elapsed = time.perf_counter() - t_start
+                self.save(LAST)
+                if self.main:
+                    plot_run(self.run_dir)
         return {"step": self.step, "stop": self.stop_reason or "done", "val": last_eval,
                 "seconds": time.perf_counter() - t_start, "signal": stop.signum}
 
