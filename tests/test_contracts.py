@@ -237,6 +237,16 @@ def test_a_failing_sample_grid_is_one_warning_and_training_goes_on(runner, gray,
     assert not list(run.glob("samples/*.png")) and (run / "last.pt").is_file()
 
 
+def test_a_sample_sheet_too_large_to_open_is_a_warning_too(runner, gray, pictures, tmp_path, monkeypatch):
+    import artforge.grid
+
+    monkeypatch.setattr(artforge.grid, "MAX_PIXELS", 100)  # every sheet is "too large"
+    run, r = _train(runner, pictures, tmp_path, steps=6)
+    warnings = [line for line in r.output.splitlines() if "sample grid" in line]
+    assert len(warnings) == 1 and "past the" in warnings[0] and "done at step 6" in r.output, r.output
+    assert not list(run.glob("samples/*.png")) and (run / "last.pt").is_file()
+
+
 def test_best_checkpoint_is_never_newer_than_last(runner, tiny_cache, tmp_path):
     """A run that fails between checkpoints can always be resumed once it has saved anything."""
     assert get_plugin_manager().register(toy_plugin, "toy")

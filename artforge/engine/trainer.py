@@ -436,14 +436,14 @@ class Trainer:
         if not self.sampling or type(self.model).sample is ArtModel.sample:
             return None
         try:
-            images = self._sample_images()
-        except ContractError as exc:
+            sheet = make_grid(self._sample_images())  # a sheet too large to open is refused too
+        except ArtforgeError as exc:
             self.sampling = False
             self._warn(f"no more sample grids in this run (training goes on): {exc}")
             return None
         path = self.run_dir / "samples" / f"step-{self.step:06d}.png"
         path.parent.mkdir(exist_ok=True)
-        save_png(make_grid(images), path)
+        save_png(sheet, path)
         return path
 
     def _sample_images(self):
