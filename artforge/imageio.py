@@ -176,7 +176,9 @@ def folder_files(folder: Path, suffixes: set[str]) -> list[Path]:
             dirs.clear()
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # sorted: a folder reached twice (also through a link) is named by the first way in, which
+        # must not depend on the order the file system lists a folder in
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in files:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
                 f = Path(root, name)

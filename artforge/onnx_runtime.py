@@ -8,6 +8,7 @@ Two generic samplers live here; plugins bring their own for other model shapes.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -64,6 +65,11 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
         fn = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:
         raise ArtforgeError(f"ONNX sampler {target!r} is not available ({exc}); install its plugin") from None
+    extra = _untaken(fn, options)
+    if extra:  # the sampler's signature, not the export: exporting again would not help
+        flags = " and ".join("--" + k.replace("_", "-") for k in extra)
+        raise ArtforgeError(f"ONNX sampler {target!r} takes no {', '.join(extra)}, so {flags} cannot be used "
+                            "with this export")
     rng = np.random.default_rng(seed)
     sessions = open_sessions(manifest, folder)
     try:
@@ -74,6 +80,18 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
         raise BadInput(folder, f"the exported modules do not run as the manifest describes them "
                                f"({type(exc).__name__}: {first_line(exc)}); export the run again") from None
     return np.asarray(tokens), manifest["codec"]
+
+
+def _untaken(fn: Any, options: dict[str, Any]) -> list[str]:
+    """The ``options`` a sampler has no parameter for (none when it takes ``**options``, or has no
+    signature to read)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        return []
+    return [k for k in options if k not in {p.name for p in params if p.kind != p.VAR_POSITIONAL}]
 
 
 def softmax_sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, axis: int = -1) -> np.ndarray:

@@ -261,9 +261,11 @@ class PluginManager:
             if ep.name in self.info:  # first wins; the same distribution seen twice is no news
                 first = self.info[ep.name]
                 if getattr(dist, "name", None) != first.dist:
+                    held = ("is loaded" if self.pm.get_plugin(ep.name) is not None
+                            else "came first, though it failed to load")
                     self._fail(ep.name, f"is also an entry point of {getattr(dist, 'name', '?')} "
                                         f"{getattr(dist, 'version', '')}, which is not loaded: two plugins "
-                                        f"cannot share a name (that of {first.dist} is loaded)")
+                                        f"cannot share a name (that of {first.dist} {held})")
                 continue
             info = PluginInfo(
                 name=ep.name,

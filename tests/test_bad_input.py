@@ -343,3 +343,32 @@ def test_a_run_of_a_model_no_plugin_provides_says_so(runner, run, tmp_path):
     torch.save(state, copy / "best.pt")
     r = invoke(runner, "sample", copy, "-o", tmp_path / "s.png", ok=False)
     assert "no installed plugin provides model 'gone-vae'" in r.output and "install the plugin" in r.output
+
+
+def test_a_bad_convert_option_stops_the_batch_in_one_line(runner, tmp_path, monkeypatch):
+    """An option the codec does not take is the command's mistake, not each picture's: one error
+    line, not a "skipped" line per input followed by "no usable images". A picture the codec
+    cannot take is still skipped, options or not."""
+    from PIL import Image
+
+    from artforge.errors import ArtforgeError
+    from artforge_palette.codec import PaletteCodec
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8), "red").save(tmp_path / "in" / name)
+    for spec, flag in (("palette:pico8", ("--edges", "0.5")), ("palette:auto/4", ("--edges", "0.5")),
+                       ("ascii:8x4", ("--dither", "floyd"))):
+        r = invoke(runner, "convert", tmp_path / "in", "-c", spec, *flag, "-o", tmp_path / "out", ok=False)
+        assert r.output.strip() == f"Error: codec {spec} has no option(s) {flag[0]}", r.output
+    real = PaletteCodec.convert
+
+    def picky(self, images, **options):
+        if (images[..., 2] > 200).all():
+            raise ArtforgeError("no blue pictures today")
+        return real(self, images, **options)
+
+    monkeypatch.setattr(PaletteCodec, "convert", picky)
+    Image.new("RGB", (8, 8), "blue").save(tmp_path / "in" / "c.png")
+    r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "--dither", "floyd", "-o", tmp_path / "out")
+    assert "converted 2" in r.output and "skipped 1" in r.output and "c.png: no blue pictures today" in r.output

@@ -176,3 +176,31 @@ def test_a_stopped_or_failed_export_keeps_the_previous_one(exported, runner, tmp
     r = invoke(runner, "export", run, "--onnx", "-o", out, ok=False)
     assert "onnxruntime differs from torch" in r.output and str(out / "logits.onnx") in r.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+PLAIN_SAMPLER = '''
+from artforge.onnx_runtime import latent_decoder
+
+
+def sample(sessions, manifest, n, rng, temperature=1.0, labels=None):
+    return latent_decoder(sessions, manifest, n, rng, temperature, labels)
+'''
+
+
+def test_an_onnx_sampler_without_options_refuses_top_k_in_one_line(runner, tiny_cache, tmp_path, monkeypatch):
+    """A plugin's sampler written without **options works until --top-k is given, which is then
+    refused naming the sampler, as for a torch sample(); it used to be blamed on the export ("the
+    exported modules do not run as the manifest describes them ...; export the run again")."""
+    assert get_plugin_manager().register(toy_plugin, "toy")
+    run, onnx = tmp_path / "run", tmp_path / "onnx"
+    invoke(runner, "train", "--plugin", "unigram", "--data", tiny_cache, "--steps", "2", "-o", run, "-q")
+    invoke(runner, "export", run, "--onnx", "-o", onnx)
+    (tmp_path / "plain_sampler.py").write_text(PLAIN_SAMPLER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    manifest = json.loads((onnx / "manifest.json").read_text())
+    (onnx / "manifest.json").write_text(json.dumps({**manifest, "sampler": "plain_sampler:sample"}))
+    invoke(runner, "sample", "--onnx", onnx, "-n", "2", "-o", tmp_path / "s.png")
+    r = invoke(runner, "sample", "--onnx", onnx, "--top-k", "3", "-o", tmp_path / "k.png", ok=False)
+    assert r.output.strip() == ("Error: ONNX sampler 'plain_sampler:sample' takes no top_k, so --top-k cannot be "
+                                "used with this export"), r.output
+    assert not (tmp_path / "k.png").exists()

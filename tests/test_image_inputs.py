@@ -155,3 +155,26 @@ def test_a_bad_file_whose_name_holds_a_line_break_is_reported_on_one_line(runner
     r = invoke(runner, "encode", "-c", "hsv322", tmp_path / "in", "-o", tmp_path / "t.npz")
     skipped = [line for line in r.output.splitlines() if "skipped" in line and "name.png" in line]
     assert len(skipped) == 1 and "bad\\nname.png: not an image" in skipped[0], r.output
+
+
+def test_a_folder_reached_twice_is_named_the_same_whatever_the_listing_order(tmp_path, monkeypatch):
+    """real/ and link -> real/ hold the same files, listed once under the first way in; which way
+    that is must not follow the file system's listing order (a hash order on ext4)."""
+    import os
+
+    from artforge.imageio import folder_files
+
+    (tmp_path / "root" / "real").mkdir(parents=True)
+    (tmp_path / "root" / "real" / "x.png").write_bytes(b"")
+    os.symlink("real", tmp_path / "root" / "link")
+    walk = os.walk
+    found = []
+    for flip in (False, True):
+        def listed(*args, _flip=flip, **kwargs):
+            for root, dirs, files in walk(*args, **kwargs):
+                dirs.sort(reverse=_flip)  # the same list object: what the caller keeps is walked
+                yield root, dirs, files
+
+        monkeypatch.setattr(os, "walk", listed)
+        found.append([p.relative_to(tmp_path / "root").as_posix() for p in folder_files(tmp_path / "root", {".png"})])
+    assert found[0] == found[1] == ["link/x.png"], found

@@ -460,3 +460,17 @@ def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, caps
     assert any("'evil'" in e for e in pm.info["evil-too"].errors)
     err = capsys.readouterr().err
     assert len(plugin_warnings(err, "hsv")) == 1 and len(plugin_warnings(err, "evil-too")) == 1
+
+
+def test_a_taken_entry_point_name_does_not_claim_a_failed_plugin_loaded(tmp_path, monkeypatch, capsys):
+    """The second of two distributions with one entry-point name is not loaded; when the first
+    failed to load, the warning must not say that it is loaded."""
+    for dist, source in (("twin_b", ""), ("twin_a", "import module_that_does_not_exist\n")):
+        fake_distribution(tmp_path / dist, dist, "twin", f"{dist}_hooks", source)
+        monkeypatch.syspath_prepend(str(tmp_path / dist))  # twin_a ends first on the path
+    pm = get_plugin_manager()
+    assert pm.info["twin"].dist == "twin_a" and pm.pm.get_plugin("twin") is None
+    warnings = plugin_warnings(capsys.readouterr().err, "twin")
+    assert len(warnings) == 2 and "failed to load" in warnings[0], warnings
+    assert "twin_b 0.1, which is not loaded" in warnings[1] and "that of twin_a is loaded" not in warnings[1]
+    assert "that of twin_a came first, though it failed to load" in warnings[1], warnings

@@ -300,8 +300,15 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         try:  # a picture the codec cannot take (nothing visible to fit a palette to) is skipped too
             if codec.needs_fit:
                 codec.fit([img[None]])
+        except ArtforgeError as exc:
+            click.echo(f"skipped {path}: {first_line(exc)}", err=True)
+            skipped += 1
+            continue
+        try:
             tokens = codec.convert(img[None], **options)
         except ArtforgeError as exc:
+            if options and _converts(codec, img):  # the options are at fault (--edges for a palette): the
+                raise  # same for every input, so one error line, not a skip per input
             click.echo(f"skipped {path}: {first_line(exc)}", err=True)
             skipped += 1
             continue
@@ -323,6 +330,15 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         raise no_usable_inputs(inputs, skipped)
     click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; kept {kept} existing" if kept else "")
                + (f"; skipped {skipped}" if skipped else ""))
+
+
+def _converts(codec, img) -> bool:
+    """Whether the codec converts ``img`` without any options (after it failed with them)."""
+    try:
+        codec.convert(img[None])
+    except ArtforgeError:
+        return False
+    return True
 
 
 def _convert_targets(out: Path, names: list[str], codec) -> list[Path]:
