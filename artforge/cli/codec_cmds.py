@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from artforge.cli.params import OUTPUT, SCALE_HELP
-from artforge.errors import ArtforgeError, BadInput, ContractError, first_line
+from artforge.errors import ArtforgeError, BadInput, ContractError, first_line, shown
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
 
@@ -302,13 +302,13 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
                 codec.fit([img[None]])
             tokens = codec.convert(img[None], **options)
         except ArtforgeError as exc:
-            click.echo(f"skipped {path}: {first_line(exc)}", err=True)
+            click.echo(f"skipped {shown(path)}: {first_line(exc)}", err=True)
             skipped += 1
             continue
         tokens = check_encoded(codec, tokens, 1, "convert")  # outside the skip: a codec bug stops the batch
         note = codec.convert_report()
         if note:
-            click.echo(f"{name}: {note}")
+            click.echo(f"{shown(name)}: {note}")
         check_output(target)
         if target.suffix.lower() == ".png":
             save_png(decode_checked(codec, tokens)[0], target)
