@@ -12,6 +12,11 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
+def shown(name: str | os.PathLike) -> str:
+    """A file name as one line of output: line breaks (legal in names on Linux) escaped as \\n, \\r."""
+    return str(name).translate({10: "\\n", 13: "\\r"})
+
+
 class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 
@@ -27,6 +32,4 @@ class BadInput(ArtforgeError):
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = str(path)
         self.reason = reason
-        # a name holding a line break (legal on Linux) must not split the one-line message
-        shown = self.path.translate({10: "\\n", 13: "\\r"})
-        super().__init__(f"{shown}: {reason}")
+        super().__init__(f"{shown(self.path)}: {reason}")  # a name's line break must not split the line

@@ -178,3 +178,19 @@ def test_a_folder_reached_twice_is_named_the_same_whatever_the_listing_order(tmp
         monkeypatch.setattr(os, "walk", listed)
         found.append([p.relative_to(tmp_path / "root").as_posix() for p in folder_files(tmp_path / "root", {".png"})])
     assert found[0] == found[1] == ["link/x.png"], found
+
+
+def test_data_build_info_and_convert_report_a_name_with_a_line_break_on_one_line(runner, emoji_dir, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    (src / "bad\nname.png").write_bytes(b"not a picture")
+    r = invoke(runner, "data", "build", src, "-c", "hsv322", "-o", tmp_path / "c.h5", "-q")
+    info = invoke(runner, "data", "info", tmp_path / "c.h5")
+    # convert skips a picture the codec cannot take (palette:auto of a fully transparent one) by name
+    Image.fromarray(np.zeros((4, 4, 4), np.uint8)).save(src / "clear\nname.png")
+    conv = invoke(runner, "convert", src / "a.png", src / "clear\nname.png", "-c", "palette:auto/4",
+                  "-o", tmp_path / "out")
+    for output, name in ((r.output, "bad"), (info.output, "bad"), (conv.output, "clear")):
+        lines = [line for line in output.splitlines() if "name.png" in line]
+        assert len(lines) == 1 and f"{name}\\nname.png" in lines[0], output

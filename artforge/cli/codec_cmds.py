@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from artforge.cli.params import OUTPUT, SCALE_HELP
-from artforge.errors import ArtforgeError, BadInput, ContractError, first_line
+from artforge.errors import ArtforgeError, BadInput, ContractError, first_line, shown
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
 
@@ -301,7 +301,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
             if codec.needs_fit:
                 codec.fit([img[None]])
         except ArtforgeError as exc:
-            click.echo(f"skipped {path}: {first_line(exc)}", err=True)
+            click.echo(f"skipped {shown(path)}: {first_line(exc)}", err=True)
             skipped += 1
             continue
         try:
@@ -309,13 +309,13 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         except ArtforgeError as exc:
             if options and _converts(codec, img):  # the options are at fault (--edges for a palette): the
                 raise  # same for every input, so one error line, not a skip per input
-            click.echo(f"skipped {path}: {first_line(exc)}", err=True)
+            click.echo(f"skipped {shown(path)}: {first_line(exc)}", err=True)
             skipped += 1
             continue
         tokens = check_encoded(codec, tokens, 1, "convert")  # outside the skip: a codec bug stops the batch
         note = codec.convert_report()
         if note:
-            click.echo(f"{name}: {note}")
+            click.echo(f"{shown(name)}: {note}")
         check_output(target)
         if target.suffix.lower() == ".png":
             save_png(decode_checked(codec, tokens)[0], target)

@@ -7,7 +7,7 @@ import json
 import click
 
 from artforge.cli.params import OUTPUT, SCALE_HELP
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, shown
 
 
 @click.group()
@@ -53,7 +53,7 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
         click.echo(f"{r.path} is up to date ({r.n_items} items; {r.reason}); nothing to do")
         return
     for name, reason in r.skipped[:20]:
-        click.echo(f"skipped {name}: {reason}", err=True)
+        click.echo(f"skipped {shown(name)}: {reason}", err=True)
     if len(r.skipped) > 20:
         click.echo(f"... and {len(r.skipped) - 20} more (see `artforge data info`)", err=True)
     rate = r.n_items / r.seconds if r.seconds else 0
@@ -90,7 +90,7 @@ def info(cache: str, as_json: bool) -> None:
         if i["labels_without_image"]:
             rows.append(("", f"{i['labels_without_image']} labels name no image"))
     for name, reason in i["skipped_items"][:50]:
-        rows.append(("skipped", f"{name}: {reason}"))
+        rows.append(("skipped", f"{shown(name)}: {reason}"))
     print_table(("", ""), rows, styles={0: "bold"}, show_header=False, box=None)
 
 
