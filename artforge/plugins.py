@@ -237,6 +237,8 @@ class PluginManager:
         self.info: dict[str, PluginInfo] = {}
         self._registries: dict[str, Registry] = {}
         self._warned: set[str] = set()
+        #: counts plugin (un)registrations, so the CLI knows when to add plugin commands again
+        self.generation = 0
         if load_entry_points:
             self._load_entry_points()
 
@@ -321,6 +323,7 @@ class PluginManager:
             h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_")
         )
         self._registries.clear()
+        self.generation += 1
         return True
 
     def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:
@@ -353,6 +356,7 @@ class PluginManager:
             self.pm.unregister(plugin)
         self.info.pop(name, None)
         self._registries.clear()
+        self.generation += 1
 
     def first_party(self, plugin: str) -> bool:
         """Whether a plugin ships with artforge itself."""

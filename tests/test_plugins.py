@@ -14,7 +14,7 @@ import pytest
 from artforge.codecs import Codec, get_codec
 from artforge.errors import ArtforgeError
 from artforge.hookspecs import hookimpl
-from artforge.plugins import get_plugin_manager
+from artforge.plugins import get_plugin_manager, reset_plugin_manager
 
 from conftest import ARTFORGE, EMOJI, ROOT, invoke, subprocess_env
 from toy_plugin import Gray2Codec
@@ -370,6 +370,25 @@ def test_plugin_commands_cannot_replace_core_or_other_plugins_commands(runner, f
     assert info["hijacker"]["provides"]["commands"] == ["hello"] and len(info["hijacker"]["errors"]) == 2
     assert info["copycat"]["provides"]["commands"] == [] and len(info["copycat"]["errors"]) == 1
     assert info["hsv"]["provides"]["commands"] == ["complete"]
+
+
+def test_commands_of_a_plugin_registered_by_hand_follow_the_plugin_manager(runner, monkeypatch):
+    """The test recipe in docs/writing-plugins.md: after any command has listed the group's commands,
+    a plugin registered by hand still gets its command, and a reset manager takes it away again."""
+    import click
+
+    @click.command("hello-by-hand")
+    def hello():
+        click.echo("hello")
+
+    monkeypatch.setenv("ARTFORGE_LOAD_PLUGINS", "")
+    invoke(runner, "--help")  # lists (adds) the plugin commands there are: none
+    assert get_plugin_manager().register(
+        types.SimpleNamespace(register_commands=hookimpl(lambda cli: cli.add_command(hello))), "byhand")
+    assert invoke(runner, "hello-by-hand").output.strip() == "hello"
+    reset_plugin_manager()
+    assert "No such command" in invoke(runner, "hello-by-hand", ok=False).output
+    assert "hello-by-hand" not in invoke(runner, "--help").output
 
 
 def test_a_command_clash_is_an_error_in_strict_mode(fresh_cli, monkeypatch):
