@@ -256,6 +256,22 @@ def test_renderers_and_datasets_that_break_their_contract_are_skipped(runner):
     assert len(pm.info["sloppy"].errors) == 2
 
 
+def test_a_data_set_whose_file_is_missing_is_blamed_on_its_plugin(runner, tmp_path, monkeypatch):
+    """A package that does not install its data file, or a path relative to the plugin's folder, is the
+    plugin's mistake: the error names the plugin and the data set, not a path the user never typed."""
+    monkeypatch.chdir(tmp_path)
+    plugin = types.SimpleNamespace(register_datasets=hookimpl(lambda register: (
+        register("gone", tmp_path / "data" / "gone.npz", codec="hsv322"),
+        register("relative", "data/gone.npz", codec="hsv322"))))
+    assert get_plugin_manager().register(plugin, "leaky")
+    r = invoke(runner, "data", "build", "builtin:gone", "-o", tmp_path / "c.h5", ok=False)
+    assert "plugin 'leaky' registers data set 'gone'" in r.output and "package data" in r.output
+    r = invoke(runner, "train", "--plugin", "hsv-transformer", "--data", "builtin:relative", "-o", tmp_path / "run",
+               ok=False)
+    assert "data set 'relative'" in r.output and "Path(__file__).parent" in r.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_bad_registration_is_an_error_in_strict_mode(runner, monkeypatch):
     monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
     assert get_plugin_manager().register(
