@@ -330,6 +330,13 @@ class PluginManager:
         """(why the plugin is invalid, warnings) for hook functions that pluggy would reject in
         several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
         unmarked = []
+        for attr in dir(plugin):  # pluggy would say "unknown hook ... in plugin <module ... from ...>"
+            if attr not in HOOKS and self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+                import difflib
+
+                close = difflib.get_close_matches(attr, HOOKS, 1)
+                hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(HOOKS)}"
+                return f"unknown hook {attr!r} ({hint})", unmarked
         for hook in HOOKS:
             fn = getattr(plugin, hook, None)
             if not callable(fn):
