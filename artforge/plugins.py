@@ -87,10 +87,14 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
     skipped with a warning instead of breaking every command that lists or looks up its kind.
     """
     meta = meta or {}
+    if kind != "datasets" and isinstance(obj, str):  # a lazy registration always has the colon
+        return f"{obj!r} is a string but not a lazy 'package.module:attr' target (the colon is missing)"
     try:
         if kind == "codecs":
             from artforge.codecs import Codec
 
+            if isinstance(obj, Codec):
+                return f"{_describe(obj)} is a codec instance; register the class, {type(obj).__qualname__}"
             if not (isinstance(obj, type) and issubclass(obj, Codec)):
                 return f"{_describe(obj)} is not a subclass of artforge.codecs.Codec"
         elif kind == "models":
@@ -102,6 +106,11 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
             config = getattr(obj, "Config", None)
             if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
                 return f"{obj.__qualname__} has no dataclass Config (its fields are what --set takes)"
+            codecs = getattr(obj, "codecs", ())
+            if isinstance(codecs, str):  # ("gray4") is a str: `in` would match any part of it
+                return f"{obj.__qualname__}.codecs is the str {codecs!r}; make it a tuple, ({codecs!r},)"
+            if not (isinstance(codecs, tuple | list) and all(isinstance(c, str) for c in codecs)):
+                return f"{obj.__qualname__}.codecs must be a tuple of codec family names, got {codecs!r}"
         elif kind == "renderers":
             if not callable(obj):
                 return f"{_describe(obj)} is not callable (a renderer is registered as factory(codec))"

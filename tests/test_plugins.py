@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import types
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -242,6 +243,36 @@ def test_a_model_without_a_dataclass_config_is_skipped(runner):
     for name in ("no-config", "lazymodel"):
         r = invoke(runner, "train", "--plugin", name, "--data", "x.h5", ok=False)
         assert "'sloppy'" in r.output and repr(name) in r.output and "internal error" not in r.output
+
+
+def test_common_registration_slips_are_named(runner):
+    """A codec instance, a lazy target without its colon, a model's codecs written ("gray2") (a str, whose
+    `in` would match any part of a family name): each skipped with a line that says what to write."""
+    from artforge.models import ArtModel
+
+    @dataclass
+    class Cfg:
+        size: int = 1
+
+    class StrCodecs(ArtModel):
+        name = "str-codecs"
+        Config = Cfg
+        codecs = ("gray2")
+
+    def codecs(register):
+        register(Gray2Codec())
+        register("dotted", "toy_plugin.Gray2Codec")
+
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(codecs),
+                                   register_models=hookimpl(lambda register: register(StrCodecs)))
+    pm = get_plugin_manager()
+    assert pm.register(plugin, "slips")
+    r = invoke(runner, "codecs", "--json")
+    warnings = plugin_warnings(r.stderr, "slips")
+    assert "is a codec instance; register the class, Gray2Codec" in warnings[0], r.stderr
+    assert "'toy_plugin.Gray2Codec' is a string but not a lazy 'package.module:attr' target" in warnings[1]
+    r = invoke(runner, "train", "--plugin", "str-codecs", "--data", "x.h5", ok=False)
+    assert "StrCodecs.codecs is the str 'gray2'; make it a tuple, ('gray2',)" in r.output
 
 
 def test_renderers_and_datasets_that_break_their_contract_are_skipped(runner):
