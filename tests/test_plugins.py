@@ -303,6 +303,15 @@ def test_a_data_set_whose_file_is_missing_is_blamed_on_its_plugin(runner, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_a_data_sets_unusable_default_codec_is_blamed_on_its_plugin(runner, tmp_path):
+    plugin = types.SimpleNamespace(register_datasets=hookimpl(
+        lambda register: register("typo", tmp_path, codec="grey4")))
+    assert get_plugin_manager().register(plugin, "typist")
+    r = invoke(runner, "data", "build", "builtin:typo", "-o", tmp_path / "c.h5", ok=False)
+    assert ("plugin 'typist' gives data set 'typo' the default codec 'grey4': unknown codec 'grey4'; choose one "
+            "with --codec") in r.output and "known codecs" not in r.output
+
+
 def test_a_bad_registration_is_an_error_in_strict_mode(runner, monkeypatch):
     monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", "1")
     assert get_plugin_manager().register(
