@@ -87,10 +87,14 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
     skipped with a warning instead of breaking every command that lists or looks up its kind.
     """
     meta = meta or {}
+    if kind != "datasets" and isinstance(obj, str):  # a lazy registration always has the colon
+        return f"{obj!r} is a string but not a lazy 'package.module:attr' target (the colon is missing)"
     try:
         if kind == "codecs":
             from artforge.codecs import Codec
 
+            if isinstance(obj, Codec):
+                return f"{_describe(obj)} is a codec instance; register the class, {type(obj).__qualname__}"
             if not (isinstance(obj, type) and issubclass(obj, Codec)):
                 return f"{_describe(obj)} is not a subclass of artforge.codecs.Codec"
         elif kind == "models":
@@ -102,6 +106,11 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
             config = getattr(obj, "Config", None)
             if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
                 return f"{obj.__qualname__} has no dataclass Config (its fields are what --set takes)"
+            codecs = getattr(obj, "codecs", ())
+            if isinstance(codecs, str):  # ("gray4") is a str: `in` would match any part of it
+                return f"{obj.__qualname__}.codecs is the str {codecs!r}; make it a tuple, ({codecs!r},)"
+            if not (isinstance(codecs, tuple | list) and all(isinstance(c, str) for c in codecs)):
+                return f"{obj.__qualname__}.codecs must be a tuple of codec family names, got {codecs!r}"
         elif kind == "renderers":
             if not callable(obj):
                 return f"{_describe(obj)} is not callable (a renderer is registered as factory(codec))"
@@ -237,6 +246,8 @@ class PluginManager:
         self.info: dict[str, PluginInfo] = {}
         self._registries: dict[str, Registry] = {}
         self._warned: set[str] = set()
+        #: counts plugin (un)registrations, so the CLI knows when to add plugin commands again
+        self.generation = 0
         if load_entry_points:
             self._load_entry_points()
 
@@ -323,12 +334,20 @@ class PluginManager:
             h.name for h in self.pm.get_hookcallers(plugin) or [] if h.name.startswith("register_")
         )
         self._registries.clear()
+        self.generation += 1
         return True
 
     def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:
         """(why the plugin is invalid, warnings) for hook functions that pluggy would reject in
         several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
         unmarked = []
+        for attr in dir(plugin):  # pluggy would say "unknown hook ... in plugin <module ... from ...>"
+            if attr not in HOOKS and self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+                import difflib
+
+                close = difflib.get_close_matches(attr, HOOKS, 1)
+                hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(HOOKS)}"
+                return f"unknown hook {attr!r} ({hint})", unmarked
         for hook in HOOKS:
             fn = getattr(plugin, hook, None)
             if not callable(fn):
@@ -355,6 +374,7 @@ class PluginManager:
             self.pm.unregister(plugin)
         self.info.pop(name, None)
         self._registries.clear()
+        self.generation += 1
 
     def first_party(self, plugin: str) -> bool:
         """Whether a plugin ships with artforge itself."""

@@ -330,7 +330,10 @@ def test_batch_conversions_skip_pictures_the_codec_cannot_take(runner, tmp_path)
 def test_train_refuses_a_codec_the_model_cannot_take_before_building(runner, tmp_path):
     r = invoke(runner, "train", "--plugin", "ascii-vae", "--data", "builtin:emoji32", "-o", tmp_path / "r", ok=False)
     assert "does not work with codec 'hsv544'" in r.output
+    assert "default codec of builtin:emoji32; choose one with --codec" in r.output  # hsv544 was not the user's
     assert not (tmp_path / ".cache").exists() and not (tmp_path / "r").exists()
+    r = invoke(runner, "train", "--plugin", "ascii-vae", "--data", "builtin:emoji32", "-c", "hsv433", ok=False)
+    assert "does not work with codec 'hsv433'" in r.output and "--codec" not in r.output
 
 
 def test_a_run_of_a_model_no_plugin_provides_says_so(runner, run, tmp_path):

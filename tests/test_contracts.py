@@ -362,3 +362,35 @@ def test_sample_passes_only_the_options_given(runner, gray, pictures, tmp_path):
     invoke(runner, "eval", run)
     line = _error(invoke(runner, "sample", run, "-n", "2", "--top-k", "2", "-o", tmp_path / "s.png", ok=False).output)
     assert "gray-plain.sample() takes no top_k" in line and "**options" in line, line
+
+
+class OneArgInit(GrayModel):
+    """An __init__ without the info argument, as a plugin author might write it."""
+
+    name = "gray-one-arg"
+
+    def __init__(self, config):
+        super().__init__(config, None)
+
+
+class BareSuper(GrayModel):
+    """Calls super().__init__() without (config, info)."""
+
+    name = "gray-bare-super"
+
+    def __init__(self, config, info):
+        nn.Module.__init__(self)
+        ArtModel.__init__(self)
+
+
+def test_a_model_that_cannot_be_built_is_blamed_not_the_settings(runner, gray, pictures, tmp_path):
+    assert get_plugin_manager().register(types.SimpleNamespace(register_models=hookimpl(
+        lambda register: (register(OneArgInit), register(BareSuper)))), "builders")
+    _, r = _train(runner, pictures, tmp_path / "a", model="gray-one-arg", ok=False)
+    line = _error(r.output)
+    assert "builds it as OneArgInit(config, info)" in line and "--set" not in line, line
+    _, r = _train(runner, pictures, tmp_path / "b", model="gray-bare-super", ok=False)
+    line = _error(r.output)
+    assert "with its default settings" in line and "BareSuper.__init__" in line and "--set" not in line, line
+    _, r = _train(runner, pictures, tmp_path / "c", "sample_bug=offset", model="gray-bare-super", ok=False)
+    assert "check the --set values" in _error(r.output)  # a setting the user gave may be the cause

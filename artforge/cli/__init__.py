@@ -15,22 +15,36 @@ class ArtforgeGroup(click.Group):
     """A click group that adds plugin commands on first use and turns errors into one line."""
 
     _plugins_added = False
+    #: the plugin manager (and its generation) whose commands are in the group
+    _plugins_from: tuple[object, int] | None = None
+    #: name -> command of the commands plugins added, taken out again when plugins change
+    _plugin_commands: dict[str, click.Command] | None = None
     #: commands of artforge itself, which plugin commands may not replace
     core_commands: frozenset[str] = frozenset()
 
     def _add_plugin_commands(self) -> None:
-        if not self._plugins_added:
-            self._plugins_added = True
-            from artforge.plugins import get_plugin_manager
+        """Add the plugins' commands, again whenever the plugins changed since (a plugin registered by
+        hand or a reset manager, as in a plugin's own tests): stale commands are taken out first."""
+        from artforge.plugins import get_plugin_manager
 
-            get_plugin_manager().add_commands(self)
+        pm = get_plugin_manager()
+        state = (pm, pm.generation)
+        if self._plugins_added and self._plugins_from == state:
+            return
+        for name, cmd in (self._plugin_commands or {}).items():
+            if self.commands.get(name) is cmd:
+                del self.commands[name]
+        before = dict(self.commands)
+        self._plugins_added, self._plugins_from = True, state
+        pm.add_commands(self)
+        self._plugin_commands = {n: c for n, c in self.commands.items() if before.get(n) is not c}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()
         return super().list_commands(ctx)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands:
+        if cmd_name not in self.core_commands:
             self._add_plugin_commands()
         return super().get_command(ctx, cmd_name)
 

@@ -18,9 +18,20 @@ def data() -> None:
 def default_codec(source: str) -> str | None:
     """The codec a built-in data set names, if SOURCE is builtin:NAME."""
     if source.startswith("builtin:"):
-        from artforge.plugins import lookup
+        from artforge.codecs import get_codec
+        from artforge.plugins import PluginError, lookup
 
-        return lookup("datasets", source.removeprefix("builtin:")).meta.get("codec")
+        entry = lookup("datasets", source.removeprefix("builtin:"))
+        spec = entry.meta.get("codec")
+        if spec:
+            try:  # the plugin chose this spec, not the user: say so if it does not work
+                get_codec(spec)
+            except PluginError:
+                raise
+            except ArtforgeError as exc:
+                raise PluginError(f"plugin {entry.plugin!r} gives data set {entry.name!r} the default codec "
+                                  f"{spec!r}: {str(exc).split(';')[0]}; choose one with --codec") from None
+        return spec
     return None
 
 

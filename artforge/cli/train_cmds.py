@@ -86,7 +86,12 @@ def _check_source_codec(model_cls, data: str, codec: str | None) -> None:
     p = Path(data)
     spec = None if p.is_file() and p.suffix in (".h5", ".hdf5") else codec or default_codec(data)
     if spec:
-        check_codec(model_cls, {"codec": get_codec(spec).name, "spec": spec})
+        try:
+            check_codec(model_cls, {"codec": get_codec(spec).name, "spec": spec})
+        except ArtforgeError as exc:
+            if codec:
+                raise
+            raise ArtforgeError(f"{exc} ({spec} is the default codec of {data}; choose one with --codec)") from None
 
 
 def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:

@@ -214,9 +214,16 @@ def open_source(spec: str, codec) -> Source:
     from artforge.imageio import IMAGE_SUFFIXES, folder_files, readable_name
 
     if spec.startswith("builtin:"):
-        from artforge.plugins import lookup
+        from artforge.plugins import PluginError, lookup
 
         entry = lookup("datasets", spec.removeprefix("builtin:"))
+        where = Path(entry.obj)
+        if not where.exists() and not any(ch in str(where) for ch in "*?["):  # the plugin's mistake, not the user's
+            hint = ("a relative path is read from the current folder: build it from Path(__file__).parent"
+                    if not where.is_absolute() else "a data file its package does not install? list it as "
+                    "package data in the plugin's pyproject.toml")
+            raise PluginError(f"plugin {entry.plugin!r} registers data set {entry.name!r} at {where}, which does "
+                              f"not exist ({hint})")
         return open_source(str(entry.obj), codec)
     suffixes = codec.input_suffixes or IMAGE_SUFFIXES
     path = Path(spec)

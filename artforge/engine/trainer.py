@@ -189,6 +189,30 @@ def _batch_to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _check_constructor(cls: type, config: Any, info: Any) -> None:
+    """A model class is built as ``cls(config, info)``; one whose ``__init__`` cannot take that is the
+    plugin's mistake, named as such rather than as a bad setting."""
+    import inspect
+
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return
+    try:
+        sig.bind(config, info)
+    except TypeError:
+        raise ContractError(f"model {cls.name!r}: artforge builds it as {cls.__qualname__}(config, info), but its "
+                            f"__init__ takes {sig}") from None
+
+
+def _is_default(cls: type, config: Any) -> bool:
+    """Whether a model config is its class's default (no preset or --set changed it)."""
+    try:
+        return dataclasses.asdict(config) == dataclasses.asdict(cls.Config())
+    except Exception:  # noqa: BLE001 - a Config without defaults: settings were given
+        return False
+
+
 class Trainer:
     """Train one model on one token cache into one run folder."""
 
@@ -245,13 +269,19 @@ class Trainer:
         cls = get_model_class(run_config["model"])
         info = DataInfo.from_json(run_config["data"])
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        model_config = config_from_json(cls, run_config["model_config"])
+        _check_constructor(cls, model_config, info)
         try:
             with warnings.catch_warnings():  # e.g. torch's note on zero-size layers: the error below says it
                 warnings.simplefilter("ignore", UserWarning)
-                model = cls(config_from_json(cls, run_config["model_config"]), info)
+                model = cls(model_config, info)
         except (ValueError, RuntimeError, ArithmeticError, TypeError, IndexError) as exc:
-            raise ArtforgeError(f"model {cls.name!r} cannot be built with these settings "
-                                f"({type(exc).__name__}: {first_line(exc, 160)}); check the --set values") from None
+            why = f"{type(exc).__name__}: {first_line(exc, 160)}"
+            if _is_default(cls, model_config):  # nothing the user set: the model's own code fails
+                raise ContractError(f"model {cls.name!r} cannot be built with its default settings ({why}); "
+                                    f"the error is in {cls.__qualname__}.__init__") from None
+            raise ArtforgeError(f"model {cls.name!r} cannot be built with these settings ({why}); "
+                                "check the --set values") from None
         self.model = model.to(self.device)
         if init_weights is not None:  # --init: another run's weights, this run's optimiser and schedule
             try:
