@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import io
 import json
 import math
+import re
+import textwrap
+import tokenize
 import types
 import typing
 from collections.abc import Iterable
@@ -275,6 +279,52 @@ def config_fields(cls: type) -> dict[str, tuple[Any, Any]]:
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         out[f.name] = (hints.get(f.name, str), default)
+    return out
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """name -> what a config field does, for `artforge models NAME`.
+
+    ``field(metadata={"help": ...})`` wins; otherwise the field's comment in the source of the class
+    that declares it (a subclass's own first): the one at the end of its line, or the comment lines
+    right above it. Classes without source (made at run time, or shipped as .pyc only) give what
+    metadata has.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = {f.name: str(f.metadata["help"]) for f in dataclasses.fields(cls) if "help" in f.metadata}
+    for klass in cls.__mro__[:-1]:
+        for name, text in _source_comments(klass).items():
+            if name in names:
+                out.setdefault(name, text)
+    return out
+
+
+def _source_comments(klass: type) -> dict[str, str]:
+    """Comments on the annotated names of one class body, read with the tokenizer (a '#' inside a
+    string is not a comment)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(klass))
+        comments: dict[int, str] = {}  # line number (1-based) -> its comment
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    except (OSError, TypeError, tokenize.TokenError, SyntaxError, IndentationError):
+        return {}
+    lines = source.splitlines()
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines, 1):
+        m = re.match(r"\s+(\w+)\s*:", line)
+        if not m or m.group(1) in out:
+            continue
+        text = comments.get(i, "")
+        if not text:  # comment lines directly above the field
+            above, j = [], i - 1
+            while j >= 1 and lines[j - 1].lstrip().startswith("#") and j in comments:
+                above.insert(0, comments[j])
+                j -= 1
+            text = " ".join(above)
+        if text:
+            out[m.group(1)] = text
     return out
 
 

@@ -70,6 +70,50 @@ def test_models_listing(runner):
     assert hsv["config"]["n_layer"]["default"] == 4
 
 
+def test_models_name_shows_what_each_field_does_and_the_presets(runner):
+    out = invoke(runner, "models", "hsv-transformer").stdout
+    for text in ("n_layer", "transformer blocks", "dropout", "preset base: n_layer=8 n_head=8 n_embd=512",
+                 "--set KEY=VALUE"):
+        assert text in out, out
+    one = json.loads(invoke(runner, "models", "sigil-dae", "--json").stdout)
+    assert one["name"] == "sigil-dae" and one["config"]["noise"]["help"] == "share of pixels flipped while training"
+    r = invoke(runner, "models", "hsv-transfromer", ok=False)
+    assert r.output.count("\n") == 1 and "unknown model 'hsv-transfromer'; known: " in r.output
+
+
+def test_every_first_party_config_field_says_what_it_does(runner):
+    """`artforge models NAME` is where --set keys are documented: a field without a comment (or
+    metadata help) would show an empty line there."""
+    for m in json.loads(invoke(runner, "models", "--json").stdout):
+        if get_plugin_manager().first_party(m["plugin"]):
+            missing = [k for k, f in m["config"].items() if not f["help"]]
+            assert not missing, f"{m['name']}: config fields without help: {missing}"
+
+
+def test_field_help_reads_metadata_and_comments():
+    import dataclasses
+
+    from artforge.models import field_help
+
+    @dataclasses.dataclass
+    class Base:
+        a: int = 1  # from the base class
+        # the comment line above b,
+        # and the next one
+        b: str = "x # not a comment"
+        c: int = dataclasses.field(default=3, metadata={"help": "from metadata"})  # not this one
+
+    @dataclasses.dataclass
+    class Sub(Base):
+        a: int = 2  # the subclass says it first
+        d: float = 0.5
+
+    assert field_help(Base) == {"a": "from the base class", "b": "the comment line above b, and the next one",
+                                "c": "from metadata"}
+    assert field_help(Sub) == {"a": "the subclass says it first", "b": "the comment line above b, and the next one",
+                               "c": "from metadata"}
+
+
 def test_epochs_and_set(runner, tiny_cache, tmp_path):
     run = tmp_path / "run"
     invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "2", "--eval-every", "100",

@@ -21,22 +21,69 @@ def _echo(msg: str) -> None:
         click.echo(msg)
 
 
-@click.command()
-@click.option("--json", "as_json", is_flag=True)
-def models(as_json: bool) -> None:
-    """List models: codecs they take, config fields with defaults, presets."""
-    from artforge.models import config_fields, type_label
-    from artforge.plugins import registry
+def _model_row(name: str, entry) -> dict:
+    from artforge.models import config_fields, field_help, type_label
 
-    reg = registry("models")
-    rows = []
-    for name, entry in reg.loaded():
-        cls = entry.obj
-        fields = {k: {"type": type_label(t), "default": d}
-                  for k, (t, d) in config_fields(cls.Config).items()}
-        rows.append({"name": name, "plugin": entry.plugin, "description": cls.description,
-                     "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
-                     "config": fields, "train_defaults": cls.train_defaults})
+    cls = entry.obj
+    helps = field_help(cls.Config)
+    fields = {k: {"type": type_label(t), "default": d, "help": helps.get(k, "")}
+              for k, (t, d) in config_fields(cls.Config).items()}
+    return {"name": name, "plugin": entry.plugin, "description": cls.description,
+            "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
+            "config": fields, "train_defaults": cls.train_defaults}
+
+
+def _show(value) -> str:
+    """A config value as --set takes it (tuples without their brackets' spaces)."""
+    if isinstance(value, tuple | list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _describe_model(row: dict) -> None:
+    """One model in full: what each config field does, its default and each preset's value."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{row['name']}[/bold] (plugin {row['plugin']}): {row['description']}", highlight=False)
+    facts = [f"codecs: {', '.join(row['codecs']) or 'any'}",
+             "labels: needed (--labels when building the cache)" if row["needs_labels"] else "labels: not used"]
+    if row["train_defaults"]:
+        facts.append("training defaults: " + ", ".join(f"{k}={v}" for k, v in row["train_defaults"].items()))
+    console.print("; ".join(facts), highlight=False)
+    table = Table("field", "type", "default", "what it does")
+    for key, f in row["config"].items():
+        table.add_row(key, f["type"], _show(f["default"]), f["help"])
+    console.print(table)
+    for preset, values in row["presets"].items():
+        shown = " ".join(f"{k}={_show(v)}" for k, v in values.items()) or "(the defaults)"
+        console.print(f"preset {preset}: {shown}", highlight=False)
+    tip = "set a field with --set KEY=VALUE"
+    if row["presets"]:
+        tip += "; --set preset=NAME starts from a preset, and other --set values go on top of it"
+    console.print(tip, highlight=False)
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(name: str | None, as_json: bool) -> None:
+    """List models: codecs they take, config fields with defaults, presets.
+
+    With NAME, one model in full: what each config field does (what --set takes), its type, its
+    default and each preset's value, and the training defaults.
+    """
+    from artforge.plugins import lookup, registry
+
+    if name is not None:
+        row = _model_row(name, lookup("models", name))
+        if as_json:
+            click.echo(json.dumps(row, indent=2, default=str))
+        else:
+            _describe_model(row)
+        return
+    rows = [_model_row(n, entry) for n, entry in registry("models").loaded()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -46,6 +93,7 @@ def models(as_json: bool) -> None:
                 [(r["name"], ", ".join(r["codecs"]), r["description"],
                   ", ".join(f"{k}={v['default']}" for k, v in r["config"].items()), ", ".join(r["presets"]))
                  for r in rows])
+    click.echo("artforge models NAME: what each field does, and each preset's values")
 
 
 def _slug(text: str) -> str:

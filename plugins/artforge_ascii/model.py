@@ -56,10 +56,10 @@ class AsciiVAEConfig:
     max_weight: float = 30.0  # cap on any character's weight (rare characters)
     freq_batches: int = 20  # training batches counted for the character frequencies
     calibrate: float = 0.0  # decode with logits - calibrate * log(weight); 1 undoes the weighting's bias
-    image_weight: float = 1.0
+    image_weight: float = 1.0  # weight of the loss on the glyph render (0: characters only)
     image_px: int = 6  # font size of the renderer used by the image loss
-    tau_start: float = 1.0
-    tau_end: float = 0.3
+    tau_start: float = 1.0  # Gumbel-softmax temperature of the image loss at the start
+    tau_end: float = 0.3  # ... and at the end of training (exponential in between)
 
 
 def _groups(c: int) -> int:

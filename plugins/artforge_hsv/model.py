@@ -31,11 +31,11 @@ __all__ = ["HSVTransformer", "HSVTransformerConfig", "filter_logits", "pick"]
 
 @dataclass
 class HSVTransformerConfig:
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.1
-    bias: bool = False
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads per block (n_embd must divide by it)
+    n_embd: int = 128  # width of the token embeddings and the residual stream
+    dropout: float = 0.1  # dropout on attention, MLP outputs and embeddings while training
+    bias: bool = False  # biases in the linear layers and layer norms
     flip: bool = True  # random horizontal flips while training
 
 

@@ -118,7 +118,7 @@ class _StandardisedDecoder(nn.Module):
 class AEConfig:
     latent: int = 64  # code size
     embed: int = 8  # per-pixel colour embedding (first layer = a low-rank linear map of the one-hot)
-    hidden: tuple[int, ...] = (512,)
+    hidden: tuple[int, ...] = (512,)  # hidden layer widths of the encoder (the decoder mirrors them)
     pixel: int = 16  # features per pixel before the palette head
     flip: bool = False  # random horizontal flips while training
     turn: bool = False  # random quarter turns while training (square images)
@@ -150,10 +150,10 @@ class PaletteAE(FittedPrior):
 class ConvAEConfig:
     channels: tuple[int, ...] = (16, 64, 64)  # width at each level; each level after the first halves H and W
     blocks: int = 1  # residual blocks per level
-    latent_channels: int = 8  # 32x32 tiles with 3 levels -> an 8x8x8 code
-    flip: bool = False
-    turn: bool = False
-    shift: int = 0
+    latent_channels: int = 8  # channels of the code (32x32 tiles with 3 levels -> an 8x8x8 code)
+    flip: bool = False  # random horizontal flips while training
+    turn: bool = False  # random quarter turns while training (square images)
+    shift: int = 0  # random circular shifts of up to this many pixels each way while training
 
 
 class PaletteConvAE(FittedPrior):

@@ -25,18 +25,18 @@ from artforge_palette.nets import ConvDecoder, ConvEncoder, conv_presets
 
 @dataclass
 class GSVAEConfig:
-    channels: tuple[int, ...] = (16, 64, 64)
-    blocks: int = 1
+    channels: tuple[int, ...] = (16, 64, 64)  # width at each level; each level after the first halves H and W
+    blocks: int = 1  # residual blocks per level
     categories: int = 16  # values per latent cell: 4 bits each at most
-    tau_start: float = 1.0
-    tau_end: float = 0.5
+    tau_start: float = 1.0  # Gumbel-softmax temperature at the start
+    tau_end: float = 0.5  # ... and after `anneal` of training (exponential in between)
     anneal: float = 1.0  # fraction of training over which tau goes from tau_start to tau_end
     hard: bool = False  # straight-through Gumbel-softmax
-    beta: float = 1.0
-    kl_warmup: float = 0.1
-    flip: bool = False
-    turn: bool = False
-    shift: int = 0
+    beta: float = 1.0  # KL weight (1 = the ELBO)
+    kl_warmup: float = 0.1  # fraction of training over which the KL weight ramps up from 0
+    flip: bool = False  # random horizontal flips while training
+    turn: bool = False  # random quarter turns while training (square images)
+    shift: int = 0  # random circular shifts of up to this many pixels each way while training
 
 
 class PaletteGSVAE(PaletteModel):

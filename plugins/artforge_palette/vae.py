@@ -51,15 +51,15 @@ class GaussianLatent(PaletteModel):
 
 @dataclass
 class VAEConfig:
-    latent: int = 64
-    embed: int = 8
-    hidden: tuple[int, ...] = (512,)
-    pixel: int = 16
+    latent: int = 64  # code size
+    embed: int = 8  # per-pixel colour embedding (first layer = a low-rank linear map of the one-hot)
+    hidden: tuple[int, ...] = (512,)  # hidden layer widths of the encoder (the decoder mirrors them)
+    pixel: int = 16  # features per pixel before the palette head
     beta: float = 1.0  # KL weight (1 = the ELBO)
     kl_warmup: float = 0.1  # fraction of training over which the KL weight ramps up from 0
-    flip: bool = False
-    turn: bool = False
-    shift: int = 0
+    flip: bool = False  # random horizontal flips while training
+    turn: bool = False  # random quarter turns while training (square images)
+    shift: int = 0  # random circular shifts of up to this many pixels each way while training
 
 
 class PaletteVAE(GaussianLatent):
@@ -84,14 +84,14 @@ class PaletteVAE(GaussianLatent):
 
 @dataclass
 class ConvVAEConfig:
-    channels: tuple[int, ...] = (16, 64, 64)
-    blocks: int = 1
-    latent_channels: int = 8
-    beta: float = 1.0
-    kl_warmup: float = 0.1
-    flip: bool = False
-    turn: bool = False
-    shift: int = 0
+    channels: tuple[int, ...] = (16, 64, 64)  # width at each level; each level after the first halves H and W
+    blocks: int = 1  # residual blocks per level
+    latent_channels: int = 8  # channels of the latent grid (32x32 tiles with 3 levels -> 8x8x8)
+    beta: float = 1.0  # KL weight (1 = the ELBO)
+    kl_warmup: float = 0.1  # fraction of training over which the KL weight ramps up from 0
+    flip: bool = False  # random horizontal flips while training
+    turn: bool = False  # random quarter turns while training (square images)
+    shift: int = 0  # random circular shifts of up to this many pixels each way while training
 
 
 class PaletteConvVAE(GaussianLatent):

@@ -50,7 +50,7 @@ class SamlNetConfig:
     symbols: str = "square,circle"  # what a layer may draw: square, circle, triangle, diamond, donut
     width: int = 128  # feature width of encoder and decoder
     blocks: int = 3  # transformer decoder blocks
-    heads: int = 4
+    heads: int = 4  # attention heads per decoder block (width must divide by it)
     blur: float = 0.7  # edge width (pixels of the training picture) of the soft renderer at first
     blur_end: float = 0.15  # ... and at the end of training (geometric in between)
     flip: bool = True  # random horizontal flips while training

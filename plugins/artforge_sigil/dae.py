@@ -31,7 +31,7 @@ class SigilDAEConfig:
     levels: int = 3  # times the size is halved
     noise: float = 0.05  # share of pixels flipped while training
     holes: int = 2  # blanked squares (side H/8) per glyph while training
-    flip: bool = True
+    flip: bool = True  # random horizontal flips while training
 
 
 def _conv(a: int, b: int) -> nn.Sequential:

@@ -51,7 +51,7 @@ from artforge_sigil.figures import frechet, iou_matrix, nearest, nearest_iou, pa
 
 @dataclass
 class SigilGANConfig:
-    latent: int = 64
+    latent: int = 64  # size of the noise vector a glyph is drawn from
     width: int = 16  # channels at the working size, doubling per halving up to 8x
     scale: int = 2  # the networks work at glyph size / scale (64x64 glyphs -> 32x32)
     d_steps: int = 2  # discriminator updates per generator update
@@ -431,7 +431,9 @@ class SigilGAN(LabelBank, ArtModel):
 
 @dataclass
 class SigilCGANConfig(SigilGANConfig):
-    mode_seek: float = 0.2  # without it every code drew one glyph per label (docs/plugins/sigil.md)
+    # weight of the mode-seeking term: codes with one label must draw different glyphs (without it every
+    # code drew one glyph per label, docs/plugins/sigil.md)
+    mode_seek: float = 0.2
     label_spread: bool = True  # the discriminator also sees how much glyphs sharing a label differ
 
 
