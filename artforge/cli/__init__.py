@@ -91,9 +91,9 @@ def cli() -> None:
 
 
 def _register_core_commands() -> None:
-    from artforge.cli import codec_cmds, data_cmds, plugin_cmds, train_cmds
+    from artforge.cli import codec_cmds, data_cmds, plugin_cmds, run_cmds, train_cmds
 
-    for module in (plugin_cmds, codec_cmds, data_cmds, train_cmds):
+    for module in (plugin_cmds, codec_cmds, data_cmds, train_cmds, run_cmds):
         module.register(cli)
     cli.core_commands = frozenset(cli.commands)
 

@@ -150,6 +150,24 @@ def run_config_problem(config: Any) -> str | None:
     return None
 
 
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """metrics.jsonl's records; a line that is not a JSON object (a write cut short) is left out."""
+    p = Path(run_dir) / "metrics.jsonl"
+    try:
+        text = p.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def next_run_dir(root: str | os.PathLike, model: str) -> Path:
     root = Path(root)
     for i in range(1, 100000):

@@ -27,7 +27,7 @@ import torch
 
 from artforge import __version__
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
-from artforge.engine.run import BEST, CONFIG, LAST
+from artforge.engine.run import BEST, CONFIG, LAST, read_metrics
 from artforge.errors import ArtforgeError, ContractError, first_line
 from artforge.fsutil import atomic_write_text
 from artforge.signals import deferred_stop
@@ -684,19 +684,6 @@ def _step_of(line: str) -> int:
         return int(json.loads(line).get("step", 0))
     except (json.JSONDecodeError, AttributeError, ValueError):
         return 1 << 62
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    p = Path(run_dir) / "metrics.jsonl"
-    if not p.exists():
-        return []
-    out = []
-    for line in p.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def plot_run(run_dir: Path) -> None:

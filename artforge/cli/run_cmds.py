@@ -1,0 +1,173 @@
+"""`artforge runs`: the training runs in a folder, or one run in full. Reads config.json,
+metrics.jsonl and eval.json only, so it never imports torch and is fast on many runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from artforge.errors import BadInput, first_line, shown
+
+SKIP = {".cache", "__pycache__", "onnx", "samples"}  # folders of a run or of the runs root, never runs
+
+
+def find_runs(path: Path, depth: int = 2) -> list[Path]:
+    """Run folders (those holding config.json) at PATH or up to ``depth`` levels below it, in name order."""
+    if (path / "config.json").is_file():
+        return [path]
+    if depth == 0:
+        return []
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP)
+    except OSError:
+        return []
+    return [run for child in children for run in find_runs(child, depth - 1)]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def summarize(run: Path) -> dict:
+    """What a run folder says about itself; ``problem`` is set (and the rest may be missing) when its
+    config cannot be read."""
+    from artforge.engine.run import read_metrics, run_config_problem
+
+    row: dict[str, Any] = {"run": str(run)}
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {**row, "problem": f"config.json: {first_line(exc)}"}
+    problem = run_config_problem(config)
+    if problem:
+        return {**row, "problem": f"config.json: {problem}"}
+    data, train = config["data"], config["train"]
+    codec = data["codec"]
+    row.update(model=config["model"], preset=config.get("preset"), created=config.get("created"),
+               codec=codec.get("spec") or codec.get("codec"), data=data.get("source") or data["cache"],
+               planned_steps=train.get("steps"), init=config.get("init"))
+    records = read_metrics(run)
+    trained = [r for r in records if r.get("split") == "train" and _number(r.get("step")) is not None]
+    vals = [r for r in records if r.get("split") == "val" and _number(r.get("loss")) is not None
+            and math.isfinite(r["loss"])]
+    row["step"] = int(trained[-1]["step"]) if trained else 0
+    row["seconds"] = _number(trained[-1].get("elapsed_s")) if trained else None
+    row["last_train_loss"] = _number(trained[-1].get("loss")) if trained else None
+    if vals:
+        best = min(vals, key=lambda r: r["loss"])
+        row["best_val_loss"], row["best_val_step"] = best["loss"], best.get("step")
+    row["checkpoints"] = [name for name in ("best.pt", "last.pt") if (run / name).is_file()]
+    row["onnx"] = (run / "onnx" / "manifest.json").is_file()
+    try:
+        ev = json.loads((run / "eval.json").read_text())
+        if isinstance(ev, dict) and isinstance(ev.get("figures"), dict):
+            row["eval"] = {"step": ev.get("step"), "split": ev.get("split"), "figures": ev["figures"]}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    return row
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    return f"{s // 3600}h {s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _steps(row: dict) -> str:
+    planned = row.get("planned_steps")
+    return f"{row['step']}/{planned}" if planned else str(row["step"])
+
+
+def _show_one(row: dict) -> None:
+    lines = [("run", shown(row["run"]))]
+    if "problem" in row:
+        lines.append(("problem", row["problem"]))
+    else:
+        model = row["model"] + (f" (preset {row['preset']})" if row.get("preset") else "")
+        lines += [("model", model), ("codec", row["codec"]), ("data", shown(row["data"])),
+                  ("started", row.get("created") or ""), ("steps", _steps(row)),
+                  ("trained for", _duration(row.get("seconds")))]
+        if row.get("init"):
+            lines.append(("initialised from", shown(str(row["init"]))))
+        if row.get("last_train_loss") is not None:
+            lines.append(("last train loss", _fmt(row["last_train_loss"])))
+        if "best_val_loss" in row:
+            lines.append(("best val loss", f"{_fmt(row['best_val_loss'])} at step {row['best_val_step']}"))
+        lines.append(("checkpoints", ", ".join(row["checkpoints"]) or "none"))
+        lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
+        ev = row.get("eval")
+        if ev:
+            lines.append((f"eval (step {ev['step']}, {ev['split']})", ""))
+            lines += [(f"  {k}", _fmt(v)) for k, v in ev["figures"].items()]
+        else:
+            lines.append(("eval", "none yet (artforge eval RUN)"))
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        click.echo(f"{k:<{width}}  {v}".rstrip())
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every run's summary.")
+def runs(paths: tuple[Path, ...], as_json: bool) -> None:
+    """List training runs: model, codec, steps, best validation loss, time, eval and export.
+
+    PATHS are run folders or folders holding them (two levels down); default `runs/`, else the
+    current folder. Given one run folder, it shows that run in full, with every figure of its last
+    `artforge eval`. Only config.json, metrics.jsonl and eval.json are read, never the checkpoints.
+    """
+    if not paths:
+        paths = (Path("runs"),) if Path("runs").is_dir() else (Path("."),)
+    found: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise BadInput(path, "no such file or folder")
+        if not path.is_dir():
+            raise BadInput(path, "not a folder (give a run folder or a folder of runs)")
+        found += [r for r in find_runs(path) if r not in found]
+    rows = [summarize(r) for r in found]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs (folders with a config.json) in {', '.join(shown(p) for p in paths)}")
+        return
+    if len(rows) == 1 and len(paths) == 1 and found[0] == paths[0]:
+        _show_one(rows[0])
+        return
+    table = []
+    for r in rows:
+        if "problem" in r:
+            table.append((shown(r["run"]), f"unreadable: {r['problem']}", "", "", "", "", ""))
+            continue
+        best = f"{_fmt(r['best_val_loss'])} @ {r['best_val_step']}" if "best_val_loss" in r else ""
+        extras = [x for x, on in (("eval", "eval" in r), ("onnx", r["onnx"])) if on]
+        table.append((shown(r["run"]), r["model"] + (f" ({r['preset']})" if r.get("preset") else ""), r["codec"],
+                      _steps(r), best, _duration(r.get("seconds")), " ".join(extras)))
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header, width in (("run", 8), ("model", 15), ("codec", 6), ("steps", 0), ("best val loss", 0), ("time", 0),
+                          ("has", 5)):
+        out.add_column(header, overflow="fold", no_wrap=not width, min_width=width or None)
+    for line in table:
+        out.add_row(*(Text(c) for c in line))
+    Console().print(out)
+    bad = sum("problem" in r for r in rows)
+    click.echo(f"{len(rows)} run(s){f', {bad} unreadable' if bad else ''}; artforge runs RUN shows one in full")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(runs)

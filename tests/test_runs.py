@@ -1,0 +1,74 @@
+"""`artforge runs`: listing training runs from their folders, without loading checkpoints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import invoke, subprocess_env
+
+TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory, tiny_cache):
+    """Two finished tiny runs (one evaluated and exported) and a run folder with a damaged config."""
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    root = tmp_path_factory.mktemp("runs")
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "6", "--eval-every", "3", "-o", root / "a")
+    invoke(runner, "eval", root / "a")
+    invoke(runner, "export", root / "a", "--onnx")
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "4", "-o", root / "group" / "b")
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text("{not json")
+    return root
+
+
+def test_runs_lists_each_run_with_its_progress_and_best_validation(runner, runs_root):
+    rows = {r["run"].replace(str(runs_root), "ROOT"): r for r in json.loads(invoke(runner, "runs", runs_root,
+                                                                                   "--json").stdout)}
+    assert set(rows) == {"ROOT/a", "ROOT/broken", "ROOT/group/b"}
+    a = rows["ROOT/a"]
+    assert a["model"] == "hsv-transformer" and a["preset"] == "tiny" and a["codec"] == "hsv322"
+    assert (a["step"], a["planned_steps"]) == (6, 6) and a["checkpoints"] == ["best.pt", "last.pt"] and a["onnx"]
+    vals = [json.loads(line) for line in (runs_root / "a" / "metrics.jsonl").read_text().splitlines()]
+    vals = [v for v in vals if v["split"] == "val"]
+    best = min(vals, key=lambda v: v["loss"])
+    assert (a["best_val_loss"], a["best_val_step"]) == (best["loss"], best["step"]) and len(vals) == 2
+    assert a["eval"]["figures"]["bits_per_pixel"] > 0
+    assert rows["ROOT/group/b"]["step"] == 4 and "eval" not in rows["ROOT/group/b"]
+    assert not rows["ROOT/group/b"]["onnx"]
+    assert rows["ROOT/broken"]["problem"].startswith("config.json: ")
+
+    out = invoke(runner, "runs", runs_root).stdout
+    assert "3 run(s), 1 unreadable" in out and "6/6" in out and "4/4" in out
+
+
+def test_one_run_folder_is_shown_in_full(runner, runs_root):
+    out = invoke(runner, "runs", runs_root / "a").stdout
+    for text in ("hsv-transformer (preset tiny)", "steps", "6/6", "best val loss", "at step",
+                 "ONNX export", "onnx/", "bits_per_pixel", "next_token_accuracy"):
+        assert text in out, out
+    assert "none yet (artforge eval RUN)" in invoke(runner, "runs", runs_root / "group" / "b").stdout
+
+
+def test_runs_refuses_what_is_not_a_folder_in_one_line(runner, runs_root, tmp_path):
+    r = invoke(runner, "runs", tmp_path / "missing", ok=False)
+    assert r.output.count("\n") == 1 and "missing: no such file or folder" in r.output
+    r = invoke(runner, "runs", runs_root / "a" / "config.json", ok=False)
+    assert r.output.count("\n") == 1 and "not a folder" in r.output
+    assert "no runs" in invoke(runner, "runs", tmp_path).stdout
+
+
+def test_runs_reads_no_checkpoint_and_never_imports_torch(runs_root):
+    code = ("import sys\nfrom artforge.cli import cli\n"
+            f"cli.main(['runs', {str(runs_root)!r}], prog_name='artforge', standalone_mode=False)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
