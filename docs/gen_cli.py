@@ -21,6 +21,9 @@ strip is not zoomed at all. The zoom is lowered while the grid would pass 16 Mpx
 output (Pillow's decompression-bomb guard, and so artforge itself, would not open it); ask for
 fewer or smaller pictures, or a smaller `--scale`.
 
+Tab completion (commands, options, model names, codec families, `builtin:` data sets): add
+`eval "$(_ARTFORGE_COMPLETE=bash_source artforge)"` to `~/.bashrc` (`zsh_source`, `fish_source`).
+
 """
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT, SCALE_HELP
+from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs
 from artforge.errors import ArtforgeError, BadInput, ContractError, first_line, shown
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
@@ -85,7 +85,8 @@ def _safe_name(name: str) -> str:
 
 
 @click.command()
-@click.option("-c", "--codec", "spec", required=True, help="Codec spec, e.g. hsv544 (see `artforge codecs`).")
+@click.option("-c", "--codec", "spec", shell_complete=complete_codecs, required=True,
+              help="Codec spec, e.g. hsv544 (see `artforge codecs`).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="Token file to write (.npz).")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
@@ -165,7 +166,8 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-c", "--codec", "specs", multiple=True, required=True, help="Codec spec; repeat to compare.")
+@click.option("-c", "--codec", "specs", shell_complete=complete_codecs, multiple=True, required=True,
+              help="Codec spec; repeat to compare.")
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
@@ -201,7 +203,8 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
-@click.option("-c", "--codec", "spec", help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
+@click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
+              help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
@@ -251,7 +254,8 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-c", "--codec", "spec", required=True, help="Target codec, e.g. palette:pico8 or ascii:80x40.")
+@click.option("-c", "--codec", "spec", shell_complete=complete_codecs, required=True,
+              help="Target codec, e.g. palette:pico8 or ascii:80x40.")
 @click.option("-o", "--output", required=True, type=OUTPUT,
               help="Output: .png (decoded picture), .npz (tokens) or the codec's own format (e.g. .txt).")
 @click.option("--png", "png", type=OUTPUT, help="Also write the decoded picture here.")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from artforge.cli.params import OUTPUT, SCALE_HELP
+from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs
 from artforge.errors import ArtforgeError, BadInput, shown
 
 
@@ -37,7 +37,8 @@ def default_codec(source: str) -> str | None:
 
 @data.command()
 @click.argument("source")
-@click.option("-c", "--codec", "spec", help="Codec spec (built-in data sets have a default).")
+@click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
+              help="Codec spec (built-in data sets have a default).")
 @click.option("-o", "--output", required=True, type=OUTPUT, help="Cache file to write (.h5).")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE.")
 @click.option("--resample", type=click.Choice(["lanczos", "box", "bilinear", "nearest"]), default="lanczos",

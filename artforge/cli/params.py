@@ -36,3 +36,32 @@ def check_sampling(temperature: float, top_p: float | None) -> None:
         raise ArtforgeError(f"--temperature must be > 0 and finite, got {temperature}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ArtforgeError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def _names(kind: str, incomplete: str, prefix: str = "") -> list:
+    """Registered names of a kind that start with what was typed (lazy entries stay unimported)."""
+    from click.shell_completion import CompletionItem
+
+    from artforge.plugins import registry
+
+    try:
+        names = registry(kind).names()
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    return [CompletionItem(prefix + n) for n in names if (prefix + n).startswith(incomplete)]
+
+
+def complete_models(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    return _names("models", incomplete)
+
+
+def complete_codecs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """Codec families (the spec goes on after the name: hsv544, palette:pico8)."""
+    return _names("codecs", incomplete)
+
+
+def complete_data(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    """builtin:NAME data sets, then files and folders."""
+    from click.shell_completion import CompletionItem
+
+    return _names("datasets", incomplete, "builtin:") + [CompletionItem(incomplete, type="file")]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT, check_sampling, check_seed
+from artforge.cli.params import OUTPUT, check_sampling, check_seed, complete_codecs, complete_data, complete_models
 from artforge.errors import ArtforgeError, BadInput
 
 
@@ -66,7 +66,7 @@ def _describe_model(row: dict) -> None:
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_models)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(name: str | None, as_json: bool) -> None:
     """List models: codecs they take, config fields with defaults, presets.
@@ -174,9 +174,11 @@ def _split_sets(model_cls, pairs: tuple[str, ...]) -> tuple[dict, dict]:
 
 
 @click.command()
-@click.option("-p", "--plugin", "--model", "model_name", help="Model to train (see `artforge models`).")
-@click.option("-d", "--data", help="A cache (.h5) or a source (folder, glob, .npz, builtin:NAME).")
-@click.option("-c", "--codec", help="Codec for building a cache from a source.")
+@click.option("-p", "--plugin", "--model", "model_name", shell_complete=complete_models,
+              help="Model to train (see `artforge models`).")
+@click.option("-d", "--data", shell_complete=complete_data,
+              help="A cache (.h5) or a source (folder, glob, .npz, builtin:NAME).")
+@click.option("-c", "--codec", shell_complete=complete_codecs, help="Codec for building a cache from a source.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit images to SIZE x SIZE when building a cache.")
 @click.option("--labels", help="Labels when building a cache (.json, .csv, dirs, npz:KEY).")
 @click.option("--steps", type=click.IntRange(1), help="Optimizer steps [default: 1 epoch].")
