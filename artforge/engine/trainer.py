@@ -707,10 +707,13 @@ class Progress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
+            from rich.table import Column
 
-            self.bar = RichProgress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                    TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                    console=Console(stderr=True), refresh_per_second=4)
+            # step count, times and ETA keep their width; a narrow terminal cuts the losses instead
+            info = TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1))
+            self.bar = RichProgress(TextColumn("train"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), info,
+                                    console=Console(stderr=True), refresh_per_second=4, expand=True)
             self.bar.start()
             self.task = self.bar.add_task("train", total=total, completed=start, info="")
 
@@ -723,7 +726,7 @@ class Progress:
             speed = f"{rec['steps_per_s']:.1f} step/s {rec['samples_per_s']:.0f} samples/s"
             if "mfu" in rec:
                 speed += f" mfu {rec['mfu']:.0%}"
-            self.bar.update(self.task, completed=step, info=f"{speed} {losses}{self.extra}")
+            self.bar.update(self.task, completed=step, info=f"{losses}{self.extra} | {speed}")
 
     def note(self, val: dict) -> None:
         if "loss" in val:
