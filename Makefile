@@ -28,7 +28,7 @@ EMOJI := docs/images/emoji
 
 # The main job on built-in data: codec tour, cache, ~1 minute of CPU training, samples,
 # completions, evaluation, ONNX export and onnxruntime sampling, then the other art forms
-# (pixel art, ASCII, a sigil denoiser, Symbol Art). Everything lands in $(DEMO)/.
+# (pixel art, ASCII, a sigil denoiser, Symbol Art) and a listing of the runs. Everything lands in $(DEMO)/.
 demo: setup
 	@mkdir -p $(DEMO)
 	@echo "== 1. codec tour: bundled emoji through hsv544 / hsv433 / hsv322, side by side"
@@ -65,6 +65,8 @@ demo: setup
 	@echo "== 8. Symbol Art: the emoji as 64 layers of a .saml file, fitted by differentiable rendering"
 	$(ARTFORGE) convert $(EMOJI)/tiger-face.png --codec saml:64 -o $(DEMO)/tiger.saml
 	$(ARTFORGE) render $(DEMO)/tiger.saml -o $(DEMO)/tiger-saml.png
+	@echo "== 9. the two runs side by side"
+	$(ARTFORGE) runs $(DEMO)
 	@echo "done. In $(DEMO)/: tour.png (codecs), samples.png, complete.png, onnx-samples.png,"
 	@echo "tiger-pico8.png, tiger.txt, tiger-ascii.png, tiger.saml, tiger-saml.png,"
 	@echo "run/ (config.json, best.pt, last.pt, metrics.jsonl, loss.png, samples/, eval.json, onnx/), sigil-dae/"
