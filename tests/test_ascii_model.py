@@ -56,6 +56,21 @@ def test_training_writes_a_run_with_finite_losses_and_counted_frequencies(run):
     assert w[model.space] < w[counts.argsort()[-2]]  # spaces weigh less than the next commonest character
 
 
+def test_weight_average_copies_the_character_counts(run, runner, tmp_path):
+    """With ``train.ema`` the evaluated weights are the average, and the character counts behind the
+    loss weights and eval's decoding bias must be the counts, not an average of partial counts."""
+    import torch
+
+    from artforge.engine.run import load_run
+
+    invoke(runner, "train", *TINY, "--data", run / "tiny.h5", "--steps", "3", "--set", "train.ema=0.99",
+           "-o", tmp_path / "ema")
+    state = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
+    assert torch.equal(state["ema"]["char_counts"].double(), state["model"]["char_counts"])
+    model = load_run(tmp_path / "ema").model  # best.pt, EMA weights
+    assert float(model.char_counts.sum()) == 2 * 8 * 16 * 8
+
+
 def test_sample_and_interpolate_write_png_and_text(run, runner):
     codec = get_codec(SPEC)
     invoke(runner, "sample", run / "run", "-n", "4", "-o", run / "s.png")

@@ -199,6 +199,9 @@ class AsciiVAE(ArtModel):
     }
     train_defaults = {"lr": 2e-3, "batch_size": 32, "grad_clip": 1.0, "weight_decay": 0.0}
     onnx_sampler = "artforge.onnx_runtime:latent_decoder"
+    # counted character frequencies, not weights: a weight average (``train.ema``) would blend the
+    # partial counts of the first batches into the loss weights and the decoding bias eval uses
+    ema_copy = ("char_counts", "freq_batches_seen")
 
     def __init__(self, config: AsciiVAEConfig, info: DataInfo):
         super().__init__(config, info)

@@ -46,7 +46,7 @@ class FittedPrior(PaletteModel):
     def code(self, post):
         return post["z"]
 
-    def draw(self, post, train: bool):
+    def draw(self, post, train: bool, generator: torch.Generator | None = None):
         z = post["z"]
         if train:
             with torch.no_grad():

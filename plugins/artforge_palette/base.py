@@ -5,8 +5,8 @@ trained with a softmax cross-entropy over palette indices at every pixel (the se
 independent sigmoids, which do not make a distribution over colours). Subclasses provide
 
 - ``posterior(tokens, y)``: the encoder's output, a dict (``z``; ``mu``/``logvar``; ``logits``),
-- ``code(post)``: the deterministic code (mean or mode), ``draw(post, train)``: a code sampled
-  from q (relaxed while training for Gumbel-softmax), ``kl(post)``: KL(q || prior) per image,
+- ``code(post)``: the deterministic code (mean or mode), ``draw(post, train, generator=None)``: a
+  code sampled from q (relaxed while training for Gumbel-softmax), ``kl(post)``: KL(q || prior) per image,
 - ``prior(n, generator, temperature)``: codes for new samples, ``decode(z, y)``: logits.
 
 Figures are in nats per image (the sum over pixels), so the ELBO reads as a code length that can
@@ -40,6 +40,7 @@ class PaletteModel(LabelBank, ArtModel):
     #: "gaussian" or "categorical" (what the ONNX sampler draws), "fitted" for plain AEs
     latent: ClassVar[str] = "gaussian"
     variational: ClassVar[bool] = True
+    EVAL_SEED = 11  # seeds the ELBO's posterior sample of each held-out image (``held_out_draw``)
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__(config, info)
@@ -64,7 +65,8 @@ class PaletteModel(LabelBank, ArtModel):
     def code(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def draw(self, post: dict[str, torch.Tensor], train: bool) -> torch.Tensor:
+    def draw(self, post: dict[str, torch.Tensor], train: bool,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         return self.code(post)
 
     def kl(self, post: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -77,6 +79,19 @@ class PaletteModel(LabelBank, ArtModel):
         raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------------
+    def held_out_draw(self, post: dict[str, torch.Tensor], first: int = 0) -> torch.Tensor:
+        """The ELBO's one posterior sample for images ``first``, ``first + 1``, ... of an evaluation:
+        each image's draw comes from a generator seeded by its place, so the figures depend neither
+        on the batch size (a draw from the global stream did: on a CPU, ``-b 1`` and ``-b 256`` gave
+        different samples whenever a code had fewer than 16 numbers) nor on the random state."""
+        any_ = next(iter(post.values()))
+        g = torch.Generator(any_.device)
+        parts = []
+        for i in range(any_.shape[0]):
+            g.manual_seed(self.EVAL_SEED * 1_000_003 + first + i)
+            parts.append(self.draw({k: v[i : i + 1] for k, v in post.items()}, train=False, generator=g))
+        return torch.cat(parts) if parts else self.code(post)
+
     def _recon(self, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over the palette, summed over the pixels of each image (nats per image)."""
         return F.cross_entropy(logits.float(), tokens, reduction="none").flatten(1).sum(1)
@@ -106,6 +121,7 @@ class PaletteModel(LabelBank, ArtModel):
                  refine: int = 0) -> dict[str, Any]:
         sums = {"recon": 0.0, "recon_code": 0.0, "kl": 0.0, "correct": 0, "exact": 0, "images": 0}
         kept = []
+        seen = 0
         for batch in batches:
             tokens = batch["tokens"]
             y = self.batch_labels(batch)
@@ -115,8 +131,9 @@ class PaletteModel(LabelBank, ArtModel):
                 code = self.refine_code(tokens, y, code, refine)
             code_logits = self.decode(code, y)
             recon_code = self._recon(code_logits, tokens)
-            recon = self._recon(self.decode(self.draw(post, train=False), y), tokens) if self.variational \
+            recon = self._recon(self.decode(self.held_out_draw(post, seen), y), tokens) if self.variational \
                 else recon_code
+            seen += tokens.shape[0]
             pred = code_logits.argmax(1)
             hit = pred == tokens
             sums["recon"] += float(recon.sum())

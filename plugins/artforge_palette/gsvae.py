@@ -71,11 +71,12 @@ class PaletteGSVAE(PaletteModel):
         logits = post["logits"]
         return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
 
-    def draw(self, post, train: bool):
+    def draw(self, post, train: bool, generator: torch.Generator | None = None):
         logits = post["logits"].float()
         if train:
             return F.gumbel_softmax(logits, tau=self.tau, hard=self.config.hard, dim=-1)
-        gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1.0 - 1e-7)))
+        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
         return F.one_hot((logits + gumbel).argmax(-1), logits.shape[-1]).float()
 
     def kl(self, post):

@@ -29,8 +29,10 @@ class GaussianLatent(PaletteModel):
     def code(self, post):
         return post["mu"]
 
-    def draw(self, post, train: bool):
-        return post["mu"] + (0.5 * post["logvar"]).exp() * torch.randn_like(post["mu"])
+    def draw(self, post, train: bool, generator: torch.Generator | None = None):
+        mu = post["mu"]
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + (0.5 * post["logvar"]).exp() * eps
 
     def kl(self, post):
         return gaussian_kl(post["mu"], post["logvar"])
