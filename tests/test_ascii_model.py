@@ -56,6 +56,17 @@ def test_training_writes_a_run_with_finite_losses_and_counted_frequencies(run):
     assert w[model.space] < w[counts.argsort()[-2]]  # spaces weigh less than the next commonest character
 
 
+def test_ema_copies_the_character_counts_instead_of_averaging_them(run, runner, tmp_path):
+    """The counts weigh validation's loss and calibrate decoding: the averaged weights must use the
+    counts training used, not a blend of the partial counts of earlier steps."""
+    out = tmp_path / "ema"
+    invoke(runner, "train", *TINY, "--data", run / "tiny.h5", "--steps", "3", "--set", "freq_batches=3",
+           "--set", "train.ema=0.999", "-o", out)
+    state = torch.load(out / "last.pt", weights_only=True)
+    for key in ("char_counts", "freq_batches_seen"):
+        assert torch.equal(state["ema"][key], state["model"][key].float()), key
+
+
 def test_sample_and_interpolate_write_png_and_text(run, runner):
     codec = get_codec(SPEC)
     invoke(runner, "sample", run / "run", "-n", "4", "-o", run / "s.png")

@@ -198,6 +198,7 @@ class AsciiVAE(ArtModel):
         "gpu": {"embed": 32, "cell": 64, "width": 192, "blocks": 4, "latent": 16, "global_latent": 64},
     }
     train_defaults = {"lr": 2e-3, "batch_size": 32, "grad_clip": 1.0, "weight_decay": 0.0}
+    ema_copy = ("char_counts", "freq_batches_seen")  # counts, not weights: the EMA copies them
     onnx_sampler = "artforge.onnx_runtime:latent_decoder"
 
     def __init__(self, config: AsciiVAEConfig, info: DataInfo):
