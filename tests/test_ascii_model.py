@@ -66,7 +66,8 @@ def test_weight_average_copies_the_character_counts(run, runner, tmp_path):
     invoke(runner, "train", *TINY, "--data", run / "tiny.h5", "--steps", "3", "--set", "train.ema=0.99",
            "-o", tmp_path / "ema")
     state = torch.load(tmp_path / "ema" / "last.pt", weights_only=True)
-    assert torch.equal(state["ema"]["char_counts"].double(), state["model"]["char_counts"])
+    for key in ("char_counts", "freq_batches_seen"):
+        assert torch.equal(state["ema"][key].double(), state["model"][key].double()), key
     model = load_run(tmp_path / "ema").model  # best.pt, EMA weights
     assert float(model.char_counts.sum()) == 2 * 8 * 16 * 8
 

@@ -253,6 +253,22 @@ def test_resume_and_checkpoint_options_stay_within_the_run(runner, run, tiny_cac
     assert "drop --data" in r.output
 
 
+def test_resume_refuses_settings_it_would_ignore(runner, run, tmp_path):
+    """--lr, --batch-size, --seed and the intervals are the run's own on --resume: another value is an
+    error, not silently dropped (the same value, as in a repeated command line, is fine)."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "best.pt", "last.pt", "metrics.jsonl"):
+        (copy / name).write_bytes((run / name).read_bytes())
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", "--lr", "0.5", "--batch-size", "4",
+               "--seed", "7", "--eval-every", "9", ok=False)
+    assert "--resume continues with the run's own settings; drop --batch-size 4 (the run's is 8)" in r.output
+    assert "--lr 0.5" in r.output and "--seed 7 (the run's is 0)" in r.output and "--eval-every 9" in r.output
+    assert torch.load(copy / "last.pt", weights_only=True)["step"] == 2  # nothing trained
+    invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", "--batch-size", "8", "--seed", "0", "-q")
+    assert torch.load(copy / "last.pt", weights_only=True)["step"] == 3
+
+
 def test_label_files_that_would_lose_values_are_refused(runner, emoji, tmp_path):
     np.savez(tmp_path / "e.npz", images=emoji[:4], names=np.array(["a", "b", "c", "d"]))
     cases = {"dupcol.csv": ("name,w,w\na,1,0\n", "repeated column name"),

@@ -244,7 +244,16 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         run_dir = Path(out)
         run_config = read_run_config(run_dir)
         cfg_values = dict(run_config["train"])
-        for k in ("steps", "device", "max_time", "num_workers", "precision"):
+        # Settings the run's weights, data order and log depend on are the run's own: one given with
+        # another value would otherwise be dropped without a word (a resumed run trains as it began).
+        fixed = {"batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "eval_every": "--eval-every",
+                 "sample_every": "--sample-every"}
+        changed = [f"{flag} {options[k]} (the run's is {cfg_values.get(k)})" for k, flag in fixed.items()
+                   if options.get(k) is not None and options[k] != cfg_values.get(k)]
+        if changed:
+            raise ArtforgeError(f"--resume continues with the run's own settings; drop {', '.join(changed)}, "
+                                f"or start a new run from its weights with --init {run_dir}")
+        for k in ("steps", "device", "max_time", "num_workers", "precision", "compile"):
             if options.get(k) is not None:
                 cfg_values[k] = options[k]
         if steps is None and epochs is not None:
