@@ -85,6 +85,8 @@ class ArtModel(nn.Module):
     #: state-dict entries (by name ending) the weight average copies instead of averaging:
     #: counts and tables, which an average would blur
     ema_copy: ClassVar[tuple[str, ...]] = ()
+    #: for a model that does not sample: what to run instead, told when `artforge sample` is asked
+    usage: ClassVar[str] = ""
 
     def __init__(self, config: Any, info: DataInfo):
         super().__init__()
@@ -126,7 +128,7 @@ class ArtModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                labels: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
         """``n`` new token grids (n, *token_shape) as a LongTensor."""
-        raise ArtforgeError(f"model {self.name!r} cannot sample")
+        raise ArtforgeError(f"model {self.name!r} cannot sample" + (f"; {self.usage}" if self.usage else ""))
 
     @torch.no_grad()
     def reconstruct(self, tokens: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -59,7 +59,10 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
     manifest, folder = load_manifest(path)
     target = manifest.get("sampler")
     if not target:
-        raise ArtforgeError(f"{folder}: model {manifest.get('model')!r} names no ONNX sampler")
+        files = ", ".join(m["file"] for m in manifest["modules"].values())
+        raise ArtforgeError(f"{folder}: model {manifest.get('model')!r} names no ONNX sampler, so `sample --onnx` "
+                            f"cannot use it; the export ({files}, described in manifest.json) is for your own "
+                            "onnxruntime code")
     module, _, func = target.partition(":")
     try:
         fn = getattr(importlib.import_module(module), func)

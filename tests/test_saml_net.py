@@ -105,3 +105,5 @@ def test_train_eval_convert_export(runner, cache, tmp_path):
 
     r = invoke(runner, "export", run, "--onnx")
     assert "layers" in r.output
+    r = invoke(runner, "sample", run, "-o", tmp_path / "s.png", ok=False)
+    assert "cannot sample; it turns pictures into layers" in r.output and "net=RUN" in r.output

@@ -86,7 +86,10 @@ def test_dae_learns_to_clean_corrupted_glyphs(glyphs, tmp_path):
     res = run("export", out, "--onnx")
     assert "denoiser.onnx" in res.output
     res = run("sample", out, "-o", tmp_path / "x.png", ok=False)
-    assert "cannot sample" in res.output
+    assert "cannot sample; it cleans glyphs" in res.output and "artforge reconstruct RUN IMAGES" in res.output
+    res = run("sample", "--onnx", out / "onnx", "-o", tmp_path / "x.png", ok=False)
+    assert "names no ONNX sampler" in res.output and "denoiser.onnx" in res.output
+    assert res.output.count("\n") == 1
 
 
 def test_dae_refuses_sizes_its_levels_cannot_halve(glyphs, tmp_path):

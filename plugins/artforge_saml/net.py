@@ -61,6 +61,8 @@ class SamlNetConfig:
 class SamlNet(ArtModel):
     name = "saml-net"
     description = "Picture -> Symbol Art layers in one pass: CNN encoder, layer-query decoder, rendering loss"
+    usage = ("it turns pictures into layers rather than drawing new ones: "
+             "artforge convert PICTURE -c saml:16,net=RUN -o out.saml")
     Config = SamlNetConfig
     codecs = ("hsv", "palette", "binary")
     presets = {

@@ -65,6 +65,7 @@ class UNet(nn.Module):
 class SigilDAE(ArtModel):
     name = "sigil-dae"
     description = "Denoising autoencoder for binary glyphs: removes speckle, mends broken strokes"
+    usage = "it cleans glyphs rather than drawing new ones: artforge reconstruct RUN IMAGES -o pairs.png"
     Config = SigilDAEConfig
     codecs = ("binary",)
     presets = {
