@@ -30,7 +30,7 @@ def _model_row(name: str, entry) -> dict:
               for k, (t, d) in config_fields(cls.Config).items()}
     return {"name": name, "plugin": entry.plugin, "description": cls.description,
             "codecs": list(cls.codecs), "needs_labels": cls.needs_labels, "presets": cls.presets,
-            "config": fields, "train_defaults": cls.train_defaults}
+            "config": fields, "train_defaults": cls.train_defaults, "usage": cls.usage}
 
 
 def _show(value) -> str:
@@ -52,6 +52,8 @@ def _describe_model(row: dict) -> None:
     if row["train_defaults"]:
         facts.append("training defaults: " + ", ".join(f"{k}={v}" for k, v in row["train_defaults"].items()))
     console.print("; ".join(facts), highlight=False)
+    if row["usage"]:
+        console.print(f"does not sample: {row['usage']}", highlight=False)
     table = Table("field", "type", "default", "what it does")
     for key, f in row["config"].items():
         table.add_row(key, f["type"], _show(f["default"]), f["help"])
