@@ -158,10 +158,9 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    out = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for header, width in (("run", 8), ("model", 15), ("codec", 6), ("steps", 0), ("best val loss", 0), ("time", 0),
-                          ("has", 5)):
-        out.add_column(header, overflow="fold", no_wrap=not width, min_width=width or None)
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for header in ("run", "model", "codec", "steps", "best val loss", "time", "has"):  # all may wrap: none is cut
+        out.add_column(header, overflow="fold")
     for line in table:
         out.add_row(*(Text(c) for c in line))
     Console().print(out)
