@@ -378,11 +378,11 @@ def fresh_cli():
     from artforge.cli import cli
 
     saved = dict(cli.commands)
-    cli._plugins_added = False
+    cli._plugins_from = None
     yield cli
     cli.commands.clear()
     cli.commands.update(saved)
-    cli._plugins_added = False
+    cli._plugins_from = None
 
 
 def command_plugins():

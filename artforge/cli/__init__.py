@@ -14,8 +14,7 @@ from artforge.errors import ArtforgeError
 class ArtforgeGroup(click.Group):
     """A click group that adds plugin commands on first use and turns errors into one line."""
 
-    _plugins_added = False
-    #: the plugin manager (and its generation) whose commands are in the group
+    #: the plugin manager (and its generation) whose commands are in the group; None: none added yet
     _plugins_from: tuple[object, int] | None = None
     #: name -> command of the commands plugins added, taken out again when plugins change
     _plugin_commands: dict[str, click.Command] | None = None
@@ -29,13 +28,13 @@ class ArtforgeGroup(click.Group):
 
         pm = get_plugin_manager()
         state = (pm, pm.generation)
-        if self._plugins_added and self._plugins_from == state:
+        if self._plugins_from == state:
             return
         for name, cmd in (self._plugin_commands or {}).items():
             if self.commands.get(name) is cmd:
                 del self.commands[name]
         before = dict(self.commands)
-        self._plugins_added, self._plugins_from = True, state
+        self._plugins_from = state
         pm.add_commands(self)
         self._plugin_commands = {n: c for n, c in self.commands.items() if before.get(n) is not c}
 
