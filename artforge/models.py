@@ -185,9 +185,9 @@ def check_call(model: ArtModel, method: str, *args: Any, flags: dict[str, str] |
     try:
         sig.bind(*args, **kwargs)
     except TypeError as exc:
-        params = sig.parameters.values()
-        named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        extra = [k for k in kwargs if k not in named] if all(p.kind != p.VAR_KEYWORD for p in params) else []
+        from artforge.onnx_runtime import untaken
+
+        extra = untaken(getattr(model, method), kwargs)
         doc = SIGNATURES.get(method, method)
         if extra:
             opts = [flags[k] for k in extra if flags and k in flags]

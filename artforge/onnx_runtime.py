@@ -11,6 +11,7 @@ import importlib
 import inspect
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
         fn = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:
         raise ArtforgeError(f"ONNX sampler {target!r} is not available ({exc}); install its plugin") from None
-    extra = _untaken(fn, options)
+    extra = untaken(fn, options)
     if extra:  # the sampler's signature, not the export: exporting again would not help
         flags = " and ".join("--" + k.replace("_", "-") for k in extra)
         raise ArtforgeError(f"ONNX sampler {target!r} takes no {', '.join(extra)}, so {flags} cannot be used "
@@ -85,16 +86,17 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
     return np.asarray(tokens), manifest["codec"]
 
 
-def _untaken(fn: Any, options: dict[str, Any]) -> list[str]:
-    """The ``options`` a sampler has no parameter for (none when it takes ``**options``, or has no
-    signature to read)."""
+def untaken(fn: Any, names: Iterable[str]) -> list[str]:
+    """The keyword ``names`` that ``fn`` has no parameter for (none when it takes ``**options``, or
+    has no signature to read). Shared with ``models.check_call``, which holds torch models' methods to
+    the same rule as ONNX samplers (this module stays torch-free)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return []
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return []
-    return [k for k in options if k not in {p.name for p in params if p.kind != p.VAR_POSITIONAL}]
+    return [k for k in names if k not in {p.name for p in params if p.kind != p.VAR_POSITIONAL}]
 
 
 def softmax_sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, axis: int = -1) -> np.ndarray:
