@@ -13,6 +13,7 @@ one optimiser). Everything goes through ``forward`` so DistributedDataParallel w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import io
 import json
@@ -301,6 +302,7 @@ def field_help(cls: type) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _source_comments(klass: type) -> dict[str, str]:
     """Comments on the annotated names of one class body, read with the tokenizer (a '#' inside a
     string is not a comment)."""

@@ -21,11 +21,13 @@ def _echo(msg: str) -> None:
         click.echo(msg)
 
 
-def _model_row(name: str, entry) -> dict:
+def _model_row(name: str, entry, with_help: bool = True) -> dict:
+    """What `artforge models` says of one model; ``with_help`` reads each field's help from the
+    Config's source (the listing table does not show it)."""
     from artforge.models import config_fields, field_help, type_label
 
     cls = entry.obj
-    helps = field_help(cls.Config)
+    helps = field_help(cls.Config) if with_help else {}
     fields = {k: {"type": type_label(t), "default": d, "help": helps.get(k, "")}
               for k, (t, d) in config_fields(cls.Config).items()}
     return {"name": name, "plugin": entry.plugin, "description": cls.description,
@@ -85,7 +87,7 @@ def models(name: str | None, as_json: bool) -> None:
         else:
             _describe_model(row)
         return
-    rows = [_model_row(n, entry) for n, entry in registry("models").loaded()]
+    rows = [_model_row(n, entry, with_help=as_json) for n, entry in registry("models").loaded()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
