@@ -107,3 +107,6 @@ def subprocess_env(**extra: str) -> dict:
 
 
 ARTFORGE = [sys.executable, "-m", "artforge"]
+
+#: `artforge train` options for the smallest hsv-transformer (one layer): a run in a second or two
+TINY_HSV = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]

@@ -13,8 +13,7 @@ import pytest
 import torch
 
 from conftest import ARTFORGE, invoke, subprocess_env
-
-TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+from conftest import TINY_HSV as TINY
 
 
 @pytest.fixture(scope="module")

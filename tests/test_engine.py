@@ -19,9 +19,8 @@ from PIL import Image
 from artforge.plugins import get_plugin_manager
 
 import toy_plugin
+from conftest import TINY_HSV as TINY
 from conftest import invoke, subprocess_env
-
-TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
 
 
 def _free_port() -> int:

@@ -14,9 +14,8 @@ import pytest
 from artforge.plugins import get_plugin_manager
 
 import toy_plugin
+from conftest import TINY_HSV as TINY
 from conftest import invoke, subprocess_env
-
-TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
 
 
 @pytest.fixture(scope="module")

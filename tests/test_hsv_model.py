@@ -13,9 +13,8 @@ from artforge.plugins import get_plugin_manager
 from artforge_hsv.model import HSVTransformer, HSVTransformerConfig, filter_logits
 
 import toy_plugin
+from conftest import TINY_HSV as TINY
 from conftest import invoke
-
-TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
+from conftest import TINY_HSV as TINY
 from conftest import invoke, subprocess_env
-
-TINY = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
 
 
 @pytest.fixture(scope="module")
