@@ -169,3 +169,25 @@ def test_grid_prior_depends_on_the_global_latent():
         shifted = mu.clone()
         shifted[:, 4:] += 0.1
         assert (m.kl(shifted, logvar, shifted)[:, 4:] > 0).all()
+
+
+def test_validation_nonspace_accuracy_weighs_batches_by_their_ink():
+    """Training's acc_nonspace over batches of very different ink is eval's nonspace_accuracy."""
+    m, codec = _model()
+    heavy = codec.encode(["#" * 16 + "\n" + "@%" * 8 + "\n" + "xo" * 8] * 3)
+    light = codec.encode(["#", "@"])
+    batches = [{"tokens": torch.from_numpy(t.astype(np.int64))} for t in (heavy, light)]
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    m.train()
+    for _ in range(40):  # a little training: right on some ink cells, wrong on others
+        opt.zero_grad()
+        m(batches[0])["loss"].backward()
+        opt.step()
+    m.eval()
+    got = m.validate(batches)
+    want = m.evaluate(batches, codec)
+    assert got["acc_nonspace"] == pytest.approx(want["nonspace_accuracy"], abs=1e-6)
+    assert got["acc"] == pytest.approx(want["char_accuracy"], abs=1e-6)
+    light_acc = m.validate([batches[1]])["acc_nonspace"]
+    assert abs(light_acc - m.validate([batches[0]])["acc_nonspace"]) > 0.05  # the two batches differ
