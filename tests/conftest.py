@@ -16,14 +16,41 @@ ROOT = Path(__file__).resolve().parents[1]
 EMOJI = ROOT / "plugins" / "artforge_hsv" / "data" / "emoji32.npz"
 
 
+def _first_party() -> str:
+    """artforge's own entry points, as ARTFORGE_LOAD_PLUGINS names them."""
+    from importlib.metadata import entry_points
+
+    from artforge.plugins import CORE_DIST, ENTRY_POINT_GROUP
+
+    return ",".join(sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)
+                           if getattr(getattr(ep, "dist", None), "name", None) == CORE_DIST))
+
+
+FIRST_PARTY = _first_party()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugins(monkeypatch):
-    """Every test starts with freshly loaded plugins and no plugin-selecting environment."""
-    for var in ("ARTFORGE_STRICT_PLUGINS", "ARTFORGE_LOAD_PLUGINS", "ARTFORGE_DEBUG"):
+    """Every test starts with freshly loaded plugins: artforge's own only, so a third-party plugin the
+    user has installed (whose codec family may overlap a test's toy plugin) cannot change what the
+    tests see. Tests of entry-point loading use ``also_load`` or ``subprocess_env``."""
+    for var in ("ARTFORGE_STRICT_PLUGINS", "ARTFORGE_DEBUG"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ARTFORGE_LOAD_PLUGINS", FIRST_PARTY)
     reset_plugin_manager()
     yield
     reset_plugin_manager()
+
+
+@pytest.fixture
+def also_load(monkeypatch):
+    """For tests of entry-point loading: ``also_load("name", ...)`` loads the entry points a test
+    made, beside artforge's own (still none the user installed)."""
+    def load(*names: str) -> None:
+        monkeypatch.setenv("ARTFORGE_LOAD_PLUGINS", ",".join([FIRST_PARTY, *names]))
+        reset_plugin_manager()
+
+    return load
 
 
 @pytest.fixture(scope="module")

@@ -175,11 +175,12 @@ def test_load_plugins_names_an_unknown_plugin():
     assert [row["name"] for row in json.loads(r.stdout)] == ["hsv"]
 
 
-def test_registering_an_installed_plugin_again_keeps_it(tmp_path, monkeypatch, capsys):
+def test_registering_an_installed_plugin_again_keeps_it(also_load, tmp_path, monkeypatch, capsys):
     """The test recipe in docs/writing-plugins.md registers the hooks module by hand; with the plugin
     installed as well that is a no-op, and another object under its name is refused in one line."""
     fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "from toy_plugin import register_codecs\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("gray")
     pm = get_plugin_manager()
     import gray_hooks
 
@@ -346,12 +347,13 @@ def register_codecs(register):
 '''
 
 
-def test_a_codec_family_that_overlaps_another_is_refused(runner, tmp_path, monkeypatch, capsys):
+def test_a_codec_family_that_overlaps_another_is_refused(also_load, runner, tmp_path, monkeypatch, capsys):
     """Specs go to the longest matching family name, so a family named hsv5 would take hsv544 from
     the hsv codec (data build builtin:emoji32 included) without a word. Installed first on the path,
     the third-party plugin still loses to the first-party one."""
     fake_distribution(tmp_path, "artforge_squat", "squat", "squat_hooks", SQUATTER)
     monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("squat")
     pm = get_plugin_manager()
     assert get_codec("hsv544").spec == "hsv544" and get_codec("palette:bw").spec == "palette:bw"
     assert "squat" in pm.registry("codecs")  # its other family is kept
@@ -520,7 +522,7 @@ def test_uninstall_refuses_artforge_itself(runner, fake_pip):
     assert not fake_pip
 
 
-def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, capsys):
+def test_an_entry_point_name_taken_twice_is_reported(also_load, tmp_path, monkeypatch, capsys):
     """A third-party distribution whose entry point is called hsv, found first on the path, used to
     replace the first-party hsv plugin without a word; two entry points naming one module left the
     second listed with no hooks."""
@@ -528,6 +530,7 @@ def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, caps
     (tmp_path / "artforge_evil-0.1.dist-info" / "entry_points.txt").write_text(
         "[artforge]\nhsv = evil_hooks\nevil = evil_hooks\nevil-too = evil_hooks\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("evil", "evil-too")
     pm = get_plugin_manager()
     assert pm.info["hsv"].dist == "artforge" and get_codec("hsv544").spec == "hsv544"
     assert pm.info["evil"].hooks == ["register_codecs"] and "evil" in pm.registry("codecs")
@@ -537,12 +540,13 @@ def test_an_entry_point_name_taken_twice_is_reported(tmp_path, monkeypatch, caps
     assert len(plugin_warnings(err, "hsv")) == 1 and len(plugin_warnings(err, "evil-too")) == 1
 
 
-def test_a_taken_entry_point_name_does_not_claim_a_failed_plugin_loaded(tmp_path, monkeypatch, capsys):
+def test_a_taken_entry_point_name_does_not_claim_a_failed_plugin_loaded(also_load, tmp_path, monkeypatch, capsys):
     """The second of two distributions with one entry-point name is not loaded; when the first
     failed to load, the warning must not say that it is loaded."""
     for dist, source in (("twin_b", ""), ("twin_a", "import module_that_does_not_exist\n")):
         fake_distribution(tmp_path / dist, dist, "twin", f"{dist}_hooks", source)
         monkeypatch.syspath_prepend(str(tmp_path / dist))  # twin_a ends first on the path
+    also_load("twin")
     pm = get_plugin_manager()
     assert pm.info["twin"].dist == "twin_a" and pm.pm.get_plugin("twin") is None
     warnings = plugin_warnings(capsys.readouterr().err, "twin")
