@@ -315,7 +315,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if main:
             write_run_config(run_dir, run_config)
         _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
-              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val) on {trainer.device} "
+              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) on {trainer.device} "
               f"for {trainer.total} steps -> {run_dir}")
         try:
             result = trainer.fit()
@@ -340,6 +340,12 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+def _held_out(trainer) -> str:
+    """' / N test, held out' when the run keeps a test split (it never reads it)."""
+    n = trainer.train_ds.split_sizes["test"]
+    return f" / {n} test, held out" if trainer.cfg.test_fraction > 0 else ""
 
 
 def _drop_failed_start(run_dir: Path, remove_folder: bool) -> None:
