@@ -84,3 +84,52 @@ def test_resume_keeps_the_split_the_run_trained_on(runner, test_run, tmp_path):
     (copy / "config.json").write_text(json.dumps(config))
     invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", "-q")
     assert torch.load(copy / "last.pt", weights_only=True)["step"] == 3
+
+
+def _as_before_test_fraction(run: Path) -> None:
+    """Make a run look like one trained before test_fraction existed: no such key anywhere."""
+    config = json.loads((run / "config.json").read_text())
+    del config["train"]["test_fraction"]
+    (run / "config.json").write_text(json.dumps(config))
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(run / name, weights_only=True)
+        inner = json.loads(state["config"])
+        del inner["train"]["test_fraction"]
+        torch.save({**state, "config": json.dumps(inner)}, run / name)
+
+
+def test_runs_from_before_test_fraction_have_no_test_split(runner, tiny_cache, tmp_path):
+    run = tmp_path / "old"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", run)
+    _as_before_test_fraction(run)
+    invoke(runner, "train", "--resume", "-o", run, "--steps", "3", "-q")  # no test_fraction: 0, as it trained
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)
+    assert res["split"] == "val" and res["samples"] == len(TokenDataset(tiny_cache, "val", 0.1))
+    r = invoke(runner, "eval", run, "--split", "test", ok=False)
+    assert "the run kept no test split" in r.output and "--set train.test_fraction=0.1" in r.output
+
+
+def test_eval_uses_the_test_split_of_a_run_that_keeps_one(runner, test_run, tiny_cache):
+    out = invoke(runner, "eval", test_run).output
+    n_test = len(_rows(tiny_cache, "test"))
+    assert out.splitlines()[0].endswith(f"step 2 on {n_test} test samples of {tiny_cache}:")
+    res = json.loads((test_run / "eval.json").read_text())
+    assert res["split"] == "test" and res["samples"] == n_test
+    assert "eval (step 2, test)" in invoke(runner, "runs", test_run).output
+    for split, n in (("val", len(_rows(tiny_cache, "val"))), ("train", len(_rows(tiny_cache, "train"))),
+                     ("all", 64), ("test", n_test)):
+        res = json.loads(invoke(runner, "eval", test_run, "--split", split, "--json").stdout)
+        assert (res["split"], res["samples"]) == (split, n)
+        assert json.loads((test_run / "eval.json").read_text())["split"] == split
+
+
+def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", run)
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)
+    assert res["split"] == "val" and res["samples"] == len(TokenDataset(tiny_cache, "val", 0.1))
+    before = (run / "eval.json").read_text()
+    r = invoke(runner, "eval", run, "--split", "test", ok=False)
+    assert r.output.strip() == (f"Error: {run}: the run kept no test split (its train.test_fraction is 0); "
+                                "evaluate --split val, or keep one in a new run with --set train.test_fraction=0.1")
+    assert (run / "eval.json").read_text() == before
