@@ -18,7 +18,7 @@ SPLIT = ["--set", "val_fraction=0.25", "--set", "train.test_fraction=0.25"]
 
 
 @pytest.fixture(scope="module")
-def test_run(tmp_path_factory, tiny_cache, one_thread) -> Path:
+def held_run(tmp_path_factory, tiny_cache, one_thread) -> Path:
     from click.testing import CliRunner
 
     run = tmp_path_factory.mktemp("held") / "run"
@@ -68,10 +68,10 @@ def _copy(run: Path, to: Path) -> Path:
     return to
 
 
-def test_resume_keeps_the_split_the_run_trained_on(runner, test_run, tmp_path):
+def test_resume_keeps_the_split_the_run_trained_on(runner, held_run, tmp_path):
     """A changed test_fraction (config.json edited) would move items the run trained on into the test
     split: refused, nothing trained. --set is refused on --resume as before."""
-    copy = _copy(test_run, tmp_path / "copy")
+    copy = _copy(held_run, tmp_path / "copy")
     config = json.loads((copy / "config.json").read_text())
     for key, value in (("test_fraction", 0.1), ("test_fraction", 0.0), ("val_fraction", 0.2)):
         (copy / "config.json").write_text(json.dumps({**config, "train": {**config["train"], key: value}}))
@@ -109,18 +109,18 @@ def test_runs_from_before_test_fraction_have_no_test_split(runner, tiny_cache, t
     assert "the run kept no test split" in r.output and "--set train.test_fraction=0.1" in r.output
 
 
-def test_eval_uses_the_test_split_of_a_run_that_keeps_one(runner, test_run, tiny_cache):
-    out = invoke(runner, "eval", test_run).output
+def test_eval_uses_the_test_split_of_a_run_that_keeps_one(runner, held_run, tiny_cache):
+    out = invoke(runner, "eval", held_run).output
     n_test = len(_rows(tiny_cache, "test"))
     assert out.splitlines()[0].endswith(f"step 2 on {n_test} test samples of {tiny_cache}:")
-    res = json.loads((test_run / "eval.json").read_text())
+    res = json.loads((held_run / "eval.json").read_text())
     assert res["split"] == "test" and res["samples"] == n_test
-    assert "eval (step 2, test)" in invoke(runner, "runs", test_run).output
+    assert "eval (step 2, test)" in invoke(runner, "runs", held_run).output
     for split, n in (("val", len(_rows(tiny_cache, "val"))), ("train", len(_rows(tiny_cache, "train"))),
                      ("all", 64), ("test", n_test)):
-        res = json.loads(invoke(runner, "eval", test_run, "--split", split, "--json").stdout)
+        res = json.loads(invoke(runner, "eval", held_run, "--split", split, "--json").stdout)
         assert (res["split"], res["samples"]) == (split, n)
-        assert json.loads((test_run / "eval.json").read_text())["split"] == split
+        assert json.loads((held_run / "eval.json").read_text())["split"] == split
 
 
 def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tmp_path):
