@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 
 from artforge.data.cache import build_cache
-from artforge.data.dataset import TokenDataset, collate, is_validation, split_indices
+from artforge.data.dataset import TokenDataset, collate, is_validation, split_index_sets, split_indices
 
 
 def test_dataset_reads_batches_and_items(tiny_cache):
@@ -45,6 +46,37 @@ def test_split_is_deterministic_and_stable_when_data_grows():
     _, val2 = split_indices(more, 0.1)
     assert {more[i] for i in val2} & set(names) == {names[i] for i in val}  # old items keep their split
     assert is_validation("x", 1.0) and not is_validation("x", 0.0)
+
+
+def test_a_test_fraction_of_zero_keeps_the_split_runs_were_trained_on(tiny_cache):
+    """Existing runs, and the figures documented for them, depend on which items were validation
+    items: with no test share the split is the one recorded here, index for index."""
+    names = [f"img{i:05d}.png" for i in range(2000)]
+    train, val = split_indices(names, 0.1)
+    assert hashlib.sha256(val.astype("<i8").tobytes()).hexdigest() == (
+        "22f9fa29057a7d5dee9a05de66cd5c4b17f1e1fbe252cd6e089088f24345cd06")
+    assert np.array_equal(train, np.setdiff1d(np.arange(2000), val))
+    for fraction, held_out in ((0.1, [14, 23, 28, 31, 34, 36, 43, 54, 56]),
+                               (0.25, [4, 13, 14, 23, 24, 28, 31, 32, 34, 36, 40, 43, 45, 54, 56, 57, 63])):
+        assert TokenDataset(tiny_cache, "val", fraction).indices.tolist() == held_out
+        assert TokenDataset(tiny_cache, "val", fraction, test_fraction=0.0).indices.tolist() == held_out
+        assert len(TokenDataset(tiny_cache, "test", fraction)) == 0
+        assert len(TokenDataset(tiny_cache, "train", fraction)) == 64 - len(held_out)
+
+
+def test_train_val_and_test_are_disjoint_and_cover_every_item(tiny_cache):
+    names = [f"img{i:05d}.png" for i in range(2000)]
+    sets = split_index_sets(names, 0.1, 0.2)
+    parts = [set(sets[k].tolist()) for k in ("train", "val", "test")]
+    assert sum(map(len, parts)) == 2000 and set().union(*parts) == set(range(2000))
+    assert 150 < len(parts[1]) < 250 and 330 < len(parts[2]) < 470
+    # the test share comes out of the training items: validation is the same with or without it
+    assert np.array_equal(sets["val"], split_indices(names, 0.1)[1])
+    assert set(sets["test"].tolist()) <= set(split_indices(names, 0.1)[0].tolist())
+    ds = {k: TokenDataset(tiny_cache, k, 0.25, test_fraction=0.25) for k in ("train", "val", "test", "all")}
+    seen = [set(ds[k].names()) for k in ("train", "val", "test")]
+    assert all(seen) and sum(map(len, seen)) == 64 and set().union(*seen) == set(ds["all"].names())
+    assert ds["test"].split_sizes == {"train": len(seen[0]), "val": len(seen[1]), "test": len(seen[2]), "all": 64}
 
 
 def test_labels_come_as_float_tensors(tmp_path, emoji):

@@ -315,7 +315,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if main:
             write_run_config(run_dir, run_config)
         _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
-              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val) on {trainer.device} "
+              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) on {trainer.device} "
               f"for {trainer.total} steps -> {run_dir}")
         try:
             result = trainer.fit()
@@ -340,6 +340,12 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+def _held_out(trainer) -> str:
+    """' / N test, held out' when the run keeps a test split (it never reads it)."""
+    n = trainer.train_ds.split_sizes["test"]
+    return f" / {n} test, held out" if trainer.cfg.test_fraction > 0 else ""
 
 
 def _drop_failed_start(run_dir: Path, remove_folder: bool) -> None:
@@ -566,7 +572,9 @@ def _json_safe(value):
 @click.command("eval")
 @click.argument("run", type=click.Path())
 @click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
-@click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]),
+              help="Items to evaluate on [default: test when the run keeps a test split (train.test_fraction), "
+                   "else val].")
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -575,6 +583,10 @@ def _json_safe(value):
 @click.option("--json", "as_json", is_flag=True)
 def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> None:
     """The model's own figures on held-out data, written to eval.json in the run folder.
+
+    The val split chose best.pt, so its figures lean optimistic; a run trained with --set
+    train.test_fraction=0.1 keeps a test split that chose nothing, and eval uses it by default.
+    The split used is printed and recorded in eval.json.
 
     With --refine the code of each image is not just the encoder's output but that output
     improved by STEPS Adam steps on the reconstruction loss, the decoder fixed (semi-amortised
@@ -594,8 +606,14 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
     val_fraction = loaded.config["train"].get("val_fraction", 0.1)
+    test_fraction = loaded.config["train"].get("test_fraction", 0.0)  # runs from before it: no test split
+    if split is None:
+        split = "test" if test_fraction > 0 else "val"
+    elif split == "test" and not test_fraction > 0:
+        raise ArtforgeError(f"{run}: the run kept no test split (its train.test_fraction is 0); evaluate "
+                            "--split val, or keep one in a new run with --set train.test_fraction=0.1")
     _check_cache_fits(cache, loaded.config["data"], "the run")
-    ds = TokenDataset(cache, split, val_fraction)
+    ds = TokenDataset(cache, split, val_fraction, test_fraction=test_fraction)
     if len(ds) == 0:
         raise BadInput(cache, f"has no {split} samples")
 

@@ -1,8 +1,8 @@
 """Reading a token cache for training: a torch Dataset that fetches whole batches.
 
 The HDF5 file is opened lazily inside each process that reads it (never before a DataLoader
-forks its workers). The train/validation split hashes each sample's name, so adding images to
-a data set never moves existing ones between splits.
+forks its workers). The train/validation/test split hashes each sample's name, so adding images
+to a data set never moves existing ones between splits.
 """
 
 from __future__ import annotations
@@ -21,16 +21,44 @@ from artforge.errors import BadInput
 IN_MEMORY_BYTES = 512 * 1024 * 1024  # caches below this are read whole into each process
 
 
+SPLITS = ("train", "val", "test", "all")
+
+
+def _position(name: str) -> float:
+    """Where a name falls in [0, 1): its BLAKE2b hash, scaled."""
+    h = int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big")
+    return h / 2**64
+
+
 def is_validation(name: str, val_fraction: float) -> bool:
     """Deterministic split: a sample is held out when its name hashes below the fraction."""
-    h = int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big")
-    return h / 2**64 < val_fraction
+    return _position(name) < val_fraction
 
 
-def split_indices(names: list[str], val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    val = np.array([is_validation(n, val_fraction) for n in names], dtype=bool)
+def split_of(name: str, val_fraction: float, test_fraction: float = 0.0) -> str:
+    """``val`` below ``val_fraction``, ``test`` in the next ``test_fraction``, else ``train``. The test
+    share is cut from what would be training data, so the validation split does not depend on it."""
+    h = _position(name)
+    if h < val_fraction:
+        return "val"
+    return "test" if h < val_fraction + test_fraction else "train"
+
+
+def split_index_sets(names: list[str], val_fraction: float, test_fraction: float = 0.0) -> dict[str, np.ndarray]:
+    """Indices of ``names`` in each split (``train``, ``val``, ``test``) and ``all`` of them."""
+    if not test_fraction >= 0:
+        raise ValueError(f"test_fraction must be >= 0, not {test_fraction!r}")
+    pos = np.array([_position(n) for n in names], dtype=np.float64)  # the same rule as split_of
+    val = pos < val_fraction
+    test = ~val & (pos < val_fraction + test_fraction)
     idx = np.arange(len(names))
-    return idx[~val], idx[val]
+    return {"train": idx[~val & ~test], "val": idx[val], "test": idx[test], "all": idx}
+
+
+def split_indices(names: list[str], val_fraction: float, test_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices; items in the test share are in neither."""
+    sets = split_index_sets(names, val_fraction, test_fraction)
+    return sets["train"], sets["val"]
 
 
 class TokenDataset(torch.utils.data.Dataset):
@@ -42,9 +70,9 @@ class TokenDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", val_fraction: float = 0.1,
-                 in_memory: bool | None = None):
-        if split not in ("train", "val", "all"):
-            raise ValueError(f"split must be train, val or all, not {split!r}")
+                 in_memory: bool | None = None, test_fraction: float = 0.0):
+        if split not in SPLITS:
+            raise ValueError(f"split must be train, val, test or all, not {split!r}")
         self.path = Path(path)
         with open_cache(self.path) as f:  # read metadata, then close before any fork
             self.names_all = f["names"][:].astype(str).tolist()
@@ -53,8 +81,9 @@ class TokenDataset(torch.utils.data.Dataset):
             self.vocab_size = int(f.attrs["vocab_size"])
             self.label_columns = json.loads(f["labels"].attrs["columns"]) if "labels" in f else []
             nbytes = f["tokens"].size * f["tokens"].dtype.itemsize
-        train, val = split_indices(self.names_all, val_fraction)
-        self.indices = {"train": train, "val": val, "all": np.arange(len(self.names_all))}[split]
+        sets = split_index_sets(self.names_all, val_fraction, test_fraction)
+        self.indices = sets[split]
+        self.split_sizes = {k: len(v) for k, v in sets.items()}  # of every split, e.g. to report them
         self.split = split
         self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else in_memory
         self._file = None

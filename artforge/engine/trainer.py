@@ -51,7 +51,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema: float = 0.0
     seed: int = 0
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # share of the cache (by name hash) that validates and chooses best.pt
+    test_fraction: float = 0.0  # share held out from training and validation, for `artforge eval --split test`
     num_workers: int = 0
     log_every: int = 10
     eval_every: int | None = None
@@ -95,6 +96,11 @@ class TrainConfig:
         for key in ("min_lr_ratio", "val_fraction"):
             if not 0 <= number(key) <= 1:
                 raise bad(key, "in [0, 1]")
+        if number("test_fraction") < 0:
+            raise bad("test_fraction", ">= 0")
+        if self.test_fraction > 0 and self.val_fraction + self.test_fraction >= 1:
+            raise ArtforgeError(f"train settings val_fraction + test_fraction must be below 1 (the rest is "
+                                f"trained on), got {self.val_fraction!r} + {self.test_fraction!r}")
 
 
 WORKER_GRACE_S = 60
@@ -242,8 +248,10 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
 
         cache = run_config["data"]["cache"]
-        self.train_ds = TokenDataset(cache, "train", cfg.val_fraction)
-        self.val_ds = TokenDataset(cache, "val", cfg.val_fraction)
+        # the test split (test_fraction) is read by `artforge eval` only: nothing here trains on it,
+        # validates on it or chooses a checkpoint by it
+        self.train_ds = TokenDataset(cache, "train", cfg.val_fraction, test_fraction=cfg.test_fraction)
+        self.val_ds = TokenDataset(cache, "val", cfg.val_fraction, test_fraction=cfg.test_fraction)
         if len(self.train_ds) == 0:
             raise ArtforgeError(f"{cache}: no training samples")
         if cfg.batch_size % self.world:  # before anything is written (EpochBatches checks it too)
@@ -254,7 +262,7 @@ class Trainer:
         if len(self.val_ds) == 0:
             self._say(f"note: {cache} has no validation samples at val_fraction {cfg.val_fraction}; "
                       "validating on the training split")
-            self.val_ds = TokenDataset(cache, "train", cfg.val_fraction)
+            self.val_ds = TokenDataset(cache, "train", cfg.val_fraction, test_fraction=cfg.test_fraction)
         self.codec = codec_from_config(run_config["data"]["codec"])
         per_epoch = len(self.train_ds) // cfg.batch_size
         if cfg.steps is None:
@@ -382,6 +390,7 @@ class Trainer:
 
     def _load(self, path: Path) -> None:
         state = load_checkpoint(path, map_location=self.device)
+        self._check_same_split(path, state)
         try:
             self.model.load_state_dict(state["model"])
             for k, o in self.optimizers.items():
@@ -400,6 +409,24 @@ class Trainer:
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"].cpu(), self.device)
         self._say(f"resumed {self.run_dir} at step {self.step}")
+
+    def _check_same_split(self, path: Path, state: dict) -> None:
+        """A resumed run keeps the split it trained on: another val_fraction or test_fraction (config.json
+        edited since) would move items it has trained on into the held-out splits. Runs from before
+        test_fraction existed have none: 0."""
+        try:
+            was = json.loads(state["config"])["train"]
+        except (KeyError, TypeError, json.JSONDecodeError):
+            return  # nothing recorded to compare with
+        if not isinstance(was, dict):
+            return
+        for key, default in (("val_fraction", 0.1), ("test_fraction", 0.0)):
+            before, now = was.get(key, default), getattr(self.cfg, key)
+            if before != now:
+                raise ArtforgeError(f"{self.run_dir / CONFIG}: train.{key} is {now!r}, but the run trained with "
+                                    f"{before!r} ({path.name}); a resumed run keeps its split, so set it back, or "
+                                    "train a new run from scratch (not --init from this one: its weights have "
+                                    "seen the items that would move)")
 
     def save(self, name: str = LAST) -> None:
         if self.main:

@@ -1,0 +1,135 @@
+"""A test split that chooses nothing: `--set train.test_fraction` keeps items out of training,
+validation and checkpoint choice, for `artforge eval --split test`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from artforge.data.dataset import TokenDataset
+
+from conftest import TINY_HSV as TINY
+from conftest import invoke
+
+SPLIT = ["--set", "val_fraction=0.25", "--set", "train.test_fraction=0.25"]
+
+
+@pytest.fixture(scope="module")
+def held_run(tmp_path_factory, tiny_cache, one_thread) -> Path:
+    from click.testing import CliRunner
+
+    run = tmp_path_factory.mktemp("held") / "run"
+    invoke(CliRunner(), "train", *TINY, *SPLIT, "--data", tiny_cache, "--steps", "2", "-o", run)
+    return run
+
+
+def _rows(tiny_cache, split: str) -> set[int]:
+    return set(TokenDataset(tiny_cache, split, 0.25, test_fraction=0.25).indices.tolist())
+
+
+def test_the_trainer_never_reads_a_test_item(runner, tiny_cache, tmp_path, monkeypatch, one_thread):
+    """Every row the trainer reads (training batches, validation, anything else) is recorded: over four
+    epochs it reads every training and validation item, and no test item."""
+    read: list[int] = []
+    real = TokenDataset._read
+
+    def spy(self, rows):
+        read.extend(int(r) for r in rows)
+        return real(self, rows)
+
+    monkeypatch.setattr(TokenDataset, "_read", spy)
+    r = invoke(runner, "train", *TINY, *SPLIT, "--data", tiny_cache, "--steps", "12", "--eval-every", "6",
+               "-o", tmp_path / "run")
+    monkeypatch.undo()
+    test, train, val = _rows(tiny_cache, "test"), _rows(tiny_cache, "train"), _rows(tiny_cache, "val")
+    assert test and not set(read) & test
+    assert set(read) == train | val  # the spy saw the run's reads: all of them, so the check above means something
+    assert f"({len(train)} train / {len(val)} val / {len(test)} test, held out)" in r.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["test_fraction"] == 0.25
+
+
+def test_test_fraction_is_checked_in_one_line(runner, tiny_cache, tmp_path):
+    for sets, says in ((["--set", "train.test_fraction=-0.1"], "train setting test_fraction must be >= 0"),
+                       (["--set", "train.test_fraction=nan"], "test_fraction must be a finite number"),
+                       (["--set", "val_fraction=0.5", "--set", "test_fraction=0.5"],
+                        "val_fraction + test_fraction must be below 1")):
+        r = invoke(runner, "train", *TINY, "--data", tiny_cache, *sets, "-o", tmp_path / "x", ok=False)
+        assert says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        assert not (tmp_path / "x").exists()
+
+
+def _copy(run: Path, to: Path) -> Path:
+    to.mkdir()
+    for name in ("config.json", "best.pt", "last.pt", "metrics.jsonl"):
+        (to / name).write_bytes((run / name).read_bytes())
+    return to
+
+
+def test_resume_keeps_the_split_the_run_trained_on(runner, held_run, tmp_path):
+    """A changed test_fraction (config.json edited) would move items the run trained on into the test
+    split: refused, nothing trained. --set is refused on --resume as before."""
+    copy = _copy(held_run, tmp_path / "copy")
+    config = json.loads((copy / "config.json").read_text())
+    for key, value in (("test_fraction", 0.1), ("test_fraction", 0.0), ("val_fraction", 0.2)):
+        (copy / "config.json").write_text(json.dumps({**config, "train": {**config["train"], key: value}}))
+        r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", ok=False)
+        assert f"config.json: train.{key} is {value}, but the run trained with 0.25 (last.pt)" in r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert torch.load(copy / "last.pt", weights_only=True)["step"] == 2  # nothing trained
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", "--set", "train.test_fraction=0.1", ok=False)
+    assert "drop --data/--codec/--labels/--size/--set" in r.output
+    (copy / "config.json").write_text(json.dumps(config))
+    invoke(runner, "train", "--resume", "-o", copy, "--steps", "3", "-q")
+    assert torch.load(copy / "last.pt", weights_only=True)["step"] == 3
+
+
+def _as_before_test_fraction(run: Path) -> None:
+    """Make a run look like one trained before test_fraction existed: no such key anywhere."""
+    config = json.loads((run / "config.json").read_text())
+    del config["train"]["test_fraction"]
+    (run / "config.json").write_text(json.dumps(config))
+    for name in ("best.pt", "last.pt"):
+        state = torch.load(run / name, weights_only=True)
+        inner = json.loads(state["config"])
+        del inner["train"]["test_fraction"]
+        torch.save({**state, "config": json.dumps(inner)}, run / name)
+
+
+def test_runs_from_before_test_fraction_have_no_test_split(runner, tiny_cache, tmp_path):
+    run = tmp_path / "old"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", run)
+    _as_before_test_fraction(run)
+    invoke(runner, "train", "--resume", "-o", run, "--steps", "3", "-q")  # no test_fraction: 0, as it trained
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)
+    assert res["split"] == "val" and res["samples"] == len(TokenDataset(tiny_cache, "val", 0.1))
+    r = invoke(runner, "eval", run, "--split", "test", ok=False)
+    assert "the run kept no test split" in r.output and "--set train.test_fraction=0.1" in r.output
+
+
+def test_eval_uses_the_test_split_of_a_run_that_keeps_one(runner, held_run, tiny_cache):
+    out = invoke(runner, "eval", held_run).output
+    n_test = len(_rows(tiny_cache, "test"))
+    assert out.splitlines()[0].endswith(f"step 2 on {n_test} test samples of {tiny_cache}:")
+    res = json.loads((held_run / "eval.json").read_text())
+    assert res["split"] == "test" and res["samples"] == n_test
+    assert "eval (step 2, test)" in invoke(runner, "runs", held_run).output
+    for split, n in (("val", len(_rows(tiny_cache, "val"))), ("train", len(_rows(tiny_cache, "train"))),
+                     ("all", 64), ("test", n_test)):
+        res = json.loads(invoke(runner, "eval", held_run, "--split", split, "--json").stdout)
+        assert (res["split"], res["samples"]) == (split, n)
+        assert json.loads((held_run / "eval.json").read_text())["split"] == split
+
+
+def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1", "-o", run)
+    res = json.loads(invoke(runner, "eval", run, "--json").stdout)
+    assert res["split"] == "val" and res["samples"] == len(TokenDataset(tiny_cache, "val", 0.1))
+    before = (run / "eval.json").read_text()
+    r = invoke(runner, "eval", run, "--split", "test", ok=False)
+    assert r.output.strip() == (f"Error: {run}: the run kept no test split (its train.test_fraction is 0); "
+                                "evaluate --split val, or keep one in a new run with --set train.test_fraction=0.1")
+    assert (run / "eval.json").read_text() == before
