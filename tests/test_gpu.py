@@ -95,6 +95,21 @@ def test_cuda_graph_decoding_matches_the_growing_cache():
     assert not torch.equal(c[0], c[1])
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_cuda_graphs_on_a_gpu_that_is_not_the_current_one():
+    """A model on cuda:1 with cuda:0 current (`artforge sample --device cuda:1` sets no device): the
+    graphs must be captured on cuda:1. Captured on the current GPU's stream they would record none of
+    the step's kernels, and the replays would leave the tokens unwritten."""
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 257, (8, 8))).to("cuda:1").eval()
+    f32 = {"dtype": torch.float32}
+    a = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=False, **f32)
+    b = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=True, bucket=16, **f32)
+    assert torch.cuda.current_device() == 0 and b.device == torch.device("cuda:1")
+    assert (a == b).float().mean() > 0.97
+
+
 def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
     """The captured steps against the same steps run op by op (no capture): the same kernels, the same tokens."""
     from artforge_hsv.decoding import StaticDecoder
