@@ -117,12 +117,16 @@ def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
     torch.manual_seed(0)
     m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
                        DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
-    runs = []
+    runs, replays = [], []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(self), replay(self))[1])
     for capture in (True, False):
         if not capture:
             monkeypatch.setattr(StaticDecoder, "_capture", lambda self, buckets: None)
         for kw in ({"temperature": 1.0, "top_p": 0.9}, {"temperature": 0.8, "top_k": 50}):
             runs.append(m.generate(8, generator=torch.Generator("cuda").manual_seed(1), static=True, bucket=16, **kw))
+        if capture:  # every step after the prefill was a replay, of one graph per 16-slot bucket
+            assert len(replays) == 2 * 63 and len({id(g) for g in replays}) == 2 * 4
     for graph, eager in zip(runs[:2], runs[2:], strict=True):
         assert (graph == eager).float().mean() > 0.99
 
