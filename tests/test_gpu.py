@@ -131,6 +131,21 @@ def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
         assert (graph == eager).float().mean() > 0.99
 
 
+def test_cuda_graphs_filter_the_hsv544_vocabulary(monkeypatch):
+    """top-k and top-p inside the graphs at hsv544's 8,193 tokens: above 4,096 entries a row's sort
+    leaves the in-block bitonic kernel for CUB's radix sorts, which the 257-token tests never reach."""
+    from artforge_hsv.decoding import StaticDecoder
+
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=1, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 8193, (4, 8))).cuda().eval()
+    kw = {"temperature": 1.0, "top_k": 200, "top_p": 0.9, "static": True, "bucket": 16}
+    graph = m.generate(4, generator=torch.Generator("cuda").manual_seed(1), **kw)
+    monkeypatch.setattr(StaticDecoder, "_capture", lambda self, buckets: None)
+    eager = m.generate(4, generator=torch.Generator("cuda").manual_seed(1), **kw)
+    assert int(graph.max()) < 8193 and (graph == eager).float().mean() > 0.97
+
+
 def test_compiled_cuda_graphs_match_the_eager_steps():
     """torch.compile'd steps, captured per length bucket, against the same steps uncompiled."""
     torch.manual_seed(0)
