@@ -49,7 +49,7 @@ issue5)
     --only train --batch 128 --dropout 0 --loss lse --compile-mode max-autotune-no-cudagraphs --rows 0
   ;;
 decode)
-  timeout 100 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -3
+  timeout 150 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -3
   # CUDA graphs per length bucket (128, 64) against one graph over the whole cache (1024)
   step decode-64 150 python3 benchmarks/profile_hsv.py --only decode --sample-batch 64 --bucket 128 64 1024 --rows 30
   step decode-256 200 python3 benchmarks/profile_hsv.py --only decode --sample-batch 256 --bucket 128 1024 --rows 0
