@@ -95,6 +95,21 @@ def test_cuda_graph_decoding_matches_the_growing_cache():
     assert not torch.equal(c[0], c[1])
 
 
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_cuda_graphs_on_a_gpu_that_is_not_the_current_one():
+    """A model on cuda:1 with cuda:0 current (`artforge sample --device cuda:1` sets no device): the
+    graphs must be captured on cuda:1. Captured on the current GPU's stream they would record none of
+    the step's kernels, and the replays would leave the tokens unwritten."""
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 257, (8, 8))).to("cuda:1").eval()
+    f32 = {"dtype": torch.float32}
+    a = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=False, **f32)
+    b = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=True, bucket=16, **f32)
+    assert torch.cuda.current_device() == 0 and b.device == torch.device("cuda:1")
+    assert (a == b).float().mean() > 0.97
+
+
 def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
     """The captured steps against the same steps run op by op (no capture): the same kernels, the same tokens."""
     from artforge_hsv.decoding import StaticDecoder
@@ -102,14 +117,33 @@ def test_cuda_graphs_replay_what_the_steps_compute(monkeypatch):
     torch.manual_seed(0)
     m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
                        DataInfo({"codec": "hsv"}, 257, (8, 8))).cuda().eval()
-    runs = []
+    runs, replays = [], []
+    replay = torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: (replays.append(self), replay(self))[1])
     for capture in (True, False):
         if not capture:
             monkeypatch.setattr(StaticDecoder, "_capture", lambda self, buckets: None)
         for kw in ({"temperature": 1.0, "top_p": 0.9}, {"temperature": 0.8, "top_k": 50}):
             runs.append(m.generate(8, generator=torch.Generator("cuda").manual_seed(1), static=True, bucket=16, **kw))
+        if capture:  # every step after the prefill was a replay, of one graph per 16-slot bucket
+            assert len(replays) == 2 * 63 and len({id(g) for g in replays}) == 2 * 4
     for graph, eager in zip(runs[:2], runs[2:], strict=True):
         assert (graph == eager).float().mean() > 0.99
+
+
+def test_cuda_graphs_filter_the_hsv544_vocabulary(monkeypatch):
+    """top-k and top-p inside the graphs at hsv544's 8,193 tokens: above 4,096 entries a row's sort
+    leaves the in-block bitonic kernel for CUB's radix sorts, which the 257-token tests never reach."""
+    from artforge_hsv.decoding import StaticDecoder
+
+    torch.manual_seed(0)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=1, n_head=2, n_embd=64, dropout=0.0),
+                       DataInfo({"codec": "hsv"}, 8193, (4, 8))).cuda().eval()
+    kw = {"temperature": 1.0, "top_k": 200, "top_p": 0.9, "static": True, "bucket": 16}
+    graph = m.generate(4, generator=torch.Generator("cuda").manual_seed(1), **kw)
+    monkeypatch.setattr(StaticDecoder, "_capture", lambda self, buckets: None)
+    eager = m.generate(4, generator=torch.Generator("cuda").manual_seed(1), **kw)
+    assert int(graph.max()) < 8193 and (graph == eager).float().mean() > 0.97
 
 
 def test_compiled_cuda_graphs_match_the_eager_steps():

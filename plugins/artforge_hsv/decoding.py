@@ -115,7 +115,10 @@ class StaticDecoder:
         self.step = compiled_sample_step() if compile else sample_step
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         if graphs:
-            self._capture(range(start // bucket, len(self.lengths)))
+            # Streams and graphs are made on the current GPU; with the model on another one (--device
+            # cuda:1 sets none) the capture would record none of the step's kernels.
+            with torch.cuda.device(device):
+                self._capture(range(start // bucket, len(self.lengths)))
 
     def _body(self, length: int) -> None:
         tok = self.step(self.model, self.tok, self.cache, self.pos, length, self.positions, self.noise,
