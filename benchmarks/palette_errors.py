@@ -14,7 +14,6 @@ import sys
 import numpy as np
 import torch
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge_palette.colorspace import srgb_to_lab
 
@@ -25,7 +24,7 @@ def main() -> None:
     run, cache = sys.argv[1], sys.argv[2]
     loaded = load_run(run, which=sys.argv[3] if len(sys.argv) > 3 else "best")
     model, palette = loaded.model.eval(), np.asarray(loaded.codec.palette)
-    ds = TokenDataset(cache, "val", loaded.config["train"].get("val_fraction", 0.1))
+    ds = loaded.dataset("val", cache)
     tokens = torch.stack([ds[i]["tokens"] for i in range(len(ds))]).long()
     refine = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     with torch.no_grad():

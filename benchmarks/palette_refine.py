@@ -14,7 +14,6 @@ import time
 
 import torch
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 
 
@@ -30,7 +29,7 @@ def main() -> None:
     a = ap.parse_args()
     loaded = load_run(a.run, which=a.checkpoint)
     model = loaded.model.eval()
-    ds = TokenDataset(a.cache, a.split, loaded.config["train"].get("val_fraction", 0.1))
+    ds = loaded.dataset(a.split, a.cache)
     n = min(a.images, len(ds)) if a.images > 0 else len(ds)
     tokens = torch.stack([ds[i]["tokens"] for i in range(n)]).long()
     with torch.no_grad():

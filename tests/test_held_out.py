@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
@@ -133,3 +134,17 @@ def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tm
     assert r.output.strip() == (f"Error: {run}: the run kept no test split (its train.test_fraction is 0); "
                                 "evaluate --split val, or keep one in a new run with --set train.test_fraction=0.1")
     assert (run / "eval.json").read_text() == before
+
+
+def test_a_loaded_run_gives_its_splits_as_it_cut_them(held_run):
+    from artforge.data.dataset import split_index_sets
+    from artforge.engine.run import load_run
+
+    loaded = load_run(held_run)
+    val, test = loaded.fractions()
+    assert test > 0
+    with h5py.File(loaded.config["data"]["cache"], "r") as f:
+        names = f["names"][:].astype(str).tolist()
+    want = split_index_sets(names, val, test)
+    for split in ("train", "val", "test"):
+        assert list(loaded.dataset(split).indices) == list(want[split])

@@ -594,7 +594,6 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 
     import torch
 
-    from artforge.data.dataset import TokenDataset
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.fsutil import atomic_write_text
@@ -605,15 +604,14 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     if refine:
         _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
-    val_fraction = loaded.config["train"].get("val_fraction", 0.1)
-    test_fraction = loaded.config["train"].get("test_fraction", 0.0)  # runs from before it: no test split
+    test_fraction = loaded.fractions()[1]
     if split is None:
         split = "test" if test_fraction > 0 else "val"
     elif split == "test" and not test_fraction > 0:
         raise ArtforgeError(f"{run}: the run kept no test split (its train.test_fraction is 0); evaluate "
                             "--split val, or keep one in a new run with --set train.test_fraction=0.1")
     _check_cache_fits(cache, loaded.config["data"], "the run")
-    ds = TokenDataset(cache, split, val_fraction, test_fraction=test_fraction)
+    ds = loaded.dataset(split, cache)
     if len(ds) == 0:
         raise BadInput(cache, f"has no {split} samples")
 

@@ -24,6 +24,18 @@ class LoadedRun:
     step: int
     run_dir: Path | None
 
+    def fractions(self) -> tuple[float, float]:
+        """(val_fraction, test_fraction) the run was trained with (runs from before test splits: 0)."""
+        train = self.config.get("train", {})
+        return train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
+
+    def dataset(self, split: str = "val", cache: str | os.PathLike | None = None) -> Any:
+        """A split of ``cache`` (default the run's own) as the run's training split it: a TokenDataset."""
+        from artforge.data.dataset import TokenDataset
+
+        val, test = self.fractions()
+        return TokenDataset(cache or self.config["data"]["cache"], split, val, test_fraction=test)
+
     def files(self) -> list[Path]:
         """The run's own files (checkpoints, config, logs): no command output may replace them."""
         own = [self.checkpoint]

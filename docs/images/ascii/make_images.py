@@ -94,14 +94,13 @@ def crop(tokens: np.ndarray, space: int, margin: int = 1) -> tuple[slice, slice]
 
 def model_pictures(run: str) -> None:
     from artforge.codecs import codec_from_config
-    from artforge.data.dataset import TokenDataset
     from artforge.engine.run import load_run
 
     loaded = load_run(run)
     model = loaded.model
     cfg = dict(loaded.codec.config(), px=PX)
     codec = codec_from_config(cfg)
-    ds = TokenDataset(loaded.config["data"]["cache"], "val", loaded.config["train"].get("val_fraction", 0.1))
+    ds = loaded.dataset("val")
     names = ds.names()
     picks = [i for i, n in enumerate(names) if n.startswith(("figlet/", "toilet/", "pyfiglet/"))][:5]
     picks += [i for i, n in enumerate(names) if n.startswith("cowsay/")][:1]

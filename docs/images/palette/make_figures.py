@@ -89,14 +89,13 @@ def runs_figures(runs: Path) -> None:
 def reconstructions(runs: Path) -> None:
     import torch
 
-    from artforge.data.dataset import TokenDataset
     from artforge.engine.run import load_run
     from artforge.grid import make_grid
     from artforge.imageio import save_png
 
     for run in ("conv-ae", "conv-vae"):
         loaded = load_run(runs / run)
-        ds = TokenDataset(loaded.config["data"]["cache"], "val", loaded.config["train"]["val_fraction"])
+        ds = loaded.dataset("val")
         tokens = ds.__getitems__(list(range(0, 48, 3)))["tokens"]  # held-out tiles
         with torch.no_grad():
             rec = loaded.model.reconstruct(tokens)

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
@@ -35,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     run = load_run(args.run, expect_model="saml-net")
     net, L = run.model, run.model.config.layers
-    ds = TokenDataset(run.config["data"]["cache"], "val", run.config["train"].get("val_fraction", 0.1))
+    ds = run.dataset("val")
     pick = np.linspace(0, len(ds) - 1, args.pictures).round().astype(int).tolist()
     tokens = ds.__getitems__(pick)["tokens"]
     with torch.no_grad():

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
@@ -28,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 
 def run_split(loaded, split: str) -> dict[str, torch.Tensor]:
     """The whole ``train`` or ``val`` split of a run's cache as one batch (tokens, labels, ...)."""
-    ds = TokenDataset(loaded.config["data"]["cache"], split, loaded.config["train"].get("val_fraction", 0.1))
+    ds = loaded.dataset(split)
     return ds.__getitems__(list(range(len(ds))))
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from artforge.data.dataset import TokenDataset
 from artforge.engine.run import load_run
 from artforge.grid import make_grid
 from artforge.imageio import save_png
@@ -26,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 def main(run: str) -> None:
     loaded = load_run(run, device="cpu")
     model, codec = loaded.model, loaded.codec
-    ds = TokenDataset(loaded.config["data"]["cache"], "val", loaded.config["train"].get("val_fraction", 0.1))
+    ds = loaded.dataset("val")
     clean = ds.__getitems__(list(range(8)))["tokens"]
     noisy = model.held_out_corruption(clean)  # exactly what `artforge eval` corrupts them with
     rows = [clean, noisy, median3(noisy), model.denoise(noisy)]
