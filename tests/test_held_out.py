@@ -148,3 +148,31 @@ def test_a_loaded_run_gives_its_splits_as_it_cut_them(held_run):
     want = split_index_sets(names, val, test)
     for split in ("train", "val", "test"):
         assert list(loaded.dataset(split).indices) == list(want[split])
+
+
+def test_a_test_split_seen_by_the_init_run_is_noted(runner, tiny_cache, held_run, tmp_path, one_thread):
+    """--init from a run that trained on this run's test items (it kept no test split) makes the
+    test figures optimistic: train and eval say so, eval.json keeps the note; a run started from one
+    with the same split has nothing to note, and the note follows a chain of --init runs back."""
+    plain = tmp_path / "plain"
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0.25", "--data", tiny_cache, "--steps", "2", "-o", plain)
+    test = _rows(tiny_cache, "test")
+    r = invoke(runner, "train", *SPLIT, "--init", plain, "--data", tiny_cache, "--steps", "2", "--batch-size", "8",
+               "-q", "-o", tmp_path / "leaky")
+    says = f"{len(test)} of the {len(test)} test items were trained on by a run this one was started from"
+    assert says in r.output
+    r = invoke(runner, "eval", tmp_path / "leaky")
+    assert "test samples" in r.output and says in r.output
+    assert says in json.loads((tmp_path / "leaky" / "eval.json").read_text())["note"]
+    assert "note" not in json.loads(invoke(runner, "eval", tmp_path / "leaky", "--split", "val", "--json").stdout)
+
+    r = invoke(runner, "train", *SPLIT, "--init", held_run, "--data", tiny_cache, "--steps", "2", "--batch-size", "8",
+               "-q", "-o", tmp_path / "clean")
+    assert "note:" not in r.output and "note" not in json.loads(
+        invoke(runner, "eval", tmp_path / "clean", "--json").stdout)
+
+    r = invoke(runner, "train", *SPLIT, "--init", tmp_path / "leaky", "--data", tiny_cache, "--steps", "2",
+               "--batch-size", "8", "-q", "-o", tmp_path / "grandchild")
+    assert says in r.output  # leaky's own ancestor trained on them
+    (tmp_path / "plain" / "config.json").unlink()
+    assert "could not check whether" in invoke(runner, "eval", tmp_path / "grandchild").output

@@ -317,6 +317,14 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
               f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) on {trainer.device} "
               f"for {trainer.total} steps -> {run_dir}")
+        if not resume and trainer.cfg.test_fraction > 0:
+            held = trainer.train_ds
+            from artforge.data.dataset import split_index_sets
+
+            test_idx = split_index_sets(held.names_all, trainer.cfg.val_fraction, trainer.cfg.test_fraction)["test"]
+            note = _test_leak_note(run_config, [held.names_all[i] for i in test_idx])
+            if note:
+                _echo(f"note: {note}")
         try:
             result = trainer.fit()
         except NonFinite as exc:
@@ -340,6 +348,23 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+def _test_leak_note(run_config: dict, test_names: list[str]) -> str | None:
+    """A note when a run this one was started from (--init) trained on some of its test items, whose
+    figures then lean optimistic; or when that could not be checked."""
+    from artforge.engine.run import trained_by_ancestors
+
+    if not test_names or not run_config.get("init"):
+        return None
+    seen, unchecked = trained_by_ancestors(run_config, test_names)
+    if seen:
+        return (f"{len(seen)} of the {len(test_names)} test items were trained on by a run this one was started "
+                f"from (--init {run_config['init']}): test figures lean optimistic")
+    if unchecked:
+        return (f"could not check whether {unchecked[0]} (--init) trained on the test items: its config.json "
+                "or cache is gone")
+    return None
 
 
 def _held_out(trainer) -> str:
@@ -629,12 +654,17 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}
+    note = _test_leak_note(loaded.config, [ds.names_all[i] for i in ds.indices]) if split == "test" else None
+    if note:
+        result["note"] = note
     target = (loaded.run_dir or loaded.checkpoint.parent) / "eval.json"
     atomic_write_text(target, json.dumps(_json_safe(result), indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(_json_safe(result), indent=2))
         return
     click.echo(f"{loaded.model.name} step {loaded.step} on {len(ds)} {split} samples of {cache}:")
+    if note:
+        click.echo(f"  note: {note}")
     for k, v in figures.items():
         click.echo(f"  {k:28s} {v:.5g}" if isinstance(v, float) else f"  {k:28s} {v}")
     click.echo(f"written to {target}")

@@ -162,6 +162,32 @@ def run_config_problem(config: Any) -> str | None:
     return None
 
 
+def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], list[str]]:
+    """Of ``names``, those that a run this one was started from (``--init``, followed back through
+    the runs those were started from) trained on; and the ancestors that could not be checked (their
+    config.json or cache is gone). Splits go by item name, so names are compared, whatever cache
+    file held them."""
+    from artforge.data.cache import open_cache
+    from artforge.data.dataset import split_of
+
+    wanted, seen, unchecked = set(names), set(), []
+    link, visited = run_config.get("init"), set()
+    while isinstance(link, str) and link not in visited and len(visited) < 32:
+        visited.add(link)
+        try:
+            config = read_run_config(Path(link).parent)
+            train = config["train"]
+            with open_cache(config["data"]["cache"]) as f:
+                theirs = f["names"][:].astype(str).tolist()
+        except (ArtforgeError, OSError, KeyError):
+            unchecked.append(link)
+            break
+        val, test = train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
+        seen.update(n for n in theirs if n in wanted and split_of(n, val, test) == "train")
+        link = config.get("init")
+    return seen, unchecked
+
+
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     """metrics.jsonl's records; a line that is not a JSON object (a write cut short) is left out."""
     p = Path(run_dir) / "metrics.jsonl"
