@@ -148,3 +148,23 @@ def test_a_loaded_run_gives_its_splits_as_it_cut_them(held_run):
     want = split_index_sets(names, val, test)
     for split in ("train", "val", "test"):
         assert list(loaded.dataset(split).indices) == list(want[split])
+
+
+def test_a_test_fraction_too_small_to_hold_an_item_is_said_by_train_and_eval(runner, tiny_cache, tmp_path):
+    """test_fraction > 0 that cuts no item of the cache: the run keeps no test split after all. Training
+    says so (even with -q), and eval, whose default is then the empty test split, says why in one line
+    and what to do, rather than a bare 'has no test samples'."""
+    run = tmp_path / "run"
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "train.test_fraction=0.000001",
+               "--steps", "1", "-o", run)
+    assert len(_rows_at(tiny_cache, 0.1, 0.000001)) == 0
+    assert "warning: " in r.output and "no test samples at test_fraction 1e-06" in r.output, r.output
+    r = invoke(runner, "eval", run, ok=False)
+    assert r.output.strip() == (f"Error: {tiny_cache}: has no test samples at the run's train.test_fraction "
+                                "1e-06; evaluate --split val"), r.output
+    assert not (run / "eval.json").exists()
+    assert json.loads(invoke(runner, "eval", run, "--split", "val", "--json").stdout)["split"] == "val"
+
+
+def _rows_at(tiny_cache, val: float, test: float) -> set[int]:
+    return set(TokenDataset(tiny_cache, "test", val, test_fraction=test).indices.tolist())
