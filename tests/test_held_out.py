@@ -168,3 +168,23 @@ def test_a_test_fraction_too_small_to_hold_an_item_is_said_by_train_and_eval(run
 
 def _rows_at(tiny_cache, val: float, test: float) -> set[int]:
     return set(TokenDataset(tiny_cache, "test", val, test_fraction=test).indices.tolist())
+
+
+def test_with_no_validation_split_the_trainer_validates_on_training_items_only(runner, tiny_cache, tmp_path,
+                                                                               monkeypatch, one_thread):
+    """val_fraction 0 and a test split: validation falls back to the training split, which must still
+    leave the test items out (best.pt would otherwise be chosen on them)."""
+    read: list[int] = []
+    real = TokenDataset._read
+
+    def spy(self, rows):
+        read.extend(int(r) for r in rows)
+        return real(self, rows)
+
+    monkeypatch.setattr(TokenDataset, "_read", spy)
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0", "--set", "train.test_fraction=0.25", "--data",
+           tiny_cache, "--steps", "2", "--eval-every", "1", "-o", tmp_path / "run")
+    monkeypatch.undo()
+    sets = {k: set(TokenDataset(tiny_cache, k, 0.0, test_fraction=0.25).indices.tolist()) for k in ("train", "test")}
+    assert sets["test"] and not set(read) & sets["test"]
+    assert set(read) == sets["train"]
