@@ -99,10 +99,14 @@ def test_cuda_graph_decoding_matches_the_growing_cache():
 def test_cuda_graphs_on_a_gpu_that_is_not_the_current_one():
     """A model on cuda:1 with cuda:0 current (`artforge sample --device cuda:1` sets no device): the
     graphs must be captured on cuda:1. Captured on the current GPU's stream they would record none of
-    the step's kernels, and the replays would leave the tokens unwritten."""
+    the step's kernels, and the replays would leave the tokens unwritten. A capture on cuda:0 comes
+    first, in this test, whatever ran before it: torch.cuda.graph's default capture stream is made on
+    the GPU current at the process's first capture, and would take the cuda:1 capture back to cuda:0."""
     torch.manual_seed(0)
-    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0),
-                       DataInfo({"codec": "hsv"}, 257, (8, 8))).to("cuda:1").eval()
+    info = DataInfo({"codec": "hsv"}, 257, (8, 8))
+    m0 = HSVTransformer(HSVTransformerConfig(n_layer=1, n_head=2, n_embd=64, dropout=0.0), info).to("cuda:0").eval()
+    m0.generate(2, generator=torch.Generator("cuda:0").manual_seed(0), static=True, bucket=16)
+    m = HSVTransformer(HSVTransformerConfig(n_layer=2, n_head=2, n_embd=64, dropout=0.0), info).to("cuda:1").eval()
     f32 = {"dtype": torch.float32}
     a = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=False, **f32)
     b = m.generate(6, generator=torch.Generator("cuda:1").manual_seed(5), static=True, bucket=16, **f32)

@@ -176,3 +176,43 @@ def test_a_test_split_seen_by_the_init_run_is_noted(runner, tiny_cache, held_run
     assert says in r.output  # leaky's own ancestor trained on them
     (tmp_path / "plain" / "config.json").unlink()
     assert "could not check whether" in invoke(runner, "eval", tmp_path / "grandchild").output
+
+
+def test_a_test_fraction_too_small_to_hold_an_item_is_said_by_train_and_eval(runner, tiny_cache, tmp_path):
+    """test_fraction > 0 that cuts no item of the cache: the run keeps no test split after all. Training
+    says so (even with -q), and eval, whose default is then the empty test split, says why in one line
+    and what to do, rather than a bare 'has no test samples'."""
+    run = tmp_path / "run"
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--set", "train.test_fraction=0.000001",
+               "--steps", "1", "-o", run)
+    assert len(_rows_at(tiny_cache, 0.1, 0.000001)) == 0
+    assert "warning: " in r.output and "no test samples at test_fraction 1e-06" in r.output, r.output
+    r = invoke(runner, "eval", run, ok=False)
+    assert r.output.strip() == (f"Error: {tiny_cache}: has no test samples at the run's train.test_fraction "
+                                "1e-06; evaluate --split val"), r.output
+    assert not (run / "eval.json").exists()
+    assert json.loads(invoke(runner, "eval", run, "--split", "val", "--json").stdout)["split"] == "val"
+
+
+def _rows_at(tiny_cache, val: float, test: float) -> set[int]:
+    return set(TokenDataset(tiny_cache, "test", val, test_fraction=test).indices.tolist())
+
+
+def test_with_no_validation_split_the_trainer_validates_on_training_items_only(runner, tiny_cache, tmp_path,
+                                                                               monkeypatch, one_thread):
+    """val_fraction 0 and a test split: validation falls back to the training split, which must still
+    leave the test items out (best.pt would otherwise be chosen on them)."""
+    read: list[int] = []
+    real = TokenDataset._read
+
+    def spy(self, rows):
+        read.extend(int(r) for r in rows)
+        return real(self, rows)
+
+    monkeypatch.setattr(TokenDataset, "_read", spy)
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0", "--set", "train.test_fraction=0.25", "--data",
+           tiny_cache, "--steps", "2", "--eval-every", "1", "-o", tmp_path / "run")
+    monkeypatch.undo()
+    sets = {k: set(TokenDataset(tiny_cache, k, 0.0, test_fraction=0.25).indices.tolist()) for k in ("train", "test")}
+    assert sets["test"] and not set(read) & sets["test"]
+    assert set(read) == sets["train"]

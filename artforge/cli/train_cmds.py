@@ -638,7 +638,9 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     _check_cache_fits(cache, loaded.config["data"], "the run")
     ds = loaded.dataset(split, cache)
     if len(ds) == 0:
-        raise BadInput(cache, f"has no {split} samples")
+        at = {"val": f" at the run's train.val_fraction {loaded.fractions()[0]}",
+              "test": f" at the run's train.test_fraction {test_fraction}; evaluate --split val"}.get(split, "")
+        raise BadInput(cache, f"has no {split} samples{at}")
 
     def batches():
         for i in range(0, len(ds), batch_size):

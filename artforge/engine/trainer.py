@@ -263,6 +263,9 @@ class Trainer:
             self._say(f"note: {cache} has no validation samples at val_fraction {cfg.val_fraction}; "
                       "validating on the training split")
             self.val_ds = TokenDataset(cache, "train", cfg.val_fraction, test_fraction=cfg.test_fraction)
+        if cfg.test_fraction > 0 and self.train_ds.split_sizes["test"] == 0:
+            self._warn(f"{cache} has no test samples at test_fraction {cfg.test_fraction}: the run keeps no "
+                       "test split, and `artforge eval` will need --split val; a larger test_fraction keeps one")
         self.codec = codec_from_config(run_config["data"]["codec"])
         per_epoch = len(self.train_ds) // cfg.batch_size
         if cfg.steps is None:

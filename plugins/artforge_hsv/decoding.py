@@ -138,10 +138,14 @@ class StaticDecoder:
                     self.pos.fill_(max(self.start, b * self.bucket))
                     self._body(self.lengths[b])
         torch.cuda.current_stream().wait_stream(side)
+        # A capture stream of our own, on this GPU: torch.cuda.graph's default one is made once per
+        # process, on whichever GPU was current at the first capture, and entering it makes that GPU
+        # current again, so a model on another GPU would be captured on the wrong one after all
+        capture = torch.cuda.Stream()
         pool = None
         for b in buckets:  # replayed one at a time, results copied into tensors we own: one memory pool
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
+            with torch.cuda.graph(graph, pool=pool, stream=capture):
                 self._body(self.lengths[b])
             pool = graph.pool() if pool is None else pool
             self.graphs[b] = graph
