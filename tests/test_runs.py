@@ -48,6 +48,18 @@ def test_runs_lists_each_run_with_its_progress_and_best_validation(runner, runs_
     assert "3 run(s), 1 unreadable" in out and "6/6" in out and "4/4" in out
 
 
+def test_runs_into_a_pipe_prints_rows_whole_and_a_narrow_terminal_folds(runner, runs_root, monkeypatch):
+    """Piped or logged (make demo), rich's 80-column default folded 'hsv-transformer (tiny)' over two
+    lines; COLUMNS (a terminal's width) still folds cells instead of cutting any."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = invoke(runner, "runs", runs_root).stdout
+    row = next(line for line in out.splitlines() if line.startswith(str(runs_root / "a")))
+    assert "hsv-transformer (tiny)" in row and "eval onnx" in row and len(row) > 80
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = invoke(runner, "runs", runs_root).stdout
+    assert max(len(line) for line in narrow.splitlines()[:-1]) <= 60 and "hsv-transformer (tiny)" not in narrow
+
+
 def test_one_run_folder_is_shown_in_full(runner, runs_root):
     out = invoke(runner, "runs", runs_root / "a").stdout
     for text in ("hsv-transformer (preset tiny)", "steps", "6/6", "best val loss", "at step",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,12 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
         out.add_column(header, overflow="fold")
     for line in table:
         out.add_row(*(Text(c) for c in line))
-    Console().print(out)
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # a pipe or a log (make demo): rich would fold cells at its 80-column default; the rows are
+        # short, so print them whole
+        console = Console(width=10_000)
+    console.print(out)
     bad = sum("problem" in r for r in rows)
     click.echo(f"{len(rows)} run(s){f', {bad} unreadable' if bad else ''}; artforge runs RUN shows one in full")
 
