@@ -122,6 +122,7 @@ def test_eval_uses_the_test_split_of_a_run_that_keeps_one(runner, held_run, tiny
         res = json.loads(invoke(runner, "eval", held_run, "--split", split, "--json").stdout)
         assert (res["split"], res["samples"]) == (split, n)
         assert json.loads((held_run / "eval.json").read_text())["split"] == split
+    assert f"step 2 on all 64 samples of {tiny_cache}:" in invoke(runner, "eval", held_run, "--split", "all").output
 
 
 def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tmp_path):

@@ -664,7 +664,8 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     if as_json:
         click.echo(json.dumps(_json_safe(result), indent=2))
         return
-    click.echo(f"{loaded.model.name} step {loaded.step} on {len(ds)} {split} samples of {cache}:")
+    which = f"all {len(ds)}" if split == "all" else f"{len(ds)} {split}"
+    click.echo(f"{loaded.model.name} step {loaded.step} on {which} samples of {cache}:")
     if note:
         click.echo(f"  note: {note}")
     for k, v in figures.items():
