@@ -31,9 +31,8 @@ def _rows(tiny_cache, split: str) -> set[int]:
     return set(TokenDataset(tiny_cache, split, 0.25, test_fraction=0.25).indices.tolist())
 
 
-def test_the_trainer_never_reads_a_test_item(runner, tiny_cache, tmp_path, monkeypatch, one_thread):
-    """Every row the trainer reads (training batches, validation, anything else) is recorded: over four
-    epochs it reads every training and validation item, and no test item."""
+def _rows_read(runner, monkeypatch, *train_args):
+    """`artforge train TRAIN_ARGS`, and every cache row it read (training, validation, anything else)."""
     read: list[int] = []
     real = TokenDataset._read
 
@@ -42,12 +41,19 @@ def test_the_trainer_never_reads_a_test_item(runner, tiny_cache, tmp_path, monke
         return real(self, rows)
 
     monkeypatch.setattr(TokenDataset, "_read", spy)
-    r = invoke(runner, "train", *TINY, *SPLIT, "--data", tiny_cache, "--steps", "12", "--eval-every", "6",
-               "-o", tmp_path / "run")
+    r = invoke(runner, "train", *train_args)
     monkeypatch.undo()
+    return set(read), r
+
+
+def test_the_trainer_never_reads_a_test_item(runner, tiny_cache, tmp_path, monkeypatch, one_thread):
+    """Every row the trainer reads (training batches, validation, anything else) is recorded: over four
+    epochs it reads every training and validation item, and no test item."""
+    read, r = _rows_read(runner, monkeypatch, *TINY, *SPLIT, "--data", tiny_cache, "--steps", "12", "--eval-every",
+                         "6", "-o", tmp_path / "run")
     test, train, val = _rows(tiny_cache, "test"), _rows(tiny_cache, "train"), _rows(tiny_cache, "val")
-    assert test and not set(read) & test
-    assert set(read) == train | val  # the spy saw the run's reads: all of them, so the check above means something
+    assert test and not read & test
+    assert read == train | val  # the spy saw the run's reads: all of them, so the check above means something
     assert f"({len(train)} train / {len(val)} val / {len(test)} test, held out)" in r.output
     assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["test_fraction"] == 0.25
 
@@ -203,17 +209,8 @@ def test_with_no_validation_split_the_trainer_validates_on_training_items_only(r
                                                                                monkeypatch, one_thread):
     """val_fraction 0 and a test split: validation falls back to the training split, which must still
     leave the test items out (best.pt would otherwise be chosen on them)."""
-    read: list[int] = []
-    real = TokenDataset._read
-
-    def spy(self, rows):
-        read.extend(int(r) for r in rows)
-        return real(self, rows)
-
-    monkeypatch.setattr(TokenDataset, "_read", spy)
-    invoke(runner, "train", *TINY, "--set", "val_fraction=0", "--set", "train.test_fraction=0.25", "--data",
-           tiny_cache, "--steps", "2", "--eval-every", "1", "-o", tmp_path / "run")
-    monkeypatch.undo()
+    read, _ = _rows_read(runner, monkeypatch, *TINY, "--set", "val_fraction=0", "--set", "train.test_fraction=0.25",
+                         "--data", tiny_cache, "--steps", "2", "--eval-every", "1", "-o", tmp_path / "run")
     sets = {k: set(TokenDataset(tiny_cache, k, 0.0, test_fraction=0.25).indices.tolist()) for k in ("train", "test")}
-    assert sets["test"] and not set(read) & sets["test"]
-    assert set(read) == sets["train"]
+    assert sets["test"] and not read & sets["test"]
+    assert read == sets["train"]
