@@ -171,6 +171,7 @@ def test_a_test_split_seen_by_the_init_run_is_noted(runner, tiny_cache, held_run
     r = invoke(runner, "eval", tmp_path / "leaky")
     assert "test samples" in r.output and says in r.output
     assert says in json.loads((tmp_path / "leaky" / "eval.json").read_text())["note"]
+    assert says in invoke(runner, "runs", tmp_path / "leaky").output
     assert "note" not in json.loads(invoke(runner, "eval", tmp_path / "leaky", "--split", "val", "--json").stdout)
 
     r = invoke(runner, "train", *SPLIT, "--init", held_run, "--data", tiny_cache, "--steps", "2", "--batch-size", "8",

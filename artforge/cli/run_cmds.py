@@ -67,6 +67,8 @@ def summarize(run: Path) -> dict:
         ev = json.loads((run / "eval.json").read_text())
         if isinstance(ev, dict) and isinstance(ev.get("figures"), dict):
             row["eval"] = {"step": ev.get("step"), "split": ev.get("split"), "figures": ev["figures"]}
+            if isinstance(ev.get("note"), str):  # e.g. an --init run trained on the test items
+                row["eval"]["note"] = ev["note"]
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
     return row
@@ -108,6 +110,8 @@ def _show_one(row: dict) -> None:
         ev = row.get("eval")
         if ev:
             lines.append((f"eval (step {ev['step']}, {ev['split']})", ""))
+            if ev.get("note"):
+                lines.append(("  note", ev["note"]))
             lines += [(f"  {k}", _fmt(v)) for k, v in ev["figures"].items()]
         else:
             lines.append(("eval", "none yet (artforge eval RUN)"))
