@@ -73,7 +73,7 @@ def test_gpu_owed_steps_say_when_they_fail_and_the_script_goes_on(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     said = [line for line in out.stdout.splitlines() if line.startswith("== step")]
-    assert len(said) == 4 and all("failed (exit status 3)" in line for line in said), out.stdout
+    assert len(said) == 5 and all("failed (exit status 3)" in line for line in said), out.stdout
     log = (tmp_path / "out" / "train-lse-autotune-128.txt").read_text()
     assert "--compile-mode max-autotune-no-cudagraphs" in log and "failed (exit status 3)" in log
 
