@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from artforge.data.cache import build_cache
-from artforge.data.dataset import TokenDataset, collate, is_validation, split_index_sets, split_indices
+from artforge.data.dataset import TokenDataset, collate
+from artforge.data.splits import is_validation, split_index_sets, split_indices
 
 
 def test_dataset_reads_batches_and_items(tiny_cache):

@@ -4,6 +4,8 @@ validation and checkpoint choice, for `artforge eval --split test`."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -13,7 +15,7 @@ import torch
 from artforge.data.dataset import TokenDataset
 
 from conftest import TINY_HSV as TINY
-from conftest import invoke
+from conftest import invoke, subprocess_env
 
 SPLIT = ["--set", "val_fraction=0.25", "--set", "train.test_fraction=0.25"]
 
@@ -144,7 +146,7 @@ def test_eval_refuses_the_test_split_of_a_run_without_one(runner, tiny_cache, tm
 
 
 def test_a_loaded_run_gives_its_splits_as_it_cut_them(held_run):
-    from artforge.data.dataset import split_index_sets
+    from artforge.data.splits import split_index_sets
     from artforge.engine.run import load_run
 
     loaded = load_run(held_run)
@@ -215,3 +217,19 @@ def test_with_no_validation_split_the_trainer_validates_on_training_items_only(r
     sets = {k: set(TokenDataset(tiny_cache, k, 0.0, test_fraction=0.25).indices.tolist()) for k in ("train", "test")}
     assert sets["test"] and not read & sets["test"]
     assert read == sets["train"]
+
+
+def test_data_info_shows_the_split_training_would_make_without_torch(runner, tiny_cache):
+    sp = json.loads(invoke(runner, "data", "info", tiny_cache, "--val-fraction", "0.25", "--test-fraction", "0.25",
+                           "--json").stdout)["splits"]
+    assert (sp["train"], sp["val"], sp["test"]) == tuple(len(_rows(tiny_cache, k)) for k in ("train", "val", "test"))
+    out = invoke(runner, "data", "info", tiny_cache).output
+    n_val = len(TokenDataset(tiny_cache, "val", 0.1).indices)
+    assert f"{64 - n_val} train / {n_val} val (val_fraction 0.1)" in out  # training's defaults
+    r = invoke(runner, "data", "info", tiny_cache, "--val-fraction", "0.6", "--test-fraction", "0.4", ok=False)
+    assert "--val-fraction + --test-fraction must be below 1" in r.output
+    code = ("import sys\nfrom artforge.cli import cli\n"
+            f"cli.main(['data', 'info', {str(tiny_cache)!r}], prog_name='artforge', standalone_mode=False)\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "False", done.stderr

@@ -75,12 +75,26 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
 
 @data.command()
 @click.argument("cache", type=click.Path())
+@click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Split shown: training's train.val_fraction.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Split shown: training's train.test_fraction.")
 @click.option("--json", "as_json", is_flag=True)
-def info(cache: str, as_json: bool) -> None:
-    """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache."""
-    from artforge.data.cache import cache_info
+def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -> None:
+    """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache, and how
+    training would split it (by name: see --val-fraction and --test-fraction)."""
+    from artforge.data.cache import cache_info, open_cache
+    from artforge.data.splits import split_index_sets
 
+    if test_fraction > 0 and val_fraction + test_fraction >= 1:
+        raise ArtforgeError(f"--val-fraction + --test-fraction must be below 1 (the rest trains), got "
+                            f"{val_fraction} + {test_fraction}")
     i = cache_info(cache)
+    with open_cache(cache) as f:
+        names = f["names"][:].astype(str).tolist()
+    sets = split_index_sets(names, val_fraction, test_fraction)
+    i["splits"] = {"val_fraction": val_fraction, "test_fraction": test_fraction,
+                   **{k: len(sets[k]) for k in ("train", "val", "test")}}
     if as_json:
         click.echo(json.dumps(i, indent=2))
         return
@@ -95,6 +109,7 @@ def info(cache: str, as_json: bool) -> None:
                          f"{i['token_bytes_raw']:,} raw: ratio {i['compression_ratio']})"),
         ("source", f"{i['source']}" + (f" fitted to {i['size']}x{i['size']}" if i["size"] else "")),
         ("made", f"{i['created']} by artforge {i['artforge_version']} (schema {i['schema']})"),
+        ("split", _split_row(i["splits"])),
     ]
     if i["labels"]:
         freq = ", ".join(f"{c} {f:.0%}" for c, f in list(i["labels"]["frequency"].items())[:30])
@@ -104,6 +119,13 @@ def info(cache: str, as_json: bool) -> None:
     for name, reason in i["skipped_items"][:50]:
         rows.append(("skipped", f"{shown(name)}: {reason}"))
     print_table(("", ""), rows, styles={0: "bold"}, show_header=False, box=None)
+
+
+def _split_row(sp: dict) -> str:
+    if sp["test_fraction"] > 0:
+        return (f"{sp['train']} train / {sp['val']} val / {sp['test']} test (val_fraction {sp['val_fraction']}, "
+                f"test {sp['test_fraction']})")
+    return f"{sp['train']} train / {sp['val']} val (val_fraction {sp['val_fraction']})"
 
 
 @data.command()

@@ -319,7 +319,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
               f"for {trainer.total} steps -> {run_dir}")
         if not resume and trainer.cfg.test_fraction > 0:
             held = trainer.train_ds
-            from artforge.data.dataset import split_index_sets
+            from artforge.data.splits import split_index_sets
 
             test_idx = split_index_sets(held.names_all, trainer.cfg.val_fraction, trainer.cfg.test_fraction)["test"]
             note = _test_leak_note(run_config, [held.names_all[i] for i in test_idx])

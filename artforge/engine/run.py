@@ -168,7 +168,7 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
     config.json or cache is gone). Splits go by item name, so names are compared, whatever cache
     file held them."""
     from artforge.data.cache import open_cache
-    from artforge.data.dataset import split_of
+    from artforge.data.splits import split_of
 
     wanted, seen, unchecked = set(names), set(), []
     link, visited = run_config.get("init"), set()
