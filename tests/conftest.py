@@ -125,9 +125,11 @@ def subset_cache(folder: Path, source: Path, n: int, codec: str, size: int) -> P
     return folder / "subset.h5"
 
 
-def subprocess_env(**extra: str) -> dict:
+def subprocess_env(*plugins: str, **extra: str) -> dict:
+    """The environment of an artforge subprocess: artforge's own plugins and the ``plugins`` a test
+    made, not those the user installed (as in-process)."""
     env = dict(os.environ)
-    env.pop("ARTFORGE_LOAD_PLUGINS", None)
+    env["ARTFORGE_LOAD_PLUGINS"] = ",".join([FIRST_PARTY, *plugins])
     env.pop("ARTFORGE_STRICT_PLUGINS", None)
     env.update(extra)
     return env

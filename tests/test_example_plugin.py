@@ -36,7 +36,7 @@ def throwaway_venv(tmp_path_factory) -> Path:
 
 
 def test_example_plugin_is_listed_and_encodes(throwaway_venv, tmp_path):
-    env = subprocess_env()
+    env = subprocess_env("braille")
     out = subprocess.run([throwaway_venv, "-m", "artforge", "plugins", "--json"], capture_output=True, text=True,
                          env=env)
     assert out.returncode == 0, out.stderr

@@ -35,7 +35,7 @@ def fake_distribution(root: Path, dist: str, entry: str, module: str, source: st
 def broken_env(tmp_path):
     root = fake_distribution(tmp_path, "broken-plugin", "broken", "broken_mod",
                              "import module_that_does_not_exist\n")
-    return subprocess_env(PYTHONPATH=str(root))
+    return subprocess_env("broken", PYTHONPATH=str(root))
 
 
 def run(env, *args):

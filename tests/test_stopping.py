@@ -49,7 +49,7 @@ def slow_env(tmp_path_factory) -> dict:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[artforge]\nslow = slow_codec_mod\n")
     (root / "slow_codec_mod.py").write_text(textwrap.dedent(SLOW_CODEC))
-    return subprocess_env(PYTHONPATH=str(root))
+    return subprocess_env("slow", PYTHONPATH=str(root))
 
 
 @pytest.fixture(scope="module")
