@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -233,3 +234,23 @@ def test_data_info_shows_the_split_training_would_make_without_torch(runner, tin
             "print('torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "False", done.stderr
+
+
+def test_eval_on_another_data_set_uses_all_of_it(runner, held_run, tiny_cache, emoji, tmp_path):
+    """--data with a cache that shares no item (by name) with the run's: every item is unseen, so the
+    default is all of it, said in a note; a cache of the same items keeps the split rule."""
+    from artforge.data.cache import build_cache
+
+    for stem, prefix in (("other", "x"), ("same", "e")):
+        np.savez(tmp_path / f"{stem}.npz", images=emoji[:40],
+                 names=np.array([f"{prefix}{i:03d}" for i in range(40)]))
+        build_cache(str(tmp_path / f"{stem}.npz"), "hsv322", tmp_path / f"{stem}.h5", size=8, workers=1,
+                    progress=False)
+    res = json.loads(invoke(runner, "eval", held_run, "--data", tmp_path / "other.h5", "--json").stdout)
+    assert (res["split"], res["samples"]) == ("all", 40) and "all of it is evaluated" in res["note"]
+    assert "on all 40 samples" in invoke(runner, "eval", held_run, "--data", tmp_path / "other.h5").output
+    res = json.loads(invoke(runner, "eval", held_run, "--data", tmp_path / "same.h5", "--json").stdout)
+    assert res["split"] == "test" and res["samples"] < 40 and "note" not in res
+    res = json.loads(invoke(runner, "eval", held_run, "--data", tmp_path / "other.h5", "--split", "test",
+                            "--json").stdout)
+    assert res["split"] == "test" and res["samples"] < 40  # a --split given is the split used

@@ -83,16 +83,14 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
 def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -> None:
     """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache, and how
     training would split it (by name: see --val-fraction and --test-fraction)."""
-    from artforge.data.cache import cache_info, open_cache
+    from artforge.data.cache import cache_info, cache_names
     from artforge.data.splits import split_index_sets
 
     if test_fraction > 0 and val_fraction + test_fraction >= 1:
         raise ArtforgeError(f"--val-fraction + --test-fraction must be below 1 (the rest trains), got "
                             f"{val_fraction} + {test_fraction}")
     i = cache_info(cache)
-    with open_cache(cache) as f:
-        names = f["names"][:].astype(str).tolist()
-    sets = split_index_sets(names, val_fraction, test_fraction)
+    sets = split_index_sets(cache_names(cache), val_fraction, test_fraction)
     i["splits"] = {"val_fraction": val_fraction, "test_fraction": test_fraction,
                    **{k: len(sets[k]) for k in ("train", "val", "test")}}
     if as_json:

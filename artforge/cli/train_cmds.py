@@ -367,6 +367,25 @@ def _test_leak_note(run_config: dict, test_names: list[str]) -> str | None:
     return None
 
 
+def _unseen_cache(cache: str, config: dict) -> bool:
+    """Whether ``cache`` is another data set than the run's: no item name in common with the run's
+    cache nor any that a run it was started from trained on. False when that cannot be told."""
+    from artforge.data.cache import cache_names
+    from artforge.engine.run import trained_by_ancestors
+
+    own = config["data"]["cache"]
+    try:
+        if Path(cache).resolve() == Path(own).resolve():
+            return False
+        names, own_names = cache_names(cache), set(cache_names(own))
+    except (ArtforgeError, OSError):  # the run's own cache is gone: keep the split rule
+        return False
+    if own_names.intersection(names):
+        return False
+    seen, unchecked = trained_by_ancestors(config, names)
+    return not seen and not unchecked
+
+
 def _held_out(trainer) -> str:
     """' / N test, held out' when the run keeps a test split (it never reads it)."""
     n = trainer.train_ds.split_sizes["test"]
@@ -599,7 +618,7 @@ def _json_safe(value):
 @click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]),
               help="Items to evaluate on [default: test when the run keeps a test split (train.test_fraction), "
-                   "else val].")
+                   "else val; all of a --data cache that shares no item with the run's].")
 @click.option("--checkpoint", "which", default="best", show_default=True)
 @click.option("-b", "--batch-size", type=click.IntRange(1), default=256, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -630,12 +649,16 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
     test_fraction = loaded.fractions()[1]
-    if split is None:
-        split = "test" if test_fraction > 0 else "val"
-    elif split == "test" and not test_fraction > 0:
+    if split == "test" and not test_fraction > 0:
         raise ArtforgeError(f"{run}: the run kept no test split (its train.test_fraction is 0); evaluate "
                             "--split val, or keep one in a new run with --set train.test_fraction=0.1")
     _check_cache_fits(cache, loaded.config["data"], "the run")
+    note = None
+    if split is None and _unseen_cache(cache, loaded.config):
+        split = "all"  # another data set the run never saw: all of it is held out
+        note = f"no item of {cache} is in the run's cache or an --init run's (by name): all of it is evaluated"
+    elif split is None:
+        split = "test" if test_fraction > 0 else "val"
     ds = loaded.dataset(split, cache)
     if len(ds) == 0:
         at = {"val": f" at the run's train.val_fraction {loaded.fractions()[0]}",
@@ -656,7 +679,8 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     result = {"run": str(run), "checkpoint": str(loaded.checkpoint), "step": loaded.step, "model": loaded.model.name,
               "cache": str(cache), "split": split, "samples": len(ds), "device": str(dev),
               "seconds": round(time.perf_counter() - t0, 2), "figures": figures}
-    note = _test_leak_note(loaded.config, [ds.names_all[i] for i in ds.indices]) if split == "test" else None
+    if split == "test":
+        note = _test_leak_note(loaded.config, [ds.names_all[i] for i in ds.indices])
     if note:
         result["note"] = note
     target = (loaded.run_dir or loaded.checkpoint.parent) / "eval.json"

@@ -442,6 +442,12 @@ def _structure_problem(f) -> str | None:
     return None
 
 
+def cache_names(path: str | os.PathLike) -> list[str]:
+    """Every item's name, in cache order (what the splits hash)."""
+    with open_cache(path) as f:
+        return f["names"][:].astype(str).tolist()
+
+
 def cache_info(path: str | os.PathLike) -> dict:
     """Everything `artforge data info` shows, as plain JSON."""
     with open_cache(path) as f:

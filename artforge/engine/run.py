@@ -167,7 +167,7 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
     the runs those were started from) trained on; and the ancestors that could not be checked (their
     config.json or cache is gone). Splits go by item name, so names are compared, whatever cache
     file held them."""
-    from artforge.data.cache import open_cache
+    from artforge.data.cache import cache_names
     from artforge.data.splits import split_of
 
     wanted, seen, unchecked = set(names), set(), []
@@ -177,8 +177,7 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
         try:
             config = read_run_config(Path(link).parent)
             train = config["train"]
-            with open_cache(config["data"]["cache"]) as f:
-                theirs = f["names"][:].astype(str).tolist()
+            theirs = cache_names(config["data"]["cache"])
         except (ArtforgeError, OSError, KeyError):
             unchecked.append(link)
             break
