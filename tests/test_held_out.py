@@ -254,3 +254,19 @@ def test_eval_on_another_data_set_uses_all_of_it(runner, held_run, tiny_cache, e
     res = json.loads(invoke(runner, "eval", held_run, "--data", tmp_path / "other.h5", "--split", "test",
                             "--json").stdout)
     assert res["split"] == "test" and res["samples"] < 40  # a --split given is the split used
+
+
+def test_the_init_chain_is_followed_from_another_working_folder(runner, tiny_cache, tmp_path, monkeypatch,
+                                                                one_thread):
+    """--init given as a relative path: eval run from another folder still finds the init run (and
+    its training items), rather than saying its config.json is gone."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0.25", "--data", tiny_cache, "--steps", "2", "-o", "plain")
+    invoke(runner, "train", *SPLIT, "--init", "plain", "--data", tiny_cache, "--steps", "2", "--batch-size", "8",
+           "-q", "-o", "leaky")
+    monkeypatch.chdir(tmp_path)
+    test = _rows(tiny_cache, "test")
+    out = invoke(runner, "eval", work / "leaky").output
+    assert f"{len(test)} of the {len(test)} test items were trained on" in out, out

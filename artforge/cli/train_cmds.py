@@ -300,7 +300,8 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]), label_columns)
         run_config = new_run_config(cls, model_config, preset, info, cache, source, cfg)
         if init is not None:
-            run_config["init"] = str(init.path)
+            # absolute, as data.cache is: the --init chain is followed back from wherever eval runs
+            run_config["init"] = os.path.abspath(init.path)
         if main:
             from artforge.fsutil import output_folder
 
