@@ -185,7 +185,9 @@ def test_a_test_split_seen_by_the_init_run_is_noted(runner, tiny_cache, held_run
     r = invoke(runner, "train", *SPLIT, "--init", tmp_path / "leaky", "--data", tiny_cache, "--steps", "2",
                "--batch-size", "8", "-q", "-o", tmp_path / "grandchild")
     assert says in r.output  # leaky's own ancestor trained on them
-    (tmp_path / "plain" / "config.json").unlink()
+    import shutil
+
+    shutil.rmtree(tmp_path / "plain")  # its best.pt alone would still say what it trained on
     assert "could not check whether" in invoke(runner, "eval", tmp_path / "grandchild").output
 
 
@@ -270,3 +272,17 @@ def test_the_init_chain_is_followed_from_another_working_folder(runner, tiny_cac
     test = _rows(tiny_cache, "test")
     out = invoke(runner, "eval", work / "leaky").output
     assert f"{len(test)} of the {len(test)} test items were trained on" in out, out
+
+
+def test_an_init_checkpoint_outside_a_run_folder_is_checked_too(runner, tiny_cache, tmp_path, one_thread):
+    """--init a copied best.pt (no config.json beside it): the config it carries says what it trained
+    on, so the note says the test items were seen, not that they could not be checked."""
+    import shutil
+
+    plain = tmp_path / "plain"
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0.25", "--data", tiny_cache, "--steps", "2", "-o", plain)
+    shutil.copy(plain / "best.pt", tmp_path / "copy.pt")
+    test = _rows(tiny_cache, "test")
+    r = invoke(runner, "train", *SPLIT, "--init", tmp_path / "copy.pt", "--data", tiny_cache, "--steps", "2",
+               "--batch-size", "8", "-q", "-o", tmp_path / "leaky")
+    assert f"{len(test)} of the {len(test)} test items were trained on" in r.output, r.output

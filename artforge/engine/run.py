@@ -175,7 +175,7 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
     while isinstance(link, str) and link not in visited and len(visited) < 32:
         visited.add(link)
         try:
-            config = read_run_config(Path(link).parent)
+            config = _ancestor_config(Path(link))
             train = config["train"]
             theirs = cache_names(config["data"]["cache"])
         except (ArtforgeError, OSError, KeyError):
@@ -185,6 +185,14 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
         seen.update(n for n in theirs if n in wanted and split_of(n, val, test) == "train")
         link = config.get("init")
     return seen, unchecked
+
+
+def _ancestor_config(ckpt: Path) -> dict:
+    """The run config of an --init checkpoint: its run folder's config.json, or for a checkpoint
+    outside a run folder (a copied best.pt) the copy of the config it carries."""
+    if ckpt.is_file() and not (ckpt.parent / CONFIG).is_file():
+        return read_checkpoint(ckpt)[3]
+    return read_run_config(ckpt.parent)
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
