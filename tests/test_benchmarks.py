@@ -86,3 +86,25 @@ def test_gpu_owed_step_says_when_it_runs_out_of_time(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert "== step slow: stopped at its 1-s limit" in out.stdout
     assert "stopped at its 1-s limit" in (tmp_path / "slow.txt").read_text()
+
+
+def test_gpu_owed_last_step_never_runs_past_the_call(tmp_path):
+    """issue5's last step gets what is left of the 600-s call: its limit plus timeout's 10-s kill
+    grace ends inside 600 s however long the steps before took (bash reads SECONDS from the
+    environment), or it is skipped, saying so."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    _stub(stubs, "python3", "exit 0\n")
+    _stub(stubs, "nvidia-smi", "echo stub GPU\n")
+    _stub(stubs, "timeout", 'echo "limit $3"\nexit 0\n')  # timeout -k 10 LIMIT CMD...
+    for start in (0, 450, 530, 550):
+        env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
+               "SECONDS": str(start)}
+        out = subprocess.run(["bash", str(BENCH / "gpu_owed.sh"), "issue5"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        limits = [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("limit ")]
+        if len(limits) == 5:
+            assert start + limits[-1] + 10 <= 600, (start, limits)
+        else:
+            assert len(limits) == 4 and "== step train-lse-autotune-128: skipped" in out.stdout, out.stdout
