@@ -286,3 +286,18 @@ def test_an_init_checkpoint_outside_a_run_folder_is_checked_too(runner, tiny_cac
     r = invoke(runner, "train", *SPLIT, "--init", tmp_path / "copy.pt", "--data", tiny_cache, "--steps", "2",
                "--batch-size", "8", "-q", "-o", tmp_path / "leaky")
     assert f"{len(test)} of the {len(test)} test items were trained on" in r.output, r.output
+
+
+def test_eval_on_a_data_set_an_init_run_trained_on_keeps_the_split_rule(runner, tiny_cache, emoji, tmp_path,
+                                                                       one_thread):
+    """--data with a cache that shares no item with the run's own but that its --init run trained on:
+    those items are not unseen, so eval keeps the split rule and says nothing of 'all of it'."""
+    from artforge.data.cache import build_cache
+
+    np.savez(tmp_path / "other.npz", images=emoji[:40], names=np.array([f"x{i:03d}" for i in range(40)]))
+    build_cache(str(tmp_path / "other.npz"), "hsv322", tmp_path / "other.h5", size=8, workers=1, progress=False)
+    invoke(runner, "train", *TINY, "--data", tmp_path / "other.h5", "--steps", "2", "-o", tmp_path / "a")
+    invoke(runner, "train", "--init", tmp_path / "a", "--data", tiny_cache, "--steps", "2", "--batch-size", "8", "-q",
+           "-o", tmp_path / "b")
+    res = json.loads(invoke(runner, "eval", tmp_path / "b", "--data", tmp_path / "other.h5", "--json").stdout)
+    assert res["split"] == "val" and res["samples"] < 40 and "note" not in res, res
