@@ -44,6 +44,13 @@ def test_example_plugin_is_listed_and_encodes(throwaway_venv, tmp_path):
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     assert plugins["braille"]["provides"]["codecs"] == ["braille"]
     assert plugins["braille"]["dist"] == "artforge-braille" and not plugins["braille"]["errors"]
+    # and as a user runs artforge, ARTFORGE_LOAD_PLUGINS unset: every installed plugin loads, this one too
+    default = {k: v for k, v in env.items() if k != "ARTFORGE_LOAD_PLUGINS"}
+    out = subprocess.run([throwaway_venv, "-m", "artforge", "plugins", "--json"], capture_output=True, text=True,
+                         env=default)
+    assert out.returncode == 0, out.stderr
+    braille = next(p for p in json.loads(out.stdout) if p["name"] == "braille")
+    assert braille["provides"]["codecs"] == ["braille"] and not braille["errors"]
     img = np.full((8, 4, 4), 255, np.uint8)
     img[0, 0, :3] = 0  # dot 1
     img[7, 1, :3] = 0  # bottom-right pixel of the lower-left cell: dot 8
