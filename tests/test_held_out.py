@@ -301,3 +301,11 @@ def test_eval_on_a_data_set_an_init_run_trained_on_keeps_the_split_rule(runner, 
            "-o", tmp_path / "b")
     res = json.loads(invoke(runner, "eval", tmp_path / "b", "--data", tmp_path / "other.h5", "--json").stdout)
     assert res["split"] == "val" and res["samples"] < 40 and "note" not in res, res
+
+
+@pytest.mark.parametrize("option", ["--val-fraction", "--test-fraction"])
+def test_data_info_refuses_a_fraction_that_is_not_a_number(runner, tiny_cache, option):
+    """nan passes click's range check: data info said '... 0 val (val_fraction nan)' (exit 0) or an
+    internal error, where training refuses it in one line."""
+    r = invoke(runner, "data", "info", tiny_cache, option, "nan", ok=False)
+    assert r.output.strip() == f"Error: {option} must be a number in [0, 1], got nan", r.output

@@ -86,6 +86,9 @@ def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -
     from artforge.data.cache import cache_info, cache_names
     from artforge.data.splits import split_index_sets
 
+    for opt, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if value != value:  # nan passes click's FloatRange (every comparison with it is false)
+            raise ArtforgeError(f"{opt} must be a number in [0, 1], got {value}")
     if test_fraction > 0 and val_fraction + test_fraction >= 1:
         raise ArtforgeError(f"--val-fraction + --test-fraction must be below 1 (the rest trains), got "
                             f"{val_fraction} + {test_fraction}")
