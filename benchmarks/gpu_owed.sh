@@ -36,6 +36,18 @@ step() {  # step NAME SECONDS COMMAND...: COMMAND under a time limit, shown and 
   fi
 }
 
+rest() {  # rest NAME COMMAND...: the last step of a part gets what the steps before left of a 585-s
+  # call (timeout's 10-s kill grace keeps it inside 600 s); with under 60 s left it is skipped
+  # rather than run past the call's end
+  local name=$1 left=$((585 - SECONDS))
+  shift
+  if [ "$left" -ge 60 ]; then
+    step "$name" "$left" "$@"
+  else
+    echo "== step $name: skipped, $left s left of the call" | tee "$OUT/$name.txt"
+  fi
+}
+
 case "${1:-decode}" in
 issue5)
   # 64 images in 2 s and the KV-cache ratio where the issue states it (64 images), then at 512, where
@@ -45,16 +57,9 @@ issue5)
   step train-lse-128 100 python3 benchmarks/profile_hsv.py --only train --batch 128 --dropout 0 --loss lse --rows 0
   # a larger batch is the cheapest lever left (one default compile, ~1 minute; it may not fit: then it says so)
   step train-lse-256 110 python3 benchmarks/profile_hsv.py --only train --batch 256 --dropout 0 --loss lse --rows 0
-  # max-autotune's compilation has never been timed here: this last step gets what the steps before
-  # left of a 585-s call (timeout's 10-s kill grace keeps it inside 600 s), not a fixed time; with
-  # under 60 s left it is skipped rather than run past the call's end
-  if [ $((585 - SECONDS)) -ge 60 ]; then
-    step train-lse-autotune-128 $((585 - SECONDS)) python3 benchmarks/profile_hsv.py \
-      --only train --batch 128 --dropout 0 --loss lse --compile-mode max-autotune-no-cudagraphs --rows 0
-  else
-    echo "== step train-lse-autotune-128: skipped, $((585 - SECONDS)) s left of the call" \
-      | tee "$OUT/train-lse-autotune-128.txt"
-  fi
+  # max-autotune's compilation has never been timed here: the last step gets what is left
+  rest train-lse-autotune-128 python3 benchmarks/profile_hsv.py \
+    --only train --batch 128 --dropout 0 --loss lse --compile-mode max-autotune-no-cudagraphs --rows 0
   ;;
 decode)
   timeout 150 python3 -m pytest -q -m gpu tests/test_gpu.py 2>&1 | tail -3
@@ -99,7 +104,7 @@ speed)
   step bench_hsv_model 230 python3 benchmarks/run.py hsv_model
   step profile_train 170 python3 benchmarks/profile_hsv.py --only train --rows 25
   # the GPU tests took 59 s before more were added (decode gives them 150 s): here they get what is left
-  step gpu-tests $((SECONDS < 510 ? 590 - SECONDS : 80)) python3 -m pytest -q -m gpu tests/test_gpu.py
+  rest gpu-tests python3 -m pytest -q -m gpu tests/test_gpu.py
   ;;
 quality)
   # palette-conv-ae, 8x8x8 code, three settings side by side on the one GPU for PAL_TIME seconds each:

@@ -318,7 +318,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
               f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) on {trainer.device} "
               f"for {trainer.total} steps -> {run_dir}")
-        if not resume and trainer.cfg.test_fraction > 0:
+        if not resume and trainer.cfg.test_fraction > 0 and run_config.get("init"):  # else nothing to check
             held = trainer.train_ds
             from artforge.data.splits import split_index_sets
 
