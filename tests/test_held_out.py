@@ -309,3 +309,22 @@ def test_data_info_refuses_a_fraction_that_is_not_a_number(runner, tiny_cache, o
     internal error, where training refuses it in one line."""
     r = invoke(runner, "data", "info", tiny_cache, option, "nan", ok=False)
     assert r.output.strip() == f"Error: {option} must be a number in [0, 1], got nan", r.output
+
+
+def test_an_init_chain_too_long_to_follow_is_not_called_clean(held_run, tiny_cache, tmp_path):
+    """The chain is followed for 32 runs; a longer one is 'could not check', not a clean bill."""
+    from artforge.engine.run import trained_by_ancestors
+
+    config = json.loads((held_run / "config.json").read_text())
+
+    def chain(n: int) -> dict:
+        for i in range(n):
+            (tmp_path / f"c{n}-{i}").mkdir()
+            link = {"init": str(tmp_path / f"c{n}-{i + 1}" / "best.pt")} if i + 1 < n else {}
+            (tmp_path / f"c{n}-{i}" / "config.json").write_text(json.dumps({**config, **link}))
+        return {**config, "init": str(tmp_path / f"c{n}-0" / "best.pt")}
+
+    names = [f"e{i:03d}" for i in sorted(_rows(tiny_cache, "test"))]  # no run of the chain trained on them
+    assert trained_by_ancestors(chain(5), names) == (set(), [])
+    seen, unchecked = trained_by_ancestors(chain(40), names)
+    assert not seen and unchecked == [str(tmp_path / "c40-32" / "best.pt")]

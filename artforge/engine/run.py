@@ -165,8 +165,8 @@ def run_config_problem(config: Any) -> str | None:
 def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], list[str]]:
     """Of ``names``, those that a run this one was started from (``--init``, followed back through
     the runs those were started from) trained on; and the ancestors that could not be checked (their
-    config.json or cache is gone). Splits go by item name, so names are compared, whatever cache
-    file held them."""
+    config.json or cache is gone, or past the first 32 links). Splits go by item name, so names are
+    compared, whatever cache file held them."""
     from artforge.data.cache import cache_names
     from artforge.data.splits import split_of
 
@@ -184,6 +184,8 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
         val, test = train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
         seen.update(n for n in theirs if n in wanted and split_of(n, val, test) == "train")
         link = config.get("init")
+    if isinstance(link, str) and link not in visited and not unchecked:  # a chain longer than 32 runs: the rest unread
+        unchecked.append(link)
     return seen, unchecked
 
 
