@@ -649,7 +649,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     if refine:
         _check_refinable(run, loaded.model)
     cache = cache or loaded.config["data"]["cache"]
-    test_fraction = loaded.fractions()[1]
+    val_fraction, test_fraction = loaded.fractions()
     if split == "test" and not test_fraction > 0:
         raise ArtforgeError(f"{run}: the run kept no test split (its train.test_fraction is 0); evaluate "
                             "--split val, or keep one in a new run with --set train.test_fraction=0.1")
@@ -662,7 +662,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         split = "test" if test_fraction > 0 else "val"
     ds = loaded.dataset(split, cache)
     if len(ds) == 0:
-        at = {"val": f" at the run's train.val_fraction {loaded.fractions()[0]}",
+        at = {"val": f" at the run's train.val_fraction {val_fraction}",
               "test": f" at the run's train.test_fraction {test_fraction}; evaluate --split val"}.get(split, "")
         raise BadInput(cache, f"has no {split} samples{at}")
 
@@ -689,8 +689,8 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     if as_json:
         click.echo(json.dumps(_json_safe(result), indent=2))
         return
-    which = f"all {len(ds)}" if split == "all" else f"{len(ds)} {split}"
-    click.echo(f"{loaded.model.name} step {loaded.step} on {which} samples of {cache}:")
+    counted = f"all {len(ds)}" if split == "all" else f"{len(ds)} {split}"  # `which` is the checkpoint
+    click.echo(f"{loaded.model.name} step {loaded.step} on {counted} samples of {cache}:")
     if note:
         click.echo(f"  note: {note}")
     for k, v in figures.items():

@@ -25,9 +25,8 @@ class LoadedRun:
     run_dir: Path | None
 
     def fractions(self) -> tuple[float, float]:
-        """(val_fraction, test_fraction) the run was trained with (runs from before test splits: 0)."""
-        train = self.config.get("train", {})
-        return train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
+        """(val_fraction, test_fraction) the run was trained with."""
+        return split_fractions(self.config.get("train", {}))
 
     def dataset(self, split: str = "val", cache: str | os.PathLike | None = None) -> Any:
         """A split of ``cache`` (default the run's own) as the run's training split it: a TokenDataset."""
@@ -162,6 +161,12 @@ def run_config_problem(config: Any) -> str | None:
     return None
 
 
+def split_fractions(train: dict) -> tuple[float, float]:
+    """(val_fraction, test_fraction) of a run config's train settings; runs from before test splits
+    existed have a test_fraction of 0."""
+    return train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
+
+
 def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], list[str]]:
     """Of ``names``, those that a run this one was started from (``--init``, followed back through
     the runs those were started from) trained on; and the ancestors that could not be checked (their
@@ -181,7 +186,7 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
         except (ArtforgeError, OSError, KeyError):
             unchecked.append(link)
             break
-        val, test = train.get("val_fraction", 0.1), train.get("test_fraction", 0.0)
+        val, test = split_fractions(train)
         seen.update(n for n in theirs if n in wanted and split_of(n, val, test) == "train")
         link = config.get("init")
     if isinstance(link, str) and link not in visited and not unchecked:  # a chain longer than 32 runs: the rest unread

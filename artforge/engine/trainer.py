@@ -27,7 +27,7 @@ import torch
 
 from artforge import __version__
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
-from artforge.engine.run import BEST, CONFIG, LAST, read_metrics
+from artforge.engine.run import BEST, CONFIG, LAST, read_metrics, split_fractions
 from artforge.errors import ArtforgeError, ContractError, first_line
 from artforge.fsutil import atomic_write_text
 from artforge.signals import deferred_stop
@@ -423,8 +423,8 @@ class Trainer:
             return  # nothing recorded to compare with
         if not isinstance(was, dict):
             return
-        for key, default in (("val_fraction", 0.1), ("test_fraction", 0.0)):
-            before, now = was.get(key, default), getattr(self.cfg, key)
+        for key, before in zip(("val_fraction", "test_fraction"), split_fractions(was), strict=True):
+            now = getattr(self.cfg, key)
             if before != now:
                 raise ArtforgeError(f"{self.run_dir / CONFIG}: train.{key} is {now!r}, but the run trained with "
                                     f"{before!r} ({path.name}); a resumed run keeps its split, so set it back, or "
