@@ -84,12 +84,12 @@ def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -
     """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache, and how
     training would split it (by name: see --val-fraction and --test-fraction)."""
     from artforge.data.cache import cache_info, cache_names
-    from artforge.data.splits import split_index_sets
+    from artforge.data.splits import leaves_no_training, split_index_sets
 
     for opt, value in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
         if value != value:  # nan passes click's FloatRange (every comparison with it is false)
             raise ArtforgeError(f"{opt} must be a number in [0, 1], got {value}")
-    if test_fraction > 0 and val_fraction + test_fraction >= 1:
+    if leaves_no_training(val_fraction, test_fraction):
         raise ArtforgeError(f"--val-fraction + --test-fraction must be below 1 (the rest trains), got "
                             f"{val_fraction} + {test_fraction}")
     i = cache_info(cache)

@@ -11,6 +11,12 @@ import numpy as np
 SPLITS = ("train", "val", "test", "all")
 
 
+def leaves_no_training(val_fraction: float, test_fraction: float) -> bool:
+    """Whether validation and test together take every item. Only asked of a test share: a
+    val_fraction of 1 alone is allowed (training then stops with 'no training samples')."""
+    return test_fraction > 0 and val_fraction + test_fraction >= 1
+
+
 def _position(name: str) -> float:
     """Where a name falls in [0, 1): its BLAKE2b hash, scaled."""
     h = int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big")

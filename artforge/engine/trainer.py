@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from artforge import __version__
+from artforge.data.splits import leaves_no_training
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
 from artforge.engine.run import BEST, CONFIG, LAST, read_metrics, split_fractions
 from artforge.errors import ArtforgeError, ContractError, first_line
@@ -98,7 +99,7 @@ class TrainConfig:
                 raise bad(key, "in [0, 1]")
         if number("test_fraction") < 0:
             raise bad("test_fraction", ">= 0")
-        if self.test_fraction > 0 and self.val_fraction + self.test_fraction >= 1:
+        if leaves_no_training(self.val_fraction, self.test_fraction):
             raise ArtforgeError(f"train settings val_fraction + test_fraction must be below 1 (the rest is "
                                 f"trained on), got {self.val_fraction!r} + {self.test_fraction!r}")
 
