@@ -96,7 +96,8 @@ def untaken(fn: Any, names: Iterable[str]) -> list[str]:
         return []
     if any(p.kind == p.VAR_KEYWORD for p in params):
         return []
-    return [k for k in names if k not in {p.name for p in params if p.kind != p.VAR_POSITIONAL}]
+    taken = {p.name for p in params if p.kind != p.VAR_POSITIONAL}
+    return [k for k in names if k not in taken]
 
 
 def softmax_sample(logits: np.ndarray, rng: np.random.Generator, temperature: float, axis: int = -1) -> np.ndarray:
