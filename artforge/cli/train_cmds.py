@@ -320,10 +320,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
               f"for {trainer.total} steps -> {run_dir}")
         if not resume and trainer.cfg.test_fraction > 0 and run_config.get("init"):  # else nothing to check
             held = trainer.train_ds
-            from artforge.data.splits import split_index_sets
-
-            test_idx = split_index_sets(held.names_all, trainer.cfg.val_fraction, trainer.cfg.test_fraction)["test"]
-            note = _test_leak_note(run_config, [held.names_all[i] for i in test_idx])
+            note = _test_leak_note(run_config, [held.names_all[i] for i in held.split_sets["test"]])
             if note:
                 _echo(f"note: {note}")
         try:

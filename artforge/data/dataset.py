@@ -47,14 +47,18 @@ class TokenDataset(torch.utils.data.Dataset):
             self.vocab_size = int(f.attrs["vocab_size"])
             self.label_columns = json.loads(f["labels"].attrs["columns"]) if "labels" in f else []
             nbytes = f["tokens"].size * f["tokens"].dtype.itemsize
-        sets = split_index_sets(self.names_all, val_fraction, test_fraction)
-        self.indices = sets[split]
-        self.split_sizes = {k: len(v) for k, v in sets.items()}  # of every split, e.g. to report them
+        #: indices of every split (train, val, test, all) of the cache, e.g. to report or check them
+        self.split_sets = split_index_sets(self.names_all, val_fraction, test_fraction)
+        self.indices = self.split_sets[split]
         self.split = split
         self.in_memory = nbytes <= IN_MEMORY_BYTES if in_memory is None else in_memory
         self._file = None
         self._tokens = None
         self._labels = None
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.split_sets.items()}
 
     @property
     def has_labels(self) -> bool:
