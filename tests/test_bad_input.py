@@ -119,6 +119,16 @@ def test_train_settings_are_checked(runner, tiny_cache, tmp_path):
         assert "internal error" not in r.output
 
 
+def test_train_settings_are_checked_before_a_cache_is_built(runner, emoji_dir, tmp_path):
+    # a source (not a cache) would be encoded first; a bad setting must not wait for that
+    for args, message in ((["--lr", "nan"], "lr must be a finite number"),
+                          (["--set", "dropout=2"], "dropout must be in [0, 1)")):
+        r = invoke(runner, "train", *TINY, "--data", emoji_dir, "-c", "hsv433", "--size", "8", *args,
+                   "-o", tmp_path / "runs" / "x", ok=False)
+        assert message in r.output and "cache" not in r.output, (args, r.output)
+        assert not (tmp_path / "runs").exists()  # no .cache beside the run, no run folder
+
+
 def test_damaged_run_folders(runner, run, tmp_path):
     r = invoke(runner, "sample", run, "--checkpoint", "nope.pt", "-o", tmp_path / "x.png", ok=False)
     assert "nope.pt: no such checkpoint in the run folder (it has: best.pt, last.pt)" in r.output

@@ -283,6 +283,10 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
             raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
         _check_source_codec(cls, data, codec)
+        # settings are checked before the cache is built: a bad --lr should not wait for minutes of encoding
+        cfg = train_config_from(cls, {**options, **train_over})
+        if init is None:
+            model_config, preset = make_config(cls, model_over)
         cache, source = resolve_data(data, codec, size, labels, run_dir.parent / ".cache", quiet)
         from artforge.data.cache import cache_info
 
@@ -294,9 +298,6 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
                                 "--labels (a .json/.csv file, dirs or npz:KEY)")
         if init is not None:
             model_config, preset = init.model_config(cls, model_over, ci["codec"])
-        else:
-            model_config, preset = make_config(cls, model_over)
-        cfg = train_config_from(cls, {**options, **train_over})
         info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]), label_columns)
         run_config = new_run_config(cls, model_config, preset, info, cache, source, cfg)
         if init is not None:
