@@ -25,6 +25,9 @@ def complete(line: str) -> list[str]:
     ("artforge models hsv", ["hsv-transformer"]),
     ("artforge convert x.png -c pal", ["palette"]),
     ("artforge train --data builtin:s", ["builtin:sigils64", "builtin:s"]),  # the last: files and folders
+    # every command that reads a SOURCE takes builtin:NAME, so each completes it
+    ("artforge data build builtin:t", ["builtin:tiles32", "builtin:t"]),
+    ("artforge palette extract builtin:t", ["builtin:tiles32", "builtin:t"]),
 ])
 def test_completion_offers_artforge_names(line, expected):
     assert complete(line) == expected

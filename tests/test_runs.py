@@ -83,3 +83,18 @@ def test_runs_reads_no_checkpoint_and_never_imports_torch(runs_root):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_run_stopped_between_log_lines_shows_the_step_its_last_checkpoint_holds(runner, tiny_cache, tmp_path):
+    """--max-time (like Ctrl-C and SIGTERM) stops between log lines and saves last.pt there; `runs` must say
+    how far the run got (the step --resume continues from), not the step of the last log line."""
+    import torch
+
+    run = tmp_path / "stopped"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "1000", "--set", "log_every=1000",
+           "--max-time", "0.001", "-o", run)
+    step = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert 0 < step < 1000
+    row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
+    assert (row["step"], row["planned_steps"]) == (step, 1000) and row["seconds"] is not None
+    assert f"{step}/1000" in invoke(runner, "runs", run).stdout

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs
+from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs, complete_data
 from artforge.errors import ArtforgeError, BadInput, shown
 
 
@@ -36,7 +36,7 @@ def default_codec(source: str) -> str | None:
 
 
 @data.command()
-@click.argument("source")
+@click.argument("source", shell_complete=complete_data)
 @click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
               help="Codec spec (built-in data sets have a default).")
 @click.option("-o", "--output", required=True, type=OUTPUT, help="Cache file to write (.h5).")

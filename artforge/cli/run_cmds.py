@@ -55,8 +55,10 @@ def summarize(run: Path) -> dict:
     trained = [r for r in records if r.get("split") == "train" and _number(r.get("step")) is not None]
     vals = [r for r in records if r.get("split") == "val" and _number(r.get("loss")) is not None
             and math.isfinite(r["loss"])]
-    row["step"] = int(trained[-1]["step"]) if trained else 0
-    row["seconds"] = _number(trained[-1].get("elapsed_s")) if trained else None
+    # how far the run got: its last train line, or the stop line of a run stopped between log lines
+    reached = [r for r in records if r.get("split") in ("train", "stop") and _number(r.get("step")) is not None]
+    row["step"] = int(reached[-1]["step"]) if reached else 0
+    row["seconds"] = _number(reached[-1].get("elapsed_s")) if reached else None
     row["last_train_loss"] = _number(trained[-1].get("loss")) if trained else None
     if vals:
         best = min(vals, key=lambda r: r["loss"])

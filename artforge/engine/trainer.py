@@ -647,6 +647,10 @@ class Trainer:
             if self.stop_reason:
                 self.elapsed = time.perf_counter() - t_start
                 self.save(LAST)
+                # where the run stopped, between log lines: `artforge runs` reads how far it got from the log
+                # (never from a checkpoint); train lines stay those of an unbroken run, so resume is exact
+                metrics.write({"step": self.step, "epoch": self.epoch, "split": "stop", "reason": self.stop_reason,
+                               "elapsed_s": self.elapsed})
                 if self.main:
                     plot_run(self.run_dir)
         return {"step": self.step, "stop": self.stop_reason or "done", "val": last_eval,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from artforge.cli.params import OUTPUT
+from artforge.cli.params import OUTPUT, complete_data
 from artforge.errors import ArtforgeError
 
 
@@ -14,7 +14,7 @@ def palette() -> None:
 
 
 @palette.command()
-@click.argument("source")
+@click.argument("source", shell_complete=complete_data)
 @click.option("-n", "--colors", "n", type=click.IntRange(1, 65536), default=16, show_default=True,
               help="Colours to keep (transparency is extra).")
 @click.option("-o", "--output", required=True, type=OUTPUT, help="Palette file: .gpl, .json, .hex or .png.")
