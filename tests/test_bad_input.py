@@ -108,6 +108,34 @@ def test_damaged_caches(runner, tiny_cache, tmp_path):
         assert len(error) == 1 and error[0] == r.output.strip().splitlines()[-1]
 
 
+
+def test_damaged_caches_are_named_by_preview_verify_and_info(runner, tiny_cache, tmp_path):
+    """Tokens outside the cache's codec, a codec attribute that disagrees with vocab_size, attributes
+    missing or of the wrong type: one line naming the cache, never "tokens:" or an internal error."""
+    def damaged(name, change):
+        path = tmp_path / name
+        path.write_bytes(tiny_cache.read_bytes())
+        with h5py.File(path, "a") as f:
+            change(f)
+        return path
+
+    big = damaged("big.h5", lambda f: f["tokens"].__setitem__((0, 0, 0), int(f.attrs["vocab_size"])))
+    r = invoke(runner, "data", "preview", big, "-o", tmp_path / "p.png", ok=False)
+    assert f"Error: {big}: token values" in r.output and "outside codec hsv322's vocabulary of 129" in r.output
+    assert not (tmp_path / "p.png").exists()
+    other = {"codec": "binary", "spec": "binary", "args": ""}
+    swapped = damaged("swapped.h5", lambda f: f.attrs.__setitem__("codec", json.dumps(other)))
+    r = invoke(runner, "data", "preview", swapped, "-o", tmp_path / "p.png", ok=False)
+    assert str(swapped) + ": token values" in r.output and "codec binary's vocabulary of 2" in r.output
+    r = invoke(runner, "data", "verify", swapped, ok=False)
+    assert "attr vocab_size=129 but codec binary has a vocabulary of 2" in r.output
+    no_date = damaged("no_date.h5", lambda f: f.attrs.__delitem__("created"))
+    r = invoke(runner, "data", "info", no_date, ok=False)
+    assert str(no_date) + ": damaged artforge cache (KeyError" in r.output and "internal error" not in r.output
+    odd_count = damaged("odd_count.h5", lambda f: f.attrs.__setitem__("n_items", "many"))
+    r = invoke(runner, "data", "verify", odd_count, ok=False)
+    assert "attr n_items='many' but tokens has 64" in r.output and "internal error" not in r.output
+
 def test_train_settings_are_checked(runner, tiny_cache, tmp_path):
     for args, message in ((["--lr", "nan"], "lr must be a finite number"),
                           (["--set", "train.steps=0"], "steps must be at least 1"),

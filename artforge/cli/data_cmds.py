@@ -7,7 +7,7 @@ import json
 import click
 
 from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs, complete_data
-from artforge.errors import ArtforgeError, BadInput, shown
+from artforge.errors import ArtforgeError, BadInput, ContractError, shown
 
 
 @click.group()
@@ -157,6 +157,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     from artforge.data.cache import open_cache
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
+    from artforge.plugins import PluginError
 
     check_output(output)
     check_not_input(output, [cache])
@@ -167,8 +168,21 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
             tokens = f["tokens"][rows]
         except OSError as exc:
             raise BadInput(cache, f"cannot read items ({exc}); check it with `artforge data verify`") from None
-        codec = codec_from_config(json.loads(f.attrs["codec"]))
-    save_grid(decode_checked(codec, tokens), output, scale=scale)
+        try:
+            codec = codec_from_config(json.loads(f.attrs["codec"]))
+        except PluginError:
+            raise
+        except ArtforgeError as exc:
+            raise BadInput(cache, str(exc)) from None
+    # tokens that do not fit the cache's own codec are the file's fault, named as such (as `decode` does
+    # for a token file); a crash on tokens that passed the check stays the codec's (ContractError)
+    try:
+        images = decode_checked(codec, codec.check_tokens(tokens, "tokens"))
+    except ContractError:
+        raise
+    except ArtforgeError as exc:
+        raise BadInput(cache, f"{str(exc).removeprefix('tokens: ')}; check it with `artforge data verify`") from None
+    save_grid(images, output, scale=scale)
     click.echo(f"{len(rows)} samples of {cache} -> {output}")
 
 

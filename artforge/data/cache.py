@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, first_line
 from artforge.fsutil import atomic_path, check_output, sweep_partials
 
 SCHEMA = 1
@@ -448,48 +448,60 @@ def cache_names(path: str | os.PathLike) -> list[str]:
         return f["names"][:].astype(str).tolist()
 
 
+def _damaged(path: str | os.PathLike, exc: Exception) -> BadInput:
+    return BadInput(path, f"damaged artforge cache ({type(exc).__name__}: {first_line(exc)}); rebuild it with "
+                          "`artforge data build ... --force`")
+
+
 def cache_info(path: str | os.PathLike) -> dict:
     """Everything `artforge data info` shows, as plain JSON."""
     with open_cache(path) as f:
-        tok = f["tokens"]
-        a = f.attrs
-        raw = int(tok.size * tok.dtype.itemsize)
-        stored = int(tok.id.get_storage_size())
-        info = {
-            "path": str(path),
-            "items": int(tok.shape[0]),
-            "codec": json.loads(a["codec"]),
-            "codec_spec": str(a["codec_spec"]),
-            "vocab_size": int(a["vocab_size"]),
-            "token_shape": list(tok.shape[1:]),
-            "dtype": str(tok.dtype),
-            "chunks": list(tok.chunks or []),
-            "compression": tok.compression,
-            "file_bytes": Path(path).stat().st_size,
-            "token_bytes_raw": raw,
-            "token_bytes_stored": stored,
-            "compression_ratio": round(raw / stored, 2) if stored else None,
-            "source": str(a["source"]),
-            "size": int(a["size"]) or None,
-            "read": int(a["n_read"]),
-            "skipped": int(a["n_skipped"]),
-            "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)] if "skipped" in f else [],
-            "labels": None,
-            "labels_without_image": int(a.get("n_labels_without_image", 0)),
-            "schema": int(a["schema"]),
-            "artforge_version": str(a["artforge_version"]),
-            "created": str(a["created"]),
-            "fingerprint": str(a["fingerprint"]),
+        try:
+            return _cache_info(path, f)
+        except (KeyError, ValueError, TypeError) as exc:  # an attribute missing or not of its type
+            raise _damaged(path, exc) from None
+
+
+def _cache_info(path: str | os.PathLike, f) -> dict:
+    tok = f["tokens"]
+    a = f.attrs
+    raw = int(tok.size * tok.dtype.itemsize)
+    stored = int(tok.id.get_storage_size())
+    info = {
+        "path": str(path),
+        "items": int(tok.shape[0]),
+        "codec": json.loads(a["codec"]),
+        "codec_spec": str(a["codec_spec"]),
+        "vocab_size": int(a["vocab_size"]),
+        "token_shape": list(tok.shape[1:]),
+        "dtype": str(tok.dtype),
+        "chunks": list(tok.chunks or []),
+        "compression": tok.compression,
+        "file_bytes": Path(path).stat().st_size,
+        "token_bytes_raw": raw,
+        "token_bytes_stored": stored,
+        "compression_ratio": round(raw / stored, 2) if stored else None,
+        "source": str(a["source"]),
+        "size": int(a["size"]) or None,
+        "read": int(a["n_read"]),
+        "skipped": int(a["n_skipped"]),
+        "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)] if "skipped" in f else [],
+        "labels": None,
+        "labels_without_image": int(a.get("n_labels_without_image", 0)),
+        "schema": int(a["schema"]),
+        "artforge_version": str(a["artforge_version"]),
+        "created": str(a["created"]),
+        "fingerprint": str(a["fingerprint"]),
+    }
+    if "labels" in f:
+        cols = json.loads(f["labels"].attrs["columns"])
+        lab = f["labels"][:]
+        info["labels"] = {
+            "source": str(a["labels_source"]),
+            "columns": cols,
+            "frequency": {c: round(float((lab[:, i] != 0).mean()), 4) for i, c in enumerate(cols)},
         }
-        if "labels" in f:
-            cols = json.loads(f["labels"].attrs["columns"])
-            lab = f["labels"][:]
-            info["labels"] = {
-                "source": str(a["labels_source"]),
-                "columns": cols,
-                "frequency": {c: round(float((lab[:, i] != 0).mean()), 4) for i, c in enumerate(cols)},
-            }
-        return info
+    return info
 
 
 def verify_cache(path: str | os.PathLike) -> list[str]:
@@ -505,12 +517,17 @@ def verify_cache(path: str | os.PathLike) -> list[str]:
             problems.append(f"names has {f['names'].shape[0]} entries for {n} items")
         if "labels" in f and f["labels"].shape[0] != n:
             problems.append(f"labels has {f['labels'].shape[0]} rows for {n} items")
-        if int(f.attrs["n_items"]) != n:
-            problems.append(f"attr n_items={f.attrs['n_items']} but tokens has {n}")
+        stored_n = f.attrs.get("n_items")
+        if not isinstance(stored_n, int | np.integer) or int(stored_n) != n:
+            problems.append(f"attr n_items={stored_n!r} but tokens has {n}")
         try:
-            codec_from_config(json.loads(f.attrs["codec"]))
+            codec = codec_from_config(json.loads(f.attrs["codec"]))
         except ArtforgeError as exc:
             problems.append(f"codec: {exc}")
+        else:  # training sizes its model by vocab_size and decodes with the codec: they must agree
+            if codec.vocab_size != vocab:
+                problems.append(f"attr vocab_size={vocab} but codec {codec.spec} has a vocabulary of "
+                                f"{codec.vocab_size}")
         step = max(1, (tok.chunks or (1024,))[0] * 16)
         for i in range(0, n, step):
             try:
