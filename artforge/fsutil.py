@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, BadInput
 
 PARTIAL = ".partial-"
 _PARTIAL_NAME = re.compile(r"^\..+\.partial-(\d+)-")  # .NAME.partial-PID-random
@@ -31,6 +31,13 @@ def check_output(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise ArtforgeError(f"{path}: is a folder, expected a file name")
     return path
+
+
+def check_readable(path: str | os.PathLike) -> None:
+    """Refuse a file this process may not read in one line (:class:`BadInput`); a missing path or a
+    folder passes, for the caller to name as it sees fit."""
+    if os.path.isfile(path) and not os.access(path, os.R_OK):
+        raise BadInput(path, "cannot read it (permission denied)")
 
 
 def check_not_input(output: str | os.PathLike | None, inputs) -> None:

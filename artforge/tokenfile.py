@@ -17,7 +17,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput
-from artforge.fsutil import atomic_path
+from artforge.fsutil import atomic_path, check_readable
 
 
 @dataclass
@@ -56,6 +56,7 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
     path = Path(path)
     if not path.exists():
         raise BadInput(path, "no such file")
+    check_readable(path)  # is_zipfile says False for it: "not a token file" would be wrong
     if not zipfile.is_zipfile(path):
         raise BadInput(path, "not an artforge token file (expected a .npz written by `artforge encode`)")
     try:

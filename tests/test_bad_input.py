@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import ARTFORGE, invoke, subprocess_env
 from conftest import TINY_HSV as TINY
@@ -135,6 +136,62 @@ def test_damaged_caches_are_named_by_preview_verify_and_info(runner, tiny_cache,
     odd_count = damaged("odd_count.h5", lambda f: f.attrs.__setitem__("n_items", "many"))
     r = invoke(runner, "data", "verify", odd_count, ok=False)
     assert "attr n_items='many' but tokens has 64" in r.output and "internal error" not in r.output
+
+
+_CLI_RUNS = """
+import json, sys
+from click.testing import CliRunner
+from artforge.cli import cli
+runs = [CliRunner().invoke(cli, args) for args in json.loads(sys.argv[1])]
+print(json.dumps([[r.exit_code, r.output] for r in runs]))
+"""
+
+
+def _as_a_plain_user(*commands: list) -> list:
+    """Run artforge commands (each in CliRunner, all in one process) where file permissions hold: as
+    this user, or, for root, with the two capabilities that let root read and write anything dropped."""
+    import shutil
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _CLI_RUNS, json.dumps([[str(a) for a in c] for c in commands])]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        drop = "-dac_override,-dac_read_search"
+        if setpriv is None or subprocess.run([setpriv, f"--bounding-set={drop}", "true"]).returncode:
+            pytest.skip("root reads every file, and setpriv cannot drop that here")
+        cmd = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_unreadable_files_are_one_line_and_unreadable_outputs_are_replaced(tokens_file, tiny_cache, emoji_dir,
+                                                                           tmp_path):
+    """A token file or cache that may not be read (chmod 000): the command's own one line, not click's
+    three-line usage error; an existing output that may not be read is replaced like any other (an
+    unreadable cache only with --force: it may not be a cache)."""
+    tokens, cache, out = tmp_path / "t.npz", tmp_path / "c.h5", tmp_path / "out.png"
+    tokens.write_bytes(tokens_file.read_bytes())
+    cache.write_bytes(tiny_cache.read_bytes())
+    out.write_bytes(b"old")
+    for f in (tokens, cache, out):
+        f.chmod(0)
+    picture = emoji_dir / "a" / "e001.png"
+    runs = _as_a_plain_user(["decode", tokens, "-o", tmp_path / "d.png"],
+                            ["render", tokens, "-o", tmp_path / "r.png"],
+                            ["data", "info", cache],
+                            ["data", "preview", cache, "-o", tmp_path / "p.png"],
+                            ["convert", picture, "-c", "binary", "-o", out],
+                            ["data", "build", picture, "-c", "hsv322", "-o", cache],
+                            ["data", "build", picture, "-c", "hsv322", "-o", cache, "--force"])
+    for (code, output), name in zip(runs[:4], (tokens, tokens, cache, cache), strict=True):
+        assert code == 1 and output == f"Error: {name}: cannot read it (permission denied)\n", output
+    assert runs[4][0] == 0 and Image.open(out).size == (32, 32), runs[4][1]
+    assert runs[5][0] == 1 and "c.h5: exists and cannot be read (permission denied)" in runs[5][1]
+    assert len(runs[5][1].strip().splitlines()) == 1
+    assert runs[6][0] == 0 and "built" in runs[6][1], runs[6][1]
+    assert h5py.is_hdf5(cache)
 
 def test_train_settings_are_checked(runner, tiny_cache, tmp_path):
     for args, message in ((["--lr", "nan"], "lr must be a finite number"),

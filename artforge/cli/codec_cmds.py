@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs
+from artforge.cli.params import INPUT, OUTPUT, SCALE_HELP, complete_codecs
 from artforge.errors import ArtforgeError, BadInput, ContractError, first_line, shown
 
 RESAMPLE = click.Choice(["lanczos", "box", "bilinear", "nearest"])
@@ -119,7 +119,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
 
 
 @click.command()
-@click.argument("tokens", type=click.Path())
+@click.argument("tokens", type=INPUT)
 @click.option("-o", "--output", required=True, type=OUTPUT,
               help="A .png (one image, or a grid of many) or a folder (one PNG per item).")
 @click.option("--codec", "expect", help="Fail unless the tokens were made by this codec spec.")
@@ -201,7 +201,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.argument("input_path", metavar="INPUT", type=INPUT)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
 @click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
               help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
@@ -211,7 +211,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     import zipfile
 
     from artforge.codecs import check_encoded, get_codec
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_input, check_output, check_readable
     from artforge.grid import save_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
@@ -223,6 +223,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     path = Path(input_path)
     if not path.exists():
         raise BadInput(path, "no such file")
+    check_readable(path)  # is_zipfile says False for it, and the suffix would pick the wrong reader
     if zipfile.is_zipfile(path) and spec is None:
         tf, codec = load_token_codec(path)
         tokens = tf.tokens

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from artforge.cli.params import OUTPUT, SCALE_HELP, complete_codecs, complete_data
+from artforge.cli.params import INPUT, OUTPUT, SCALE_HELP, complete_codecs, complete_data
 from artforge.errors import ArtforgeError, BadInput, ContractError, shown
 
 
@@ -74,7 +74,7 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
 
 
 @data.command()
-@click.argument("cache", type=click.Path())
+@click.argument("cache", type=INPUT)
 @click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Split shown: training's train.val_fraction.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -130,7 +130,7 @@ def _split_row(sp: dict) -> str:
 
 
 @data.command()
-@click.argument("cache", type=click.Path())
+@click.argument("cache", type=INPUT)
 def verify(cache: str) -> None:
     """Read every chunk and check the cache's invariants; non-zero exit on any problem."""
     from artforge.data.cache import verify_cache
@@ -144,7 +144,7 @@ def verify(cache: str) -> None:
 
 
 @data.command("preview")
-@click.argument("cache", type=click.Path())
+@click.argument("cache", type=INPUT)
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("-o", "--output", required=True, type=OUTPUT)
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")

@@ -8,7 +8,11 @@ from artforge.errors import ArtforgeError
 
 
 class OutputPath(click.Path):
-    """A path to write: an empty name (``-o ""``) is an error, not the current folder."""
+    """A path to write: an empty name (``-o ""``) is an error, not the current folder. An existing file
+    need not be readable (click's check would refuse to replace a mode-000 file, in a usage message)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"readable": False, **kwargs})
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and not value.strip():
@@ -17,6 +21,9 @@ class OutputPath(click.Path):
 
 
 OUTPUT = OutputPath()
+#: a file the command reads and reports on itself: an unreadable one is the command's one-line
+#: "FILE: permission denied", not click's three-line usage error
+INPUT = click.Path(readable=False)
 
 #: help of the ``--scale`` options of commands that write grids (artforge.grid says why)
 SCALE_HELP = ("Zoom (default: small pictures grow until their longer side is about 96 px, the grid staying "

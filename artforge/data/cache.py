@@ -25,7 +25,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput, first_line
-from artforge.fsutil import atomic_path, check_output, sweep_partials
+from artforge.fsutil import atomic_path, check_output, check_readable, sweep_partials
 
 SCHEMA = 1
 CHUNK_ITEMS = 256  # items per worker job
@@ -185,7 +185,10 @@ def build_cache(
     out = check_output(out)
     if out.exists() and Path(source_spec).exists() and out.resolve() == Path(source_spec).resolve():
         raise BadInput(out, "is the source itself; write the cache to another file")
-    if out.is_file() and out.stat().st_size and not h5py.is_hdf5(out) and not force:
+    if not force and out.is_file() and not os.access(out, os.R_OK):  # h5py.is_hdf5 would fail on it
+        raise BadInput(out, "exists and cannot be read (permission denied), so it may be no cache; refusing to "
+                            "replace it (choose another -o, or --force)")
+    if not force and out.is_file() and out.stat().st_size and not h5py.is_hdf5(out):
         raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
     source = open_source(source_spec, codec)
@@ -392,6 +395,7 @@ def open_cache(path: str | os.PathLike):
     if not path.is_file():
         raise BadInput(path, "is a folder, not a cache file" if path.is_dir()
                        else "is not a regular file (a cache is an .h5 file)" if path.exists() else "no such cache file")
+    check_readable(path)  # h5py would call it "not an HDF5 cache"
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
