@@ -54,6 +54,34 @@ def test_float_images_are_on_a_0_to_1_scale_like_float_npz(tmp_path):
     assert load_image(tmp_path / "f.tif")[0, :, 0].tolist() == [0, 128, 255]
 
 
+
+def test_an_npz_array_is_read_on_one_scale_for_all_its_images(runner, tmp_path):
+    """A float image whose brightest value overshoots 1 by a rounding error was read on the 0-255 scale
+    (the scale was chosen image by image): black, silently. Integers beyond 0-255 were cut at 255."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(10, 240, (3, 8, 8, 4)).astype(np.uint8)
+    pictures[..., 3] = 255
+    floats = pictures / np.float32(255)
+    floats[1, 0, 0, 0] = 1.000001  # float resampling gives such values
+    want = pictures.copy()
+    want[1, 0, 0, 0] = 255
+    tokens = {}
+    for name, images in (("floats", floats), ("floats255", pictures.astype(np.float32)), ("uint8", want),
+                         ("int64", pictures.astype(np.int64))):
+        np.savez(tmp_path / f"{name}.npz", images=images)
+        invoke(runner, "data", "build", tmp_path / f"{name}.npz", "-c", "hsv544", "-o", tmp_path / f"{name}.h5",
+               "-j", "1", "-q")
+        with h5py.File(tmp_path / f"{name}.h5") as f:
+            tokens[name] = f["tokens"][:]
+    assert np.array_equal(tokens["floats"], tokens["uint8"])
+    assert np.array_equal(tokens["floats255"][[0, 2]], tokens["uint8"][[0, 2]])
+    assert np.array_equal(tokens["int64"][[0, 2]], tokens["uint8"][[0, 2]])
+    np.savez(tmp_path / "wide.npz", images=pictures.astype(np.uint16) * 257)  # 16-bit values
+    r = invoke(runner, "data", "build", tmp_path / "wide.npz", "-c", "hsv544", "-o", tmp_path / "w.h5", ok=False)
+    assert f"{tmp_path / 'wide.npz'}: 'images' holds values 2570..65535; integer images are on the 0-255" in r.output
+
 def test_a_long_strip_fits_without_a_canvas_of_its_length_squared():
     strip = np.zeros((1, 3000, 4), np.uint8)
     strip[..., :3], strip[..., 3] = 200, 255

@@ -81,16 +81,38 @@ class FileSource(Source):
 _npz_cache: dict[str, dict[str, np.ndarray]] = {}
 
 
-def _rgba(arr: np.ndarray) -> np.ndarray:
-    """An image array of any common layout -> (H, W, 4) uint8 RGBA."""
+def _value_range(images: np.ndarray, path: Path) -> float:
+    """The scale (top value) of an ``images`` array, one for the whole array so that every image is
+    read alike: 255 for integers, which must lie in 0..255 (wider ones would be cut at 255); for
+    floats 1 (values a little outside 0..1, as float resampling gives, are clipped) unless a finite
+    value passes 2, when the array is on the 0-255 scale."""
+    if images.dtype == bool or images.dtype == np.uint8:
+        return 255.0
+    lo, hi = np.inf, -np.inf
+    step = max(1, (1 << 24) // max(1, images[0].size))  # about 16M values at a time
+    for i in range(0, len(images), step):
+        block = images[i : i + step]
+        if block.dtype.kind == "f":
+            block = block[np.isfinite(block)]  # NaN and inf make that one image a skipped item
+        if block.size:
+            lo, hi = min(lo, block.min().item()), max(hi, block.max().item())
+    if images.dtype.kind == "f":
+        return 255.0 if hi > 2.0 else 1.0
+    if lo < 0 or hi > 255:
+        raise BadInput(path, f"'images' holds values {lo}..{hi}; integer images are on the 0-255 scale "
+                             "(floats on 0-1)")
+    return 255.0
+
+
+def _rgba(arr: np.ndarray, top: float = 255.0) -> np.ndarray:
+    """An image array of any common layout, its values on a ``top`` scale -> (H, W, 4) uint8 RGBA."""
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
             if not np.isfinite(arr).all():
                 raise ValueError("the image holds NaN or infinite values")
-            if arr.max(initial=0) <= 1.0:
-                arr = arr * 255.0
+            arr = arr * (255.0 / top) if top != 255.0 else arr
         arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -126,6 +148,7 @@ class NpzSource(Source):
                 names = [str(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
                 if len(names) != n:
                     raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
+                self.top = _value_range(images, path)
                 self.keys = list(z.files)
         except BadInput:
             raise
@@ -162,7 +185,7 @@ class NpzSource(Source):
     def payload(self, ref: Ref, codec) -> Any:
         images = self._images()
         try:
-            return _rgba(images[ref.where])
+            return _rgba(images[ref.where], self.top)
         except ValueError as exc:
             raise BadInput(f"{self.path}[{ref.name}]", str(exc)) from None
 
