@@ -36,6 +36,10 @@ class Codec:
     input_suffixes: ClassVar[set[str] | None] = None
     #: suffixes of this codec's own file format (``artforge render art.txt`` picks the codec by them)
     native_suffixes: ClassVar[set[str]] = set()
+    #: how many axes one item's tokens have where the input decides their lengths (2: an image's
+    #: H x W grid), so a token file or cache with items of another rank is refused naming the file;
+    #: None: not declared (``token_shape``, where a codec has one, says it all)
+    token_ndim: ClassVar[int | None] = None
 
     spec: str
     vocab_size: int
@@ -145,6 +149,18 @@ def declared_shape(codec: Codec) -> tuple[int, ...] | None:
     if isinstance(shape, tuple | list) and shape and all(isinstance(s, int) for s in shape):
         return tuple(shape)
     return None
+
+
+def check_item_shape(codec: Codec, tokens: np.ndarray, source: str) -> None:
+    """Refuse stored tokens (a token file, a cache) whose items do not have the codec's ``token_shape``,
+    or, where it has none, its ``token_ndim`` axes: :class:`ArtforgeError` naming ``source``."""
+    shape, item = declared_shape(codec), tuple(tokens.shape[1:])
+    if shape is not None and item != shape:
+        raise ArtforgeError(f"{source}: items of shape {item} do not fit codec {codec.spec} (its items are {shape})")
+    ndim = codec.token_ndim if shape is None and isinstance(codec.token_ndim, int) else None
+    if ndim is not None and len(item) != ndim:
+        raise ArtforgeError(f"{source}: items of shape {item} do not fit codec {codec.spec} (its items have "
+                            f"{ndim} axes)")
 
 
 def checked_tokens(tokens: Any, codec: Codec, who: str, n: int | None = None,

@@ -82,17 +82,14 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
 def load_token_codec(path: str | os.PathLike) -> tuple[TokenFile, Any]:
     """A token file and the codec it names, its tokens checked against that codec's vocabulary;
     every problem is a :class:`BadInput` naming the file."""
-    from artforge.codecs import codec_from_config, declared_shape
+    from artforge.codecs import check_item_shape, codec_from_config
     from artforge.plugins import PluginError
 
     tf = load_tokens(path)
     try:
         codec = codec_from_config(tf.codec)
         tf.tokens = codec.check_tokens(tf.tokens, str(path))
-        shape = declared_shape(codec)
-        if shape is not None and tuple(tf.tokens.shape[1:]) != shape:
-            raise BadInput(path, f"items of shape {tuple(tf.tokens.shape[1:])} do not fit codec {codec.spec} "
-                                 f"(its items are {shape})")
+        check_item_shape(codec, tf.tokens, str(path))
     except PluginError:
         raise
     except ArtforgeError as exc:

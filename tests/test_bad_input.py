@@ -89,6 +89,28 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
     assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
 
 
+
+def test_tokens_of_another_rank_than_the_codecs_name_the_file(runner, tokens_file, tiny_cache, tmp_path):
+    """hsv tokens with an extra axis ((N, H, W, 1), as a model's output may come) or one too few were
+    decoded into pictures of the wrong rank and blamed on the codec ("codec hsv322's decode returned
+    shape ..."); they are the file's fault, and the error names it."""
+    with np.load(tokens_file) as z:
+        np.savez(tmp_path / "extra.npz", tokens=z["tokens"][..., None], codec=z["codec"])
+    for command in ("decode", "render"):
+        r = invoke(runner, command, tmp_path / "extra.npz", "-o", tmp_path / "x.png", ok=False)
+        assert f"Error: {tmp_path / 'extra.npz'}: items of shape (32, 32, 1) do not fit codec hsv322 (its items " \
+               "have 2 axes)" in r.output, r.output
+    rows = tmp_path / "rows.h5"
+    rows.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(rows, "a") as f:
+        flat = f["tokens"][:].reshape(len(f["tokens"]), -1)
+        del f["tokens"]
+        f["tokens"] = flat
+    r = invoke(runner, "data", "preview", rows, "-o", tmp_path / "p.png", ok=False)
+    assert f"Error: {rows}: items of shape (64,) do not fit codec hsv322" in r.output, r.output
+    r = invoke(runner, "data", "verify", rows, ok=False)
+    assert "items of shape (64,) do not fit codec hsv322 (its items have 2 axes)" in r.output
+
 def test_damaged_caches(runner, tiny_cache, tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(tiny_cache.read_bytes())

@@ -153,7 +153,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     """Decode N samples of a cache into one PNG grid."""
     import numpy as np
 
-    from artforge.codecs import codec_from_config, decode_checked
+    from artforge.codecs import check_item_shape, codec_from_config, decode_checked
     from artforge.data.cache import open_cache
     from artforge.fsutil import check_not_input, check_output
     from artforge.grid import save_grid
@@ -177,6 +177,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     # tokens that do not fit the cache's own codec are the file's fault, named as such (as `decode` does
     # for a token file); a crash on tokens that passed the check stays the codec's (ContractError)
     try:
+        check_item_shape(codec, tokens, "tokens")
         images = decode_checked(codec, codec.check_tokens(tokens, "tokens"))
     except ContractError:
         raise

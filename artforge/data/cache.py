@@ -510,7 +510,7 @@ def _cache_info(path: str | os.PathLike, f) -> dict:
 
 def verify_cache(path: str | os.PathLike) -> list[str]:
     """Read every chunk and check the cache's invariants; return the problems found."""
-    from artforge.codecs import codec_from_config
+    from artforge.codecs import check_item_shape, codec_from_config
 
     problems: list[str] = []
     with open_cache(path) as f:
@@ -532,6 +532,10 @@ def verify_cache(path: str | os.PathLike) -> list[str]:
             if codec.vocab_size != vocab:
                 problems.append(f"attr vocab_size={vocab} but codec {codec.spec} has a vocabulary of "
                                 f"{codec.vocab_size}")
+            try:
+                check_item_shape(codec, tok, "tokens")
+            except ArtforgeError as exc:
+                problems.append(str(exc))
         step = max(1, (tok.chunks or (1024,))[0] * 16)
         for i in range(0, n, step):
             try:

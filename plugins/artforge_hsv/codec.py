@@ -70,6 +70,7 @@ class HSVCodec(Codec):
     name = "hsv"
     description = "HSV quantised and packed into one integer token per pixel, plus a transparent token"
     spec_help = "hsvHSV: bits of hue, saturation, value, 1-8 each, 16 at most in all (hsv544, hsv433)"
+    token_ndim = 2  # (H, W) per item
 
     def __init__(self, hbits: int, sbits: int, vbits: int):
         for b in (hbits, sbits, vbits):

@@ -44,6 +44,7 @@ class PaletteCodec(Codec):
     description = "Palette index per pixel (0 = transparent): learnt from data, a preset, or a palette file"
     spec_help = ("palette:auto[/N] (learn N colours from the data, default 256), palette:PRESET "
                  f"({', '.join(palettes.presets())}), or palette:FILE (.gpl, .json, .hex, .png)")
+    token_ndim = 2  # (H, W) per item
 
     def __init__(self, spec_args: str, colors: np.ndarray | None, auto_n: int | None = None,
                  fit_stats: dict | None = None):

@@ -17,6 +17,7 @@ class BinaryCodec(Codec):
     name = "binary"
     description = "Binary bitmaps: 1 token per pixel, ink (dark, opaque) or background"
     spec_help = "binary or binary:THRESHOLD (luma below it is ink)"
+    token_ndim = 2  # (H, W) per item
 
     def __init__(self, threshold: int = 128):
         if not 1 <= threshold <= 255:
