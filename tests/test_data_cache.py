@@ -137,6 +137,24 @@ def test_old_schema_and_foreign_files_are_clear_errors(tmp_path, emoji_dir, runn
     assert build(str(emoji_dir), "hsv544", out).status == "built"
 
 
+
+def test_a_build_into_a_log_writes_no_blank_line(emoji_dir, tmp_path):
+    """Without a terminal the progress bar shows nothing, but rich ended it with a blank line: every build
+    run by a job scheduler or piped into a log wrote an empty line before its report or its one-line
+    error."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "good.png").write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    (src / "zero.png").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-m", "artforge", "data", "build", src, "-c", "hsv322", "-o",
+                           tmp_path / "c.h5", "-j", "1"], capture_output=True, text=True, env=subprocess_env(),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "skipped zero.png: empty file (0 bytes)\n"
+    done = subprocess.run([sys.executable, "-m", "artforge", "data", "build", src / "zero.png", "-c", "hsv322",
+                           "-o", tmp_path / "d.h5"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+
 def test_bad_items_are_skipped_with_reasons(emoji_dir, tmp_path, runner):
     src = tmp_path / "bad"
     src.mkdir()

@@ -358,17 +358,22 @@ def _why_changed(old: dict, parts: dict) -> str:
 
 
 class _Progress:
-    """A rich progress bar on stderr, or nothing."""
+    """A rich progress bar on stderr when it is a terminal, or nothing (a transient bar shows nothing in a
+    log or a pipe but the blank line rich ends it with)."""
 
     def __init__(self, total: int, enabled: bool):
         self.bar = None
         if enabled:
             from rich.console import Console
+
+            console = Console(stderr=True)
+            enabled = console.is_terminal
+        if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.speed} items/s"), TimeRemainingColumn(),
-                                console=Console(stderr=True), transient=True)
+                                console=console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task("reading", total=total)
 
