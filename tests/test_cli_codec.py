@@ -120,6 +120,17 @@ def test_decode_rejects_tokens_of_another_codec(runner, emoji_dir, tmp_path):
     assert "bad.npz" in r.output and "vocabulary" in r.output
 
 
+
+def test_decode_codec_check_takes_a_fitted_palette_for_its_spec(runner, emoji_dir, tmp_path):
+    """A palette:auto/N token file stores the palette it learned, so its config never equalled the
+    unfitted spec's: `decode --codec palette:auto/8` refused the file it named, with "tokens were made
+    by codec palette:auto/8, not palette:auto/8"."""
+    invoke(runner, "encode", "-c", "palette:auto/8", emoji_dir / "a", "-o", tmp_path / "t.npz")
+    r = invoke(runner, "decode", tmp_path / "t.npz", "--codec", "palette:auto/8", "-o", tmp_path / "x.png")
+    assert "decoded 12 with palette:auto/8" in r.output
+    r = invoke(runner, "decode", tmp_path / "t.npz", "--codec", "palette:auto/16", "-o", tmp_path / "x.png", ok=False)
+    assert "made by codec palette:auto/8, not palette:auto/16" in r.output
+
 def test_preview_render_and_convert(runner, emoji_dir, tmp_path):
     imgs = sorted((emoji_dir / "a").glob("*.png"))[:2]
     invoke(runner, "preview", *imgs, "-c", "hsv544", "-c", "hsv322", "-o", tmp_path / "p.png")

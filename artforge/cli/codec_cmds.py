@@ -67,6 +67,15 @@ def stack_named(codec, items: list, names: list[str]):
         raise ArtforgeError(f"inputs have different sizes ({listed}{more}); pass --size N to fit them") from exc
 
 
+def _made_by(codec, spec: str) -> bool:
+    """Whether a token file's codec is the one ``spec`` names: the same config, or for a spec that is
+    fitted to data (palette:auto/N, whose stored config holds the palette it learned) the same spec."""
+    from artforge.codecs import get_codec
+
+    wanted = get_codec(spec)
+    return wanted.spec == codec.spec if wanted.needs_fit else wanted.config() == codec.config()
+
+
 def _unique(stems: list[str]) -> list[str]:
     """The stems with repeats numbered (x, x-2, x-3), so no output replaces another."""
     used: set[str] = set()
@@ -130,7 +139,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
     in /, made if missing) -> one PNG each.
     """
-    from artforge.codecs import decode_checked, get_codec
+    from artforge.codecs import decode_checked
     from artforge.fsutil import output_folder
     from artforge.grid import save_grid
     from artforge.imageio import save_png
@@ -139,7 +148,7 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     if Path(output).exists() and Path(output).resolve() == Path(tokens).resolve():
         raise BadInput(output, "is the token file being decoded; write the pictures elsewhere")
     tf, codec = load_token_codec(tokens)
-    if expect is not None and get_codec(expect).config() != codec.config():
+    if expect is not None and not _made_by(codec, expect):
         raise BadInput(tokens, f"tokens were made by codec {codec.spec}, not {expect}")
     # the file passed the codec's checks (load_token_codec): a decode that crashes or returns no
     # pictures is the codec's fault (ContractError); only the codec's own verdict blames the file
