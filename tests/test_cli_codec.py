@@ -131,6 +131,19 @@ def test_decode_codec_check_takes_a_fitted_palette_for_its_spec(runner, emoji_di
     r = invoke(runner, "decode", tmp_path / "t.npz", "--codec", "palette:auto/16", "-o", tmp_path / "x.png", ok=False)
     assert "made by codec palette:auto/8, not palette:auto/16" in r.output
 
+
+def test_render_takes_a_token_file_with_its_codec_named(runner, emoji_dir, tmp_path):
+    """`render t.npz -c hsv544` read the token file as a picture: "t.npz: not an image (unrecognised
+    format)". With --codec a token file is rendered when that codec made it, refused naming both when not."""
+    invoke(runner, "encode", "-c", "hsv544", emoji_dir / "a" / "e001.png", "-o", tmp_path / "t.npz")
+    invoke(runner, "render", tmp_path / "t.npz", "-o", tmp_path / "plain.png")
+    r = invoke(runner, "render", tmp_path / "t.npz", "-c", "hsv544", "-o", tmp_path / "named.png")
+    assert "rendered 1 with the hsv renderer" in r.output
+    named, plain = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("named", "plain"))
+    assert np.array_equal(named, plain)
+    r = invoke(runner, "render", tmp_path / "t.npz", "-c", "hsv433", "-o", tmp_path / "x.png", ok=False)
+    assert f"{tmp_path / 't.npz'}: tokens were made by codec hsv544, not hsv433" in r.output
+
 def test_preview_render_and_convert(runner, emoji_dir, tmp_path):
     imgs = sorted((emoji_dir / "a").glob("*.png"))[:2]
     invoke(runner, "preview", *imgs, "-c", "hsv544", "-c", "hsv322", "-o", tmp_path / "p.png")

@@ -213,7 +213,8 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 @click.argument("input_path", metavar="INPUT", type=INPUT)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
 @click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
-              help="Codec of INPUT when it is not a token file (e.g. ascii:80x40).")
+              help="Codec of INPUT when it is not a token file (e.g. ascii:80x40); for a token file, fail "
+                   "unless its tokens were made by this codec.")
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
@@ -233,8 +234,12 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     if not path.exists():
         raise BadInput(path, "no such file")
     check_readable(path)  # is_zipfile says False for it, and the suffix would pick the wrong reader
-    if zipfile.is_zipfile(path) and spec is None:
+    # a token file names its codec; with --codec it was read as a picture ("not an image"). Only an .npz is
+    # taken for one then: a codec's own format may be a zip too
+    if zipfile.is_zipfile(path) and (spec is None or path.suffix.lower() == ".npz"):
         tf, codec = load_token_codec(path)
+        if spec is not None and not _made_by(codec, spec):
+            raise BadInput(path, f"tokens were made by codec {codec.spec}, not {spec}")
         tokens = tf.tokens
     else:
         if spec is None:
