@@ -288,6 +288,27 @@ def test_outputs_never_replace_inputs(runner, emoji_dir, tmp_path):
     assert a.read_bytes() == before
 
 
+
+def test_outputs_never_replace_a_file_inside_a_source_folder(runner, emoji_dir, tmp_path):
+    """`data build FOLDER -o FOLDER/a.png --force` read a.png as an item, then replaced it with the cache
+    (--force skips the "not an HDF5 cache" refusal); `palette extract FOLDER -o FOLDER/a.png` replaced it
+    with the palette. The same for a glob and for the labels file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes((emoji_dir / "a" / "e001.png").read_bytes())
+    (src / "labels.json").write_text(json.dumps({"a": {"x": 1}, "b": {"x": 2}}))
+    before = {p: p.read_bytes() for p in src.iterdir()}
+    for args in (["data", "build", src, "-c", "hsv433", "-o", src / "a.png", "--force"],
+                 ["data", "build", str(src / "*.png"), "-c", "hsv433", "-o", src / "b.png", "--force"],
+                 ["data", "build", src, "-c", "hsv433", "--labels", src / "labels.json", "-o", src / "labels.json",
+                  "--force"],
+                 ["palette", "extract", src, "-o", src / "a.png"],
+                 ["palette", "extract", str(src / "*.png"), "-o", tmp_path / "p.gpl", "--swatch", src / "b.png"]):
+        r = invoke(runner, *args, ok=False)
+        assert ": is also an input of this command; write the result elsewhere" in r.output, (args, r.output)
+    assert {p: p.read_bytes() for p in src.iterdir()} == before
+
 def test_convert_keeps_inputs_that_share_a_name_apart(runner, emoji_dir, tmp_path):
     for sub in ("x", "y"):
         (tmp_path / "in" / sub).mkdir(parents=True)

@@ -25,7 +25,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput, first_line
-from artforge.fsutil import atomic_path, check_output, check_readable, sweep_partials
+from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, sweep_partials
 
 SCHEMA = 1
 CHUNK_ITEMS = 256  # items per worker job
@@ -238,6 +238,9 @@ def build_cache(
         reason = "replacing an unreadable file"
     if not refs:
         raise ArtforgeError(f"{source_spec}: no items to encode")
+    # -o naming a file the build reads (a picture in the source folder: --force skips the HDF5 check above);
+    # only now that it will be written, as it resolves every input
+    check_not_inputs([out], [*source.paths(), *([labels] if labels and Path(labels).is_file() else [])])
 
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = [refs[i : i + CHUNK_ITEMS] for i in range(0, len(refs), CHUNK_ITEMS)]

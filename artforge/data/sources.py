@@ -48,6 +48,10 @@ class Source:
     def warm(self) -> None:
         """Load shared state before worker processes fork (they then share it copy-on-write)."""
 
+    def paths(self) -> list[Path]:
+        """The files this source reads, which no output may replace."""
+        return [self.path] if isinstance(getattr(self, "path", None), Path) else []
+
 
 def _stat(path: Path) -> list:
     st = path.stat()
@@ -64,6 +68,9 @@ class FileSource(Source):
 
     def refs(self) -> list[Ref]:
         return [Ref(name, str(path), folder) for path, name, folder in self.files]
+
+    def paths(self) -> list[Path]:
+        return [path for path, _, _ in self.files]
 
     def fingerprint_parts(self) -> list:
         parts = []

@@ -29,7 +29,7 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
 
     from artforge.data.sources import open_source
     from artforge.errors import BadInput
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_input, check_not_inputs, check_output
     from artforge_palette.codec import PaletteCodec
     from artforge_palette.palettes import SUFFIXES, write_palette
 
@@ -40,6 +40,7 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
         raise ArtforgeError(f"{out}: palette files end in {', '.join(SUFFIXES)}")
     codec = PaletteCodec.from_spec(f"auto/{n}")
     src = open_source(source, codec)
+    check_not_inputs([out, swatch], src.paths())  # a picture inside a SOURCE folder or glob
     if src.kind != "image":
         raise BadInput(source, f"holds {src.kind} items; a palette is learned from pictures")
     if not src.refs():
