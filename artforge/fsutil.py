@@ -84,7 +84,8 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 
 def _cannot_write(path: Path, exc: OSError) -> ArtforgeError:
-    return ArtforgeError(f"{path}: cannot write ({exc.strerror or exc})")
+    # the errno's own words: a library's strerror may run over lines (HDF5's names the time, buffer, offset)
+    return ArtforgeError(f"{path}: cannot write ({os.strerror(exc.errno) if exc.errno else exc})")
 
 
 @contextmanager

@@ -155,6 +155,30 @@ def test_a_build_into_a_log_writes_no_blank_line(emoji_dir, tmp_path):
                            "-o", tmp_path / "d.h5"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
     assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
 
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_cache(emoji, tmp_path):
+    """A write that fails part way (the disk full; here the file-size limit, EFBIG) left HDF5 unable to
+    close the partial file: the error ran over two lines (HDF5's message names the time and buffer) and
+    the process then died of a segmentation fault as Python exited."""
+    import resource
+
+    np.savez(tmp_path / "small.npz", images=emoji[:4])
+    noise = np.random.default_rng(0).integers(0, 256, (400, 32, 32, 4), dtype=np.uint8)
+    np.savez(tmp_path / "noise.npz", images=noise)  # hsv544 tokens of noise: ~800 KB, barely compressible
+    out = tmp_path / "c.h5"
+    build_cache(str(tmp_path / "small.npz"), "hsv544", out, workers=1, progress=False)
+    before = out.read_bytes()
+
+    def limit_file_size():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256_000, 256_000))
+
+    done = subprocess.run([sys.executable, "-m", "artforge", "data", "build", tmp_path / "noise.npz", "-c", "hsv544",
+                           "-o", out, "-j", "1"], preexec_fn=limit_file_size, capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert done.stderr == f"Error: {out}: cannot write (File too large)\n"
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
 def test_bad_items_are_skipped_with_reasons(emoji_dir, tmp_path, runner):
     src = tmp_path / "bad"
     src.mkdir()

@@ -10,12 +10,15 @@ Layout (schema 1; see docs/data.md for every dataset and attribute):
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -144,6 +147,41 @@ def _chunk_items(shape: tuple[int, ...], itemsize: int) -> int:
     return k
 
 
+@contextmanager
+def _new_h5(path: Path):
+    """``h5py.File(path, "w")``, let go of even when writing it failed. A write that fails (the disk full)
+    leaves HDF5 unable to flush the file, so it stays open, and the library crashed when Python exited
+    (a segmentation fault after the error line). The abandoned partial file's descriptor is pointed at
+    /dev/null instead, where HDF5's last writes succeed."""
+    import h5py
+
+    f = h5py.File(path, "w")
+    fd = f.id.get_vfd_handle()
+    st = os.fstat(fd)
+    try:
+        yield f
+        try:  # a failure here leaves every object open, which the close below needs; one in close does not
+            f.flush()
+        except RuntimeError as exc:  # h5py's type for a failed flush; its text names the errno
+            code = re.search(r"errno = (\d+)", str(exc))
+            raise OSError(int(code.group(1)) if code else errno.EIO, first_line(exc)) from None
+        f.close()
+    except BaseException:
+        try:
+            now = os.fstat(fd)
+            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):  # still HDF5's descriptor of the file
+                null = os.open(os.devnull, os.O_RDWR)
+                try:
+                    os.dup2(null, fd)
+                finally:
+                    os.close(null)
+            if f.id.valid:
+                f.close()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
+
+
 def _read_attrs(path: Path) -> dict | None:
     import h5py
 
@@ -257,7 +295,7 @@ def build_cache(
     matched_keys: set[str] = set()
     bar.stage(f"encoding with {codec.spec}")
     with atomic_path(out) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with _new_h5(tmp) as f:
             tok_ds = names_ds = lab_ds = None
             for names, tokens, bad in _run(_encode_chunk, jobs, workers, init_args):
                 skipped.extend(bad)
