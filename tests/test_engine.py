@@ -225,6 +225,26 @@ def test_ctrl_c_saves_and_exits_cleanly(runner, tiny_cache, tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_a_run_being_trained_is_not_trained_by_a_second_process(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *SLOW, "--data", tiny_cache, "-o", run],
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_step(run, 3, proc)
+        # a --resume while it trains would write the same last.pt and cut metrics.jsonl back to its own step
+        r = invoke(runner, "train", "--resume", "--out", run, "-q", ok=False)
+        assert f"process {proc.pid} is training this run now" in r.output and len(r.output.splitlines()) == 1
+        assert proc.poll() is None, "the first training did not survive the second"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # the kernel drops a killed holder's lock: its run resumes, and finishes as one unbroken log
+    invoke(runner, "train", "--resume", "--out", run, "-q")
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+             if r["split"] == "train"]
+    assert steps == list(range(1, 25))
+
+
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(runner, tiny_cache, tmp_path):
     assert get_plugin_manager().register(toy_plugin, "toy")
     run = tmp_path / "run"
