@@ -156,6 +156,8 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
             who = f"process {pid}" if pid.isdigit() else "another process"
             raise ArtforgeError(f"{run_dir}: {who} is training this run now; wait for it to end (or stop it: "
                                 "Ctrl-C saves), then --resume") from None
+        except OSError:  # a file system without flock (some network mounts): train unlocked, as before
+            pass
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         yield
