@@ -270,6 +270,20 @@ def test_sample_and_eval(runner, tiny_cache, tmp_path):
     assert json.loads((run / "eval.json").read_text())["figures"] == res["figures"]
 
 
+def test_steps_and_epochs_together_are_refused_not_half_read(runner, tiny_cache, tmp_path):
+    # --steps won and --epochs went unread (yet config.json recorded both)
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "3", "--epochs", "1", "-o", tmp_path / "a",
+               ok=False)
+    assert r.output.strip() == "Error: --steps 3 and --epochs 1 both give the run's length; pass one of them"
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "0.5", "--set", "train.steps=3",
+               "-o", tmp_path / "a", ok=False)
+    assert "--steps 3 and --epochs 0.5 both give the run's length" in r.output
+    assert not (tmp_path / "a").exists()
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", tmp_path / "b")
+    r = invoke(runner, "train", "--resume", "--out", tmp_path / "b", "--steps", "4", "--epochs", "3", ok=False)
+    assert r.output.strip() == "Error: --resume extends a run with --steps, not --epochs"
+
+
 def test_train_bad_inputs(runner, tiny_cache, tmp_path):
     r = invoke(runner, "train", "--plugin", "nope", "--data", tiny_cache, ok=False)
     assert "unknown model 'nope'" in r.output and "hsv-transformer" in r.output

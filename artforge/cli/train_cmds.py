@@ -260,7 +260,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         for k in ("steps", "device", "max_time", "num_workers", "precision", "compile"):
             if options.get(k) is not None:
                 cfg_values[k] = options[k]
-        if steps is None and epochs is not None:
+        if epochs is not None:  # with --steps too: it would go unread
             raise ArtforgeError("--resume extends a run with --steps, not --epochs")
         try:
             cfg = TrainConfig(**cfg_values)
@@ -296,7 +296,11 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             model_config, preset = init.model_config(cls, model_over, ci["codec"])
         else:
             model_config, preset = make_config(cls, model_over)
-        cfg = train_config_from(cls, {**options, **train_over})
+        length = {**options, **train_over}
+        if length.get("steps") is not None and length.get("epochs") is not None:  # steps won, epochs went unread
+            raise ArtforgeError(f"--steps {length['steps']} and --epochs {length['epochs']:g} both give the run's "
+                                "length; pass one of them")
+        cfg = train_config_from(cls, length)
         info = DataInfo(ci["codec"], ci["vocab_size"], tuple(ci["token_shape"]), label_columns)
         run_config = new_run_config(cls, model_config, preset, info, cache, source, cfg)
         if init is not None:
