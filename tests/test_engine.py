@@ -245,6 +245,21 @@ def test_a_run_being_trained_is_not_trained_by_a_second_process(runner, tiny_cac
     assert steps == list(range(1, 25))
 
 
+@pytest.mark.parametrize("damaged", ['{"split": "train", "step": 1e400, "loss": 1.0}',  # inf: int() overflowed
+                                     '{"split": "val", "step": null, "loss": 1.0}',
+                                     '{"split": "train", "loss": 1.0}'])  # no step: loss.png's plot failed
+def test_resume_reads_past_a_damaged_metrics_line(runner, tiny_cache, tmp_path, damaged):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "--eval-every", "1", "-o", run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write(damaged + "\n")
+    r = invoke(runner, "train", "--resume", "--out", run, "--steps", "4", "-q")
+    assert "done at step 4" in r.output
+    vals = [rec["step"] for rec in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if rec.get("split") == "val" and "step" in rec]
+    assert [v for v in vals if v is not None] == [1, 2, 3, 4]
+
+
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(runner, tiny_cache, tmp_path):
     assert get_plugin_manager().register(toy_plugin, "toy")
     run = tmp_path / "run"
