@@ -133,6 +133,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+TRAIN_LOCK = ".train.lock"
+
+
+@contextmanager
+def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold a run folder for one training process, so a second ``train`` on it (a ``--resume``
+    while the first still runs) is refused instead of writing the same checkpoints and log.
+
+    An advisory ``flock`` on ``RUN/.train.lock``: the kernel releases it however the holder ends
+    (SIGKILL included), so a lock left behind never blocks a resume. Where there is no ``fcntl``
+    (Windows) the run is not locked."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is None:
+        yield
+        return
+    path = Path(run_dir) / TRAIN_LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            who = f"process {pid}" if pid.isdigit() else "another process"
+            raise ArtforgeError(f"{run_dir}: {who} is training this run now; wait for it to end (or stop it: "
+                                "Ctrl-C saves), then --resume") from None
+        except OSError:  # a file system without flock (some network mounts): train unlocked, as before
+            pass
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

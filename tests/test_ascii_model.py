@@ -191,3 +191,15 @@ def test_validation_nonspace_accuracy_weighs_batches_by_their_ink():
     assert got["acc"] == pytest.approx(want["char_accuracy"], abs=1e-6)
     light_acc = m.validate([batches[1]])["acc_nonspace"]
     assert abs(light_acc - m.validate([batches[0]])["acc_nonspace"]) > 0.05  # the two batches differ
+
+
+@pytest.mark.parametrize("setting, says", [("embed=0", "embed must be at least 1, got 0"),
+                                           ("latent=0", "latent must be at least 1, got 0"),
+                                           ("prior_width=0", "prior_width must be at least 1, got 0"),
+                                           ("tau_end=0", "tau_end must be above 0, got 0.0")])
+def test_settings_no_run_can_use_are_one_line_before_training(run, runner, tmp_path, setting, says):
+    # torch built the zero-width layers without a word; the first step died as an internal error
+    r = invoke(runner, "train", *TINY, "--data", run / "tiny.h5", "--steps", "2", "--set", setting,
+               "-o", tmp_path / "r", ok=False)
+    assert r.output.strip() == f"Error: ascii-vae: {says}"
+    assert not (tmp_path / "r").exists()

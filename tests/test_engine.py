@@ -225,6 +225,41 @@ def test_ctrl_c_saves_and_exits_cleanly(runner, tiny_cache, tmp_path):
     assert losses[0] == losses[1]
 
 
+def test_a_run_being_trained_is_not_trained_by_a_second_process(runner, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "artforge", "train", *SLOW, "--data", tiny_cache, "-o", run],
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_step(run, 3, proc)
+        # a --resume while it trains would write the same last.pt and cut metrics.jsonl back to its own step
+        r = invoke(runner, "train", "--resume", "--out", run, "-q", ok=False)
+        assert f"process {proc.pid} is training this run now" in r.output and len(r.output.splitlines()) == 1
+        assert proc.poll() is None, "the first training did not survive the second"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # the kernel drops a killed holder's lock: its run resumes, and finishes as one unbroken log
+    invoke(runner, "train", "--resume", "--out", run, "-q")
+    steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+             if r["split"] == "train"]
+    assert steps == list(range(1, 25))
+
+
+@pytest.mark.parametrize("damaged", ['{"split": "train", "step": 1e400, "loss": 1.0}',  # inf: int() overflowed
+                                     '{"split": "val", "step": null, "loss": 1.0}',
+                                     '{"split": "train", "loss": 1.0}'])  # no step: loss.png's plot failed
+def test_resume_reads_past_a_damaged_metrics_line(runner, tiny_cache, tmp_path, damaged):
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "--eval-every", "1", "-o", run)
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write(damaged + "\n")
+    r = invoke(runner, "train", "--resume", "--out", run, "--steps", "4", "-q")
+    assert "done at step 4" in r.output
+    vals = [rec["step"] for rec in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+            if rec.get("split") == "val" and "step" in rec]
+    assert [v for v in vals if v is not None] == [1, 2, 3, 4]
+
+
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(runner, tiny_cache, tmp_path):
     assert get_plugin_manager().register(toy_plugin, "toy")
     run = tmp_path / "run"
@@ -248,6 +283,20 @@ def test_sample_and_eval(runner, tiny_cache, tmp_path):
     assert res["split"] == "val" and res["samples"] > 0
     assert {"bits_per_pixel", "next_token_accuracy", "png_bits_per_pixel"} <= set(res["figures"])
     assert json.loads((run / "eval.json").read_text())["figures"] == res["figures"]
+
+
+def test_steps_and_epochs_together_are_refused_not_half_read(runner, tiny_cache, tmp_path):
+    # --steps won and --epochs went unread (yet config.json recorded both)
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "3", "--epochs", "1", "-o", tmp_path / "a",
+               ok=False)
+    assert r.output.strip() == "Error: --steps 3 and --epochs 1 both give the run's length; pass one of them"
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--epochs", "0.5", "--set", "train.steps=3",
+               "-o", tmp_path / "a", ok=False)
+    assert "--steps 3 and --epochs 0.5 both give the run's length" in r.output
+    assert not (tmp_path / "a").exists()
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", tmp_path / "b")
+    r = invoke(runner, "train", "--resume", "--out", tmp_path / "b", "--steps", "4", "--epochs", "3", ok=False)
+    assert r.output.strip() == "Error: --resume extends a run with --steps, not --epochs"
 
 
 def test_train_bad_inputs(runner, tiny_cache, tmp_path):

@@ -433,3 +433,19 @@ def test_freeze_keeps_a_part_fixed(cache, tmp_path):
     r = run("train", "--init", first, "--data", cache, "--steps", 1, "-b", 4, "--set", "freeze=decodr", "-q",
             "-o", tmp_path / "bad", ok=False)
     assert "no parameters under 'decodr'" in r.output and "decoder" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("model, setting, says", [
+    ("palette-ae", "pixel=0", "pixel must be at least 1, got 0"),
+    ("palette-vae", "hidden=32,0", "hidden must be widths of at least 1, got 32,0"),
+    ("palette-conv-ae", "channels=0,0,0", "channels must be widths of at least 1, got 0,0,0"),
+    ("palette-conv-vae", "latent_channels=0", "latent_channels must be at least 1, got 0"),
+    ("palette-gsvae", "categories=0", "categories must be at least 1, got 0"),
+    ("palette-gsvae", "tau_end=0", "tau_end must be above 0, got 0.0"),
+])
+def test_sizes_no_model_can_use_are_refused_before_training(cache, tmp_path, model, setting, says):
+    # torch builds a zero-width layer without complaint; the first step then failed as an internal error
+    r = run("train", "--plugin", model, "--data", cache, "--steps", 3, "--batch-size", 4, "--set", "preset=tiny",
+            "--set", setting, "-q", "-o", tmp_path / "r", ok=False)
+    assert r.output.strip() == f"Error: {model}: {says}"
+    assert not (tmp_path / "r").exists()

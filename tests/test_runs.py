@@ -98,3 +98,20 @@ def test_a_run_stopped_between_log_lines_shows_the_step_its_last_checkpoint_hold
     row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
     assert (row["step"], row["planned_steps"]) == (step, 1000) and row["seconds"] is not None
     assert f"{step}/1000" in invoke(runner, "runs", run).stdout
+
+
+def test_a_damaged_metrics_log_does_not_stop_the_listing(runner, runs_root, tmp_path):
+    import shutil
+
+    run = tmp_path / "root" / "c"
+    shutil.copytree(runs_root / "a", run)
+    good = (run / "metrics.jsonl").read_text()
+    # 1e400 is valid JSON and reads as inf: int(inf) ended `artforge runs` as an internal error
+    for bad in ('{"split": "train", "step": 1e400, "loss": 1.0}',
+                '{"split": "train", "step": 7, "loss": 1.0, "elapsed_s": 1e400}',
+                '{"split": "val", "loss": 0.001}', '{"split": "val", "step": "2", "loss": 0.001}'):
+        (run / "metrics.jsonl").write_text(good + bad + "\n")
+        row = json.loads(invoke(runner, "runs", tmp_path / "root", "--json").stdout)[0]
+        assert row["step"] in (6, 7) and (row["seconds"] is None) == (row["step"] == 7)
+        assert row["best_val_loss"] > 0.001 and isinstance(row["best_val_step"], int)  # a val line without a step
+        assert "best val loss" in invoke(runner, "runs", run).stdout

@@ -107,3 +107,14 @@ def test_train_eval_convert_export(runner, cache, tmp_path):
     assert "layers" in r.output
     r = invoke(runner, "sample", run, "-o", tmp_path / "s.png", ok=False)
     assert "cannot sample; it turns pictures into layers" in r.output and "net=RUN" in r.output
+
+
+@pytest.mark.parametrize("setting, says", [("heads=0", "heads must be at least 1, got 0"),
+                                           ("blocks=0", "blocks must be at least 1, got 0"),
+                                           ("shift=-2", "shift must be 0 or more pixels, got -2")])
+def test_settings_no_run_can_use_are_one_line_before_training(runner, cache, tmp_path, setting, says):
+    # blocks=0 and shift=-2 built a model, and the first step died as an internal error
+    r = invoke(runner, "train", "-p", "saml-net", "-d", cache, "--steps", 2, "-b", 4, "-s", "preset=tiny",
+               "-s", setting, "-o", tmp_path / "r", "-q", ok=False)
+    assert r.output.strip() == f"Error: saml-net: {says}"
+    assert not (tmp_path / "r").exists()

@@ -33,6 +33,12 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _finite(value: Any) -> float | None:
+    """A step or a time: a number, and finite (``1e400`` in a damaged log reads as inf)."""
+    number = _number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
 def summarize(run: Path) -> dict:
     """What a run folder says about itself; ``problem`` is set (and the rest may be missing) when its
     config cannot be read."""
@@ -52,17 +58,17 @@ def summarize(run: Path) -> dict:
                codec=codec.get("spec") or codec.get("codec"), data=data.get("source") or data["cache"],
                planned_steps=train.get("steps"), init=config.get("init"))
     records = read_metrics(run)
-    trained = [r for r in records if r.get("split") == "train" and _number(r.get("step")) is not None]
-    vals = [r for r in records if r.get("split") == "val" and _number(r.get("loss")) is not None
-            and math.isfinite(r["loss"])]
+    trained = [r for r in records if r.get("split") == "train" and _finite(r.get("step")) is not None]
+    vals = [r for r in records if r.get("split") == "val" and _finite(r.get("loss")) is not None
+            and _finite(r.get("step")) is not None]
     # how far the run got: its last train line, or the stop line of a run stopped between log lines
-    reached = [r for r in records if r.get("split") in ("train", "stop") and _number(r.get("step")) is not None]
+    reached = [r for r in records if r.get("split") in ("train", "stop") and _finite(r.get("step")) is not None]
     row["step"] = int(reached[-1]["step"]) if reached else 0
-    row["seconds"] = _number(reached[-1].get("elapsed_s")) if reached else None
+    row["seconds"] = _finite(reached[-1].get("elapsed_s")) if reached else None
     row["last_train_loss"] = _number(trained[-1].get("loss")) if trained else None
     if vals:
         best = min(vals, key=lambda r: r["loss"])
-        row["best_val_loss"], row["best_val_step"] = best["loss"], best.get("step")
+        row["best_val_loss"], row["best_val_step"] = best["loss"], int(best["step"])
     row["checkpoints"] = [name for name in ("best.pt", "last.pt") if (run / name).is_file()]
     row["onnx"] = (run / "onnx" / "manifest.json").is_file()
     try:

@@ -260,7 +260,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         for k in ("steps", "device", "max_time", "num_workers", "precision", "compile"):
             if options.get(k) is not None:
                 cfg_values[k] = options[k]
-        if steps is None and epochs is not None:
+        if epochs is not None:  # with --steps too: it would go unread
             raise ArtforgeError("--resume extends a run with --steps, not --epochs")
         try:
             cfg = TrainConfig(**cfg_values)
@@ -284,7 +284,11 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
         _check_source_codec(cls, data, codec)
         # settings are checked before the cache is built: a bad --lr should not wait for minutes of encoding
-        cfg = train_config_from(cls, {**options, **train_over})
+        length = {**options, **train_over}
+        if length.get("steps") is not None and length.get("epochs") is not None:  # steps won, epochs went unread
+            raise ArtforgeError(f"--steps {length['steps']} and --epochs {length['epochs']:g} both give the run's "
+                                "length; pass one of them")
+        cfg = train_config_from(cls, length)
         if init is None:
             model_config, preset = make_config(cls, model_over)
         cache, source = resolve_data(data, codec, size, labels, run_dir.parent / ".cache", quiet)
@@ -309,29 +313,37 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             made_folder = not run_dir.exists()
             output_folder(run_dir, parents=True)
     import dataclasses
+    from contextlib import nullcontext
 
-    try:  # a start that fails (bad batch split, out of memory at step 1) leaves nothing to block --out
-        trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
-                          init_weights=init.weights if init is not None else None)
-        run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
-        if main:
-            write_run_config(run_dir, run_config)
-        _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
-              f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) on {trainer.device} "
-              f"for {trainer.total} steps -> {run_dir}")
-        if not resume and trainer.cfg.test_fraction > 0 and run_config.get("init"):  # else nothing to check
-            held = trainer.train_ds
-            note = _test_leak_note(run_config, [held.names_all[i] for i in held.split_sets["test"]])
-            if note:
-                _echo(f"note: {note}")
-        try:
-            result = trainer.fit()
-        except NonFinite as exc:
-            raise ArtforgeError(str(exc)) from None
-    except BaseException:
-        if main and not resume:
-            _drop_failed_start(run_dir, remove_folder=made_folder)
-        raise
+    from artforge.fsutil import run_lock
+
+    # one training process per run folder: a second one (a --resume while it runs) would write the
+    # same last.pt and metrics.jsonl, each cutting the other's log back to its own checkpoint
+    with run_lock(run_dir) if main else nullcontext():
+        if main and not resume and ((run_dir / CONFIG).exists() or (run_dir / LAST).exists()):
+            raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+        try:  # a start that fails (bad batch split, out of memory at step 1) leaves nothing to block --out
+            trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
+                              init_weights=init.weights if init is not None else None)
+            run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
+            if main:
+                write_run_config(run_dir, run_config)
+            _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
+                  f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) "
+                  f"on {trainer.device} for {trainer.total} steps -> {run_dir}")
+            if not resume and trainer.cfg.test_fraction > 0 and run_config.get("init"):  # else nothing to check
+                held = trainer.train_ds
+                note = _test_leak_note(run_config, [held.names_all[i] for i in held.split_sets["test"]])
+                if note:
+                    _echo(f"note: {note}")
+            try:
+                result = trainer.fit()
+            except NonFinite as exc:
+                raise ArtforgeError(str(exc)) from None
+        except BaseException:
+            if main and not resume:
+                _drop_failed_start(run_dir, remove_folder=made_folder)
+            raise
     if result["stop"] == "interrupted":
         _echo(f"interrupted at step {result['step']}; saved {run_dir / LAST}. "
               f"Continue with: artforge train --resume --out {run_dir}")
@@ -394,14 +406,16 @@ def _held_out(trainer) -> str:
 def _drop_failed_start(run_dir: Path, remove_folder: bool) -> None:
     """Undo a new run that wrote nothing but its config.json (and empty files or folders)."""
     from artforge.engine.run import CONFIG
+    from artforge.fsutil import TRAIN_LOCK
 
     try:
-        rest = [p for p in run_dir.iterdir() if p.name != CONFIG]
+        rest = [p for p in run_dir.iterdir() if p.name not in (CONFIG, TRAIN_LOCK)]
         if any(p.is_file() and p.stat().st_size or p.is_dir() and any(p.iterdir()) for p in rest):
             return  # the run got far enough to log, sample or save: keep all of it
         for p in rest:
             p.rmdir() if p.is_dir() else p.unlink()
         (run_dir / CONFIG).unlink(missing_ok=True)
+        (run_dir / TRAIN_LOCK).unlink(missing_ok=True)  # held by this process: it closes it on the way out
         if remove_folder:
             run_dir.rmdir()
     except OSError:

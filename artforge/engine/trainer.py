@@ -717,18 +717,22 @@ class MetricsLog:
 def _step_of(line: str) -> int:
     try:
         return int(json.loads(line).get("step", 0))
-    except (json.JSONDecodeError, AttributeError, ValueError):
+    except (json.JSONDecodeError, AttributeError, ValueError, TypeError, OverflowError):  # 1e400 reads as inf
         return 1 << 62
 
 
 def plot_run(run_dir: Path) -> None:
     from artforge.engine.plot import plot_curves
 
+    def point(r: dict) -> tuple[float, float] | None:  # a line edited or damaged by hand is not plotted
+        xy = r.get("step"), r.get("loss")
+        if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in xy):
+            return xy
+        return None
+
     recs = read_metrics(run_dir)
-    series = {
-        "train loss": [(r["step"], r["loss"]) for r in recs if r.get("split") == "train" and "loss" in r],
-        "val loss": [(r["step"], r["loss"]) for r in recs if r.get("split") == "val" and "loss" in r],
-    }
+    series = {name: [xy for r in recs if r.get("split") == split and (xy := point(r)) is not None]
+              for name, split in (("train loss", "train"), ("val loss", "val"))}
     plot_curves(series, Path(run_dir) / "loss.png", title=f"{Path(run_dir).name}: loss")
 
 

@@ -208,6 +208,15 @@ class AsciiVAE(ArtModel):
         if len(info.token_shape) != 2:
             raise ArtforgeError(f"ascii-vae needs (rows, cols) character grids, got shape {info.token_shape}")
         rows, cols = info.token_shape
+        # sizes torch builds as zero-width layers without a word; the first step then failed
+        least = {"embed": 1, "cell": 1, "width": 1, "latent": 1, "blocks": 0, "global_latent": 0,
+                 "prior_width": 1 if config.global_latent else 0}
+        for key, low in least.items():
+            if getattr(config, key) < low:
+                raise ArtforgeError(f"ascii-vae: {key} must be at least {low}, got {getattr(config, key)}")
+        for key in ("tau_start", "tau_end"):  # Gumbel-softmax temperatures divide the logits
+            if not getattr(config, key) > 0:
+                raise ArtforgeError(f"ascii-vae: {key} must be above 0, got {getattr(config, key)}")
         p = config.patch
         if p < 1 or rows % p or cols % p:
             raise ArtforgeError(f"ascii-vae: the grid {cols}x{rows} must divide by patch={p} "

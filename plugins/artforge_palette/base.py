@@ -52,9 +52,30 @@ class PaletteModel(LabelBank, ArtModel):
         if not 0 <= int(getattr(config, "shift", 0)) < min(self.H, self.W):
             raise ArtforgeError(f"{self.name}: shift must be 0 to {min(self.H, self.W) - 1} pixels, "
                                 f"got {getattr(config, 'shift', 0)}")
+        self._check_sizes(config)
         self.V = info.vocab_size
         self.init_label_bank(info.label_columns)
         self.beta_now = float(getattr(config, "beta", 1.0))
+
+    def _check_sizes(self, config: Any) -> None:
+        """Refuse, in one line naming the field, sizes and rates no run could use; torch builds a
+        zero-width layer without a word and only the first step fails, as an internal error."""
+        for key in ("latent", "embed", "pixel", "latent_channels", "categories"):
+            if hasattr(config, key) and int(getattr(config, key)) < 1:
+                raise ArtforgeError(f"{self.name}: {key} must be at least 1, got {getattr(config, key)}")
+        for key in ("hidden", "channels"):
+            widths = tuple(getattr(config, key, ()) or ())
+            if any(int(w) < 1 for w in widths) or (key == "channels" and hasattr(config, key) and not widths):
+                raise ArtforgeError(f"{self.name}: {key} must be widths of at least 1, got "
+                                    f"{','.join(map(str, widths)) or '(none)'}")
+        if int(getattr(config, "blocks", 0)) < 0:
+            raise ArtforgeError(f"{self.name}: blocks must be 0 or more, got {config.blocks}")
+        for key in ("beta", "kl_warmup", "anneal"):
+            if float(getattr(config, key, 0.0)) < 0:
+                raise ArtforgeError(f"{self.name}: {key} must be 0 or more, got {getattr(config, key)}")
+        for key in ("tau_start", "tau_end"):  # Gumbel-softmax temperatures divide the logits
+            if hasattr(config, key) and not float(getattr(config, key)) > 0:
+                raise ArtforgeError(f"{self.name}: {key} must be above 0, got {getattr(config, key)}")
 
     # -- the pieces subclasses provide ----------------------------------------------------------
     latent_shape: tuple[int, ...]

@@ -90,6 +90,11 @@ class SamlNet(ArtModel):
                                 f"choose from {', '.join(SYMBOL_NAMES)}")
         if not (c.blur > 0 and c.blur_end > 0):
             raise ArtforgeError("saml-net: blur and blur_end must be above 0")
+        for key in ("width", "heads", "blocks"):  # a zero or negative one only failed at the first step
+            if getattr(c, key) < 1:
+                raise ArtforgeError(f"saml-net: {key} must be at least 1, got {getattr(c, key)}")
+        if c.shift < 0:
+            raise ArtforgeError(f"saml-net: shift must be 0 or more pixels, got {c.shift}")
         if c.width % c.heads:
             raise ArtforgeError(f"saml-net: width {c.width} is not a multiple of heads {c.heads}")
         self.S = info.token_shape[0]
