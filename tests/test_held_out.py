@@ -288,6 +288,38 @@ def test_an_init_checkpoint_outside_a_run_folder_is_checked_too(runner, tiny_cac
     assert f"{len(test)} of the {len(test)} test items were trained on" in r.output, r.output
 
 
+def test_a_checkpoint_copied_into_another_runs_folder_is_its_own_run(runner, tiny_cache, emoji, tmp_path,
+                                                                     one_thread):
+    """A best.pt copied into another run's folder: that folder's config.json is not its run config. The
+    --init check reads the config the copy carries, and eval and export write beside it under its own
+    name, leaving the other run's eval.json and onnx/ as they were."""
+    import shutil
+
+    from artforge.data.cache import build_cache
+
+    np.savez(tmp_path / "other.npz", images=emoji[:40], names=np.array([f"x{i:03d}" for i in range(40)]))
+    build_cache(str(tmp_path / "other.npz"), "hsv322", tmp_path / "other.h5", size=8, workers=1, progress=False)
+    invoke(runner, "train", *TINY, "--data", tmp_path / "other.h5", "--steps", "2", "-o", tmp_path / "host")
+    invoke(runner, "eval", tmp_path / "host")
+    host_eval = (tmp_path / "host" / "eval.json").read_text()
+    plain = tmp_path / "plain"
+    invoke(runner, "train", *TINY, "--set", "val_fraction=0.25", "--data", tiny_cache, "--steps", "2", "-o", plain)
+    guest = tmp_path / "host" / "plain-best.pt"
+    shutil.copy(plain / "best.pt", guest)
+    test = _rows(tiny_cache, "test")
+    r = invoke(runner, "train", *SPLIT, "--init", guest, "--data", tiny_cache, "--steps", "2",
+               "--batch-size", "8", "-q", "-o", tmp_path / "leaky")
+    assert f"{len(test)} of the {len(test)} test items were trained on" in r.output, r.output  # not host's items
+    res = json.loads(invoke(runner, "eval", guest, "--json").stdout)
+    assert res["cache"] == str(tiny_cache) and res["split"] == "val"
+    assert json.loads((tmp_path / "host" / "plain-best.eval.json").read_text())["checkpoint"] == str(guest)
+    invoke(runner, "export", guest, "--onnx")
+    assert (tmp_path / "host" / "plain-best-onnx" / "manifest.json").is_file()
+    assert (tmp_path / "host" / "eval.json").read_text() == host_eval and not (tmp_path / "host" / "onnx").exists()
+    r = invoke(runner, "sample", guest, "-n", "1", "-o", tmp_path / "host" / "metrics.jsonl", ok=False)
+    assert "metrics.jsonl" in r.output and (tmp_path / "host" / "metrics.jsonl").stat().st_size > 0
+
+
 def test_eval_on_a_data_set_an_init_run_trained_on_keeps_the_split_rule(runner, tiny_cache, emoji, tmp_path,
                                                                        one_thread):
     """--data with a cache that shares no item with the run's own but that its --init run trained on:

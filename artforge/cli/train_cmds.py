@@ -696,7 +696,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         note = _test_leak_note(loaded.config, [ds.names_all[i] for i in ds.indices])
     if note:
         result["note"] = note
-    target = (loaded.run_dir or loaded.checkpoint.parent) / "eval.json"
+    target = loaded.output_path("eval.json", f"{loaded.checkpoint.stem}.eval.json")
     atomic_write_text(target, json.dumps(_json_safe(result), indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(_json_safe(result), indent=2))

@@ -197,7 +197,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     for spec in specs:
         _check_spec(model.name, spec)
     _check_sampler(model)
-    out = output_folder(Path(out_dir) if out_dir else (loaded.run_dir or loaded.checkpoint.parent) / "onnx")
+    out = output_folder(Path(out_dir) if out_dir else loaded.output_path("onnx", f"{loaded.checkpoint.stem}-onnx"))
     _check_replaceable(out, model.name)
     manifest = {
         "format": "artforge-onnx",

@@ -36,11 +36,22 @@ class LoadedRun:
         return TokenDataset(cache or self.config["data"]["cache"], split, val, test_fraction=test)
 
     def files(self) -> list[Path]:
-        """The run's own files (checkpoints, config, logs): no command output may replace them."""
+        """The run's own files (checkpoints, config, logs), and those of another run whose folder holds
+        this checkpoint: no command output may replace them."""
         own = [self.checkpoint]
-        if self.run_dir is not None:
-            own += [p for p in self.run_dir.iterdir() if p.suffix in (".pt", ".json", ".jsonl")]
+        folder = self.run_dir or (self.checkpoint.parent if (self.checkpoint.parent / CONFIG).is_file() else None)
+        if folder is not None:
+            own += [p for p in folder.iterdir() if p.suffix in (".pt", ".json", ".jsonl")]
         return own
+
+    def output_path(self, name: str, foreign: str) -> Path:
+        """Where a command writes its ``name`` output (eval.json, onnx/) by default: in the run folder, or
+        beside a bare checkpoint; named ``foreign`` (after the checkpoint) when the checkpoint lies in
+        another run's folder, whose own ``name`` must stay that run's."""
+        if self.run_dir is not None:
+            return self.run_dir / name
+        parent = self.checkpoint.parent
+        return parent / (foreign if (parent / CONFIG).is_file() else name)
 
 
 def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
@@ -82,7 +93,28 @@ def read_checkpoint(run: str | os.PathLike, which: str = "best",
         raise BadInput(ckpt_path, f"damaged run config ({problem})")
     if expect_model and model_name != expect_model:
         raise BadInput(ckpt_path, f"is a {model_name!r} run, not {expect_model!r}")
+    if run_dir is not None and Path(run).is_file() and not _same_run(_json_or_none(run_dir / CONFIG), config):
+        run_dir = None  # a checkpoint copied into another run's folder: that folder's config and files are not its
     return ckpt_path, run_dir, state, config
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _same_run(folder_config: Any, ckpt_config: dict) -> bool:
+    """Whether a run folder's config.json and a checkpoint's copy of its run config are one run's: the same
+    ``run_id`` (a resumed run keeps it; train settings may grow), or for runs made before there was one, the
+    same model and cache made in the same second."""
+    if not isinstance(folder_config, dict):
+        return False
+    if "run_id" in folder_config or "run_id" in ckpt_config:
+        return folder_config.get("run_id") == ckpt_config.get("run_id")
+    return all(folder_config.get(k) == ckpt_config.get(k) for k in ("model", "created")) and \
+        (folder_config.get("data") or {}).get("cache") == (ckpt_config.get("data") or {}).get("cache")
 
 
 def run_weights(state: dict, use_ema: bool = True) -> dict:
@@ -195,9 +227,9 @@ def trained_by_ancestors(run_config: dict, names: list[str]) -> tuple[set[str], 
 
 
 def _ancestor_config(ckpt: Path) -> dict:
-    """The run config of an --init checkpoint: its run folder's config.json, or for a checkpoint
-    outside a run folder (a copied best.pt) the copy of the config it carries."""
-    if ckpt.is_file() and not (ckpt.parent / CONFIG).is_file():
+    """The run config of an --init checkpoint: the copy it carries (a copied best.pt may lie in any
+    folder, even another run's), or where the file has gone, its run folder's config.json."""
+    if ckpt.is_file():
         return read_checkpoint(ckpt)[3]
     return read_run_config(ckpt.parent)
 

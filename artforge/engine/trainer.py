@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -798,6 +799,7 @@ def new_run_config(model_cls, model_config, preset, info, cache: str, source: st
         "train": dataclasses.asdict(cfg),
         "artforge_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,  # tells this run's checkpoints from another's copied into its folder
     }
 
 
