@@ -28,7 +28,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput, first_line
-from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, sweep_partials
+from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, is_pipe, sweep_partials
 
 SCHEMA = 1
 CHUNK_ITEMS = 256  # items per worker job
@@ -230,6 +230,9 @@ def build_cache(
         raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
     source = open_source(source_spec, codec)
+    if codec.needs_fit and is_pipe(source_spec):
+        raise BadInput(source_spec, f"a pipe can be read once, and codec {codec.spec} reads its source twice "
+                                    "(to fit, then to encode): save it to a file first")
     if source.kind != codec.input_kind:
         raise ArtforgeError(
             f"{source_spec}: holds {source.kind} items but codec {codec.spec} reads {codec.input_kind}"

@@ -241,6 +241,7 @@ def _files_source(files: list[tuple[Path, str, str]], description: str, codec) -
 
 def open_source(spec: str, codec) -> Source:
     """Resolve a SOURCE argument (see module doc) for a codec."""
+    from artforge.fsutil import is_pipe
     from artforge.imageio import IMAGE_SUFFIXES, folder_files, readable_name
 
     if spec.startswith("builtin:"):
@@ -271,6 +272,10 @@ def open_source(spec: str, codec) -> Source:
         if name.endswith((".jsonl", ".jsonl.gz")):
             return JsonlSource(path)
         return _files_source([(path, readable_name(path.name), "")], str(path), codec)
+    if is_pipe(path):  # <(cat x.png): one item, read once (its name has no suffix to tell .npz/.jsonl)
+        return _files_source([(path, readable_name(path.name), "")], str(path), codec)
+    if path.exists():
+        raise BadInput(path, "not a regular file, folder or pattern")
     if any(ch in spec for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
         files = [(p, readable_name(p.as_posix()), readable_name(p.parent.name)) for p in matches if p.is_file()]
