@@ -70,6 +70,17 @@ def test_data_build_does_not_overwrite_other_files(runner, emoji, tmp_path):
     assert "'names' has 1 entries for 3 images" in r.output
 
 
+def test_data_build_says_what_it_replaced(runner, emoji, tmp_path):
+    """The build line names what an -o that held no cache was: not "an unreadable file" when it was read."""
+    np.savez(tmp_path / "e.npz", images=emoji[:4])
+    (tmp_path / "keep.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    for out, why in (("keep.png", "replacing a file that is not an HDF5 cache"),
+                     ("empty.h5", "replacing an empty file")):
+        r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "-o", tmp_path / out, "--force")
+        assert r.output.rstrip().endswith(f"; {why})"), r.output
+
+
 def test_damaged_token_files(runner, tokens_file, tmp_path):
     codec = str(np.load(tokens_file)["codec"])
     for name, tokens in (("flat", np.zeros(4, np.int64)), ("none", np.zeros((0, 8, 8), np.int64))):

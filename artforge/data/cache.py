@@ -192,6 +192,21 @@ def _read_attrs(path: Path) -> dict | None:
         return None
 
 
+def _what_is_replaced(path: Path) -> str:
+    """Why an existing ``-o`` that holds no cache attributes is rebuilt, as the build line says it."""
+    import h5py
+
+    if not path.is_file():
+        return "writing to a file that is not a regular file"  # -o /dev/null
+    if not os.access(path, os.R_OK):
+        return "replacing an unreadable file"
+    if path.stat().st_size == 0:
+        return "replacing an empty file"
+    if not h5py.is_hdf5(path):
+        return "replacing a file that is not an HDF5 cache"
+    return "replacing a damaged HDF5 file"
+
+
 def _opens(path: Path) -> bool:
     """Whether the cache passes the layout check every reader makes (a damaged one is rebuilt)."""
     try:
@@ -276,7 +291,7 @@ def build_cache(
                                reason="same source, codec and options")
         reason = "forced" if force else _why_changed(old, fp_parts)
     elif out.exists():
-        reason = "replacing an unreadable file"
+        reason = _what_is_replaced(out)
     if not refs:
         raise ArtforgeError(f"{source_spec}: no items to encode")
     # -o naming a file the build reads (a picture in the source folder: --force skips the HDF5 check above);
