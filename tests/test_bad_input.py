@@ -100,6 +100,36 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
     assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
 
 
+def test_a_stored_codec_config_whose_args_are_not_text(runner, tokens_file, tmp_path):
+    """'args' of 322 (a number, not "322") ended as "'int' object has no attribute 'replace'"."""
+    with np.load(tokens_file) as z:
+        config = json.loads(str(z["codec"]))
+        tokens = z["tokens"]
+    for args, shown in ((322, "322"), (None, "null")):
+        np.savez(tmp_path / "n.npz", tokens=tokens, codec=np.asarray(json.dumps({**config, "args": args})))
+        for command in ("decode", "render"):
+            r = invoke(runner, command, tmp_path / "n.npz", "-o", tmp_path / "x.png", ok=False)
+            assert r.output.strip() == (f"Error: {tmp_path / 'n.npz'}: bad stored codec config for 'hsv': 'args' "
+                                        f"must be text (the spec after the codec name), not {shown}")
+
+
+def test_bad_jsonl_lines_name_the_file_line_and_problem(runner, tmp_path):
+    """A line without 'text' was reported as just 'text' (a KeyError's message); a file of nothing else
+    failed with "no items to encode" and no reason at all."""
+    lines = ['{"name": "ok", "text": "hi"}', '{"name": "b"}', "[1, 2]", '{"text": 5}', '{"text": null}', "nope"]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    r = invoke(runner, "data", "build", tmp_path / "t.jsonl", "-c", "ascii:8x2", "-o", tmp_path / "t.h5")
+    src = tmp_path / "t.jsonl"
+    for why in (f"{src}:2: no 'text' field", f"{src}:3: an array, not an object with a 'text' field",
+                f"{src}:4: 'text' holds a number, not a string", f"{src}:5: 'text' holds null, not a string",
+                f"{src}:6: not JSON (Expecting value: line 1 column 1 (char 0))"):
+        assert f"skipped (line): {why}\n" in r.output, r.output
+    (tmp_path / "none.jsonl").write_text('{"name": "b"}\n')
+    r = invoke(runner, "data", "build", tmp_path / "none.jsonl", "-c", "ascii:8x2", "-o", tmp_path / "n.h5", ok=False)
+    assert r.output.strip() == (f"Error: {tmp_path / 'none.jsonl'}: every item was skipped (1); first: (line): "
+                                f"{tmp_path / 'none.jsonl'}:1: no 'text' field")
+
+
 
 def test_tokens_of_another_rank_than_the_codecs_name_the_file(runner, tokens_file, tiny_cache, tmp_path):
     """hsv tokens with an extra axis ((N, H, W, 1), as a model's output may come) or one too few were

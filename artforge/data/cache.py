@@ -292,8 +292,9 @@ def build_cache(
         reason = "forced" if force else _why_changed(old, fp_parts)
     elif out.exists():
         reason = _what_is_replaced(out)
-    if not refs:
-        raise ArtforgeError(f"{source_spec}: no items to encode")
+    if not refs:  # a .jsonl whose every line is bad: its first reason, as when every item fails to encode
+        raise ArtforgeError(f"{source_spec}: every item was skipped ({len(skipped)}); first: {skipped[0][0]}: "
+                            f"{skipped[0][1]}" if skipped else f"{source_spec}: no items to encode")
     # -o naming a file the build reads (a picture in the source folder: --force skips the HDF5 check above);
     # only now that it will be written, as it resolves every input
     check_not_inputs([out], [*source.paths(), *([labels] if labels and Path(labels).is_file() else [])])

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, first_line
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,13 @@ class NpzSource(Source):
             raise BadInput(f"{self.path}[{ref.name}]", str(exc)) from None
 
 
+def _json_type(value: Any) -> str:
+    """A parsed JSON value's type as JSON names it ("an array", "null")."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
+
+
 class JsonlSource(Source):
     """Texts, one JSON object per line with ``text`` (and ``name``) fields; may be gzipped."""
 
@@ -215,11 +222,16 @@ class JsonlSource(Source):
                         continue
                     try:
                         obj = json.loads(line)
-                        text = obj["text"]
-                        if not isinstance(text, str):
-                            raise TypeError("'text' is not a string")
-                    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
-                        self.bad.append(f"{path}:{i}: {exc}")
+                    except (json.JSONDecodeError, RecursionError) as exc:
+                        self.bad.append(f"{path}:{i}: not JSON ({first_line(exc, 120)})")
+                        continue
+                    if not isinstance(obj, dict):
+                        self.bad.append(f"{path}:{i}: {_json_type(obj)}, not an object with a 'text' field")
+                        continue
+                    text = obj.get("text")
+                    if not isinstance(text, str):
+                        self.bad.append(f"{path}:{i}: " + ("no 'text' field" if "text" not in obj else
+                                                          f"'text' holds {_json_type(text)}, not a string"))
                         continue
                     self.items.append((str(obj.get("name", f"line{i}")), text))
         except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
