@@ -124,6 +124,13 @@ def test_bad_jsonl_lines_name_the_file_line_and_problem(runner, tmp_path):
                 f"{src}:4: 'text' holds a number, not a string", f"{src}:5: 'text' holds null, not a string",
                 f"{src}:6: not JSON (Expecting value: line 1 column 1 (char 0))"):
         assert f"skipped (line): {why}\n" in r.output, r.output
+    # one line that is not UTF-8 is a skipped line, not a failed build; "name": null is no name
+    (tmp_path / "u.jsonl").write_bytes(b'{"name": null, "text": "ab"}\n{"text": "c\xff"}\n'
+                                       b'{"name": null, "text": "cd"}\n')
+    r = invoke(runner, "data", "build", tmp_path / "u.jsonl", "-c", "ascii:2x1", "-o", tmp_path / "u.h5")
+    assert f"skipped (line): {tmp_path / 'u.jsonl'}:2: not UTF-8 (byte 0xff at offset 11)\n" in r.output, r.output
+    with h5py.File(tmp_path / "u.h5") as f:
+        assert f["names"][:].astype(str).tolist() == ["line1", "line3"]
     (tmp_path / "none.jsonl").write_text('{"name": "b"}\n')
     r = invoke(runner, "data", "build", tmp_path / "none.jsonl", "-c", "ascii:8x2", "-o", tmp_path / "n.h5", ok=False)
     assert r.output.strip() == (f"Error: {tmp_path / 'none.jsonl'}: every item was skipped (1); first: (line): "

@@ -216,8 +216,13 @@ class JsonlSource(Source):
         self.bad: list[str] = []
         opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rt", encoding="utf-8") as fh:
-                for i, line in enumerate(fh, 1):
+            with opener(path, "rb") as fh:
+                for i, raw in enumerate(fh, 1):
+                    try:  # line by line: one line that is not UTF-8 is a skipped item, not a failed build
+                        line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+                    except UnicodeDecodeError as exc:
+                        self.bad.append(f"{path}:{i}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
+                        continue
                     if not line.strip():
                         continue
                     try:
@@ -233,7 +238,8 @@ class JsonlSource(Source):
                         self.bad.append(f"{path}:{i}: " + ("no 'text' field" if "text" not in obj else
                                                           f"'text' holds {_json_type(text)}, not a string"))
                         continue
-                    self.items.append((str(obj.get("name", f"line{i}")), text))
+                    name = obj.get("name")  # "name": null is no name, not the name "None" of every such line
+                    self.items.append((f"line{i}" if name is None else str(name), text))
         except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
             raise BadInput(path, f"cannot read as UTF-8 JSON lines ({exc})") from None
 
