@@ -357,6 +357,22 @@ def test_outputs_never_replace_a_file_inside_a_source_folder(runner, emoji_dir, 
         assert ": is also an input of this command; write the result elsewhere" in r.output, (args, r.output)
     assert {p: p.read_bytes() for p in src.iterdir()} == before
 
+def test_convert_writes_its_own_format_only_under_its_own_suffix(runner, emoji_dir, tmp_path):
+    """`convert -c ascii -o art.jpg` wrote the .txt art into art.jpg (and, for many inputs, x.jpg files in
+    a folder art.jpg); refused before anything is written."""
+    pic = emoji_dir / "a" / "e001.png"
+    for inputs, out, named in (([pic], "art.jpg", "art.jpg"),
+                               ([pic, emoji_dir / "b"], "many.jpg", "many.jpg/e001.jpg")):
+        r = invoke(runner, "convert", *inputs, "-c", "ascii:8x4", "-o", tmp_path / out, ok=False)
+        assert r.output.strip() == (f"Error: {tmp_path / named}: codec ascii:8x4 writes .txt files of its own, not "
+                                    ".jpg; write .png, .npz or .txt")
+    r = invoke(runner, "convert", pic, emoji_dir / "b", "-c", "palette:pico8", "-o", tmp_path / "p.gpl", ok=False)
+    assert "p.gpl/e001.gpl: codec palette:pico8 has no file format of its own; write .png or .npz" in r.output
+    assert not list(tmp_path.iterdir())
+    invoke(runner, "convert", pic, "-c", "ascii:8x4", "-o", tmp_path / "art")  # no suffix: the codec's own
+    assert (tmp_path / "art").read_text().strip()
+
+
 def test_convert_keeps_inputs_that_share_a_name_apart(runner, emoji_dir, tmp_path):
     for sub in ("x", "y"):
         (tmp_path / "in" / sub).mkdir(parents=True)

@@ -319,6 +319,8 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     if png and Path(png).resolve() == out.resolve():
         raise BadInput(png, "is also the -o file; give --png another name")
     targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
+    if targets:
+        _check_format(codec, targets[0])
     check_not_inputs([*targets, png, out], [p for p, _ in files])
     if many:
         output_folder(out)  # with many inputs -o names a folder: made if missing
@@ -367,6 +369,19 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         raise no_usable_inputs(inputs, skipped)
     click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; kept {kept} existing" if kept else "")
                + (f"; skipped {skipped}" if skipped else ""))
+
+
+def _check_format(codec, target: Path) -> None:
+    """Refuse an output suffix that ``convert`` would not write as its format: a text codec's .txt
+    content under ``-o art.jpg`` is no picture. A name without a suffix takes the codec's own format."""
+    suffix = target.suffix.lower()
+    if suffix in (".png", ".npz") or suffix in codec.native_suffixes or (not suffix and codec.native_suffixes):
+        return
+    if not codec.native_suffixes:
+        raise ArtforgeError(f"{target}: codec {codec.spec} has no file format of its own; write .png or .npz")
+    own = ", ".join(sorted(codec.native_suffixes))
+    raise ArtforgeError(f"{target}: codec {codec.spec} writes {own} files of its own, not {target.suffix}; "
+                        f"write .png, .npz or {own}")
 
 
 def _converts(codec, img) -> bool:
