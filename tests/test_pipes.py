@@ -113,6 +113,26 @@ def test_data_build_and_palette_extract_take_one_piped_picture(runner, tmp_path,
                                 "reads its source twice (to fit, then to encode): save it to a file first")
 
 
+def test_labels_from_a_pipe(runner, tmp_path, picture):
+    """--labels <(cat l.csv) was "no such labels file"; a pipe has no suffix, so JSON or CSV is told by
+    its first character."""
+    import h5py
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "in" / name).write_bytes(picture.read_bytes())
+    for i, labels in enumerate((b"name,v\na.png,1\nb.png,2\n", b' {"a.png": {"v": 1}, "b.png": {"v": 2}}')):
+        with fifo(tmp_path, labels) as pipe:
+            invoke(runner, "data", "build", tmp_path / "in", "-c", "hsv433", "--labels", pipe,
+                   "-o", tmp_path / f"{i}.h5")
+        with h5py.File(tmp_path / f"{i}.h5") as f:
+            assert f["labels"][:, 0].tolist() == [1.0, 2.0]
+    with fifo(tmp_path, b"") as pipe:
+        r = invoke(runner, "data", "build", tmp_path / "in", "-c", "hsv433", "--labels", pipe, "-o", tmp_path / "e.h5",
+                   ok=False)
+    assert r.output.strip() == f"Error: {tmp_path / 'pipe'}: empty input (the pipe gave no bytes)"
+
+
 @pytest.mark.skipif(shutil.which("bash") is None or not sys.platform.startswith("linux"), reason="needs bash")
 def test_process_substitution_and_piped_stdin(tmp_path, picture):
     """What a user types: ``<(cat x.png)`` and ``cat t.npz | artforge decode /dev/stdin``."""
