@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, as_text
 from artforge.fsutil import atomic_path, check_readable, is_pipe, read_pipe
 
 
@@ -71,7 +71,7 @@ def load_tokens(path: str | os.PathLike, data: bytes | None = None) -> TokenFile
                 raise BadInput(path, "not an artforge token file (no 'tokens'/'codec' arrays)")
             tokens = z["tokens"]
             codec = json.loads(str(z["codec"]))
-            names = [str(n) for n in z["names"]] if "names" in z else []
+            names = [as_text(n) for n in z["names"]] if "names" in z else []
     except BadInput:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:

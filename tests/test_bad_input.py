@@ -113,6 +113,20 @@ def test_a_stored_codec_config_whose_args_are_not_text(runner, tokens_file, tmp_
                                         f"must be text (the spec after the codec name), not {shown}")
 
 
+def test_bytes_names_in_an_npz_are_text(runner, emoji, tmp_path):
+    """A names array of bytes (dtype S, as h5py and older numpy code write) gave items named "b'cat'"."""
+    np.savez(tmp_path / "s.npz", images=emoji[:2], names=np.array([b"cat", b"d\xffg"]))
+    invoke(runner, "data", "build", tmp_path / "s.npz", "-c", "hsv322", "-o", tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["names"][:].astype(str).tolist() == ["cat", "d\\xffg"]
+    Image.fromarray(emoji[0], "RGBA").save(tmp_path / "e.png")
+    invoke(runner, "encode", "-c", "hsv322", tmp_path / "e.png", "-o", tmp_path / "t.npz")
+    with np.load(tmp_path / "t.npz") as z:
+        np.savez(tmp_path / "b.npz", tokens=z["tokens"], codec=z["codec"], names=np.array([b"cat"]))
+    invoke(runner, "decode", tmp_path / "b.npz", "-o", f"{tmp_path}/out/")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["cat.png"]
+
+
 def test_bad_jsonl_lines_name_the_file_line_and_problem(runner, tmp_path):
     """A line without 'text' was reported as just 'text' (a KeyError's message); a file of nothing else
     failed with "no items to encode" and no reason at all."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from artforge.errors import ArtforgeError, BadInput, first_line
+from artforge.errors import ArtforgeError, BadInput, as_text, first_line
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class NpzSource(Source):
                 if images.dtype.kind not in "biuf":
                     raise BadInput(path, f"'images' must hold numbers, got {images.dtype}")
                 n = images.shape[0]
-                names = [str(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
+                names = [as_text(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
                 if len(names) != n:
                     raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
                 self.top = _value_range(images, path)
