@@ -17,6 +17,12 @@ def shown(name: str | os.PathLike) -> str:
     return str(name).translate({10: "\\n", 13: "\\r"})
 
 
+def as_text(value) -> str:
+    """An item name from a numpy array as text: a bytes name (an ``S`` array) is decoded, not shown as
+    ``b'cat'``; bytes that are not UTF-8 become ``\\xNN`` escapes."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
 class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 

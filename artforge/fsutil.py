@@ -7,6 +7,7 @@ import functools
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,26 @@ def check_readable(path: str | os.PathLike) -> None:
     folder passes, for the caller to name as it sees fit."""
     if os.path.isfile(path) and not os.access(path, os.R_OK):
         raise BadInput(path, "cannot read it (permission denied)")
+
+
+def is_pipe(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a pipe (a FIFO, bash's ``<(cmd)``, ``/dev/stdin`` fed by ``|``): it has no size
+    and no seek, so it is read once, whole, and its bytes parsed from memory."""
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def read_pipe(path: str | os.PathLike) -> bytes:
+    """All of a pipe's bytes (see :func:`is_pipe`); nothing at all is a :class:`BadInput`."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise BadInput(path, "empty input (the pipe gave no bytes)")
+    return data
 
 
 def check_not_input(output: str | os.PathLike | None, inputs) -> None:

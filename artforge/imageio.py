@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from artforge.errors import ArtforgeError, BadInput
-from artforge.fsutil import atomic_path
+from artforge.fsutil import atomic_path, read_pipe
 
 IMAGE_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff",
@@ -86,20 +87,26 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     Image = _pil()
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except FileNotFoundError:
         raise BadInput(path, "no such file") from None
     except OSError as exc:
         raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
     if path.is_dir():
         raise BadInput(path, folder_problem(path, "an image"))
-    if size == 0:
+    if stat.S_ISFIFO(st.st_mode):  # <(cmd), a FIFO, piped /dev/stdin: no size, no seek; read it once
+        source = io.BytesIO(read_pipe(path))
+    elif not stat.S_ISREG(st.st_mode):  # a device: /dev/zero would never end
+        raise BadInput(path, "not a regular file or a pipe")
+    elif st.st_size == 0:
         raise BadInput(path, "empty file (0 bytes)")
+    else:
+        source = path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's format warnings; a real problem raises below
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 im.seek(0)
                 im.load()
                 return to_rgba(_upright(im), im.format)

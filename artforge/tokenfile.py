@@ -6,6 +6,7 @@ Arrays: ``tokens`` (N, ...) integers, ``names`` (N,) str, ``codec`` 0-d str (cod
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, BadInput
-from artforge.fsutil import atomic_path, check_readable
+from artforge.errors import ArtforgeError, BadInput, as_text
+from artforge.fsutil import atomic_path, check_readable, is_pipe, read_pipe
 
 
 @dataclass
@@ -51,21 +52,26 @@ def save_tokens(path: str | os.PathLike, tokens: np.ndarray, names: list[str], c
     return path
 
 
-def load_tokens(path: str | os.PathLike) -> TokenFile:
-    """Read a token file; anything else is a :class:`BadInput` naming the file."""
+def load_tokens(path: str | os.PathLike, data: bytes | None = None) -> TokenFile:
+    """Read a token file; anything else is a :class:`BadInput` naming the file. ``data``: its bytes,
+    already read (from a pipe, which cannot be read twice); a pipe is otherwise read here."""
     path = Path(path)
-    if not path.exists():
-        raise BadInput(path, "no such file")
-    check_readable(path)  # is_zipfile says False for it: "not a token file" would be wrong
-    if not zipfile.is_zipfile(path):
+    if data is None:
+        if not path.exists():
+            raise BadInput(path, "no such file")
+        check_readable(path)  # is_zipfile says False for it: "not a token file" would be wrong
+        if is_pipe(path):  # <(cat t.npz): no seek, so numpy reads it from memory
+            data = read_pipe(path)
+    source = io.BytesIO(data) if data is not None else path
+    if not zipfile.is_zipfile(source):
         raise BadInput(path, "not an artforge token file (expected a .npz written by `artforge encode`)")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(source, allow_pickle=False) as z:
             if "tokens" not in z or "codec" not in z:
                 raise BadInput(path, "not an artforge token file (no 'tokens'/'codec' arrays)")
             tokens = z["tokens"]
             codec = json.loads(str(z["codec"]))
-            names = [str(n) for n in z["names"]] if "names" in z else []
+            names = [as_text(n) for n in z["names"]] if "names" in z else []
     except BadInput:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
@@ -79,13 +85,13 @@ def load_tokens(path: str | os.PathLike) -> TokenFile:
     return TokenFile(tokens=tokens, names=names, codec=codec)
 
 
-def load_token_codec(path: str | os.PathLike) -> tuple[TokenFile, Any]:
+def load_token_codec(path: str | os.PathLike, data: bytes | None = None) -> tuple[TokenFile, Any]:
     """A token file and the codec it names, its tokens checked against that codec's vocabulary;
-    every problem is a :class:`BadInput` naming the file."""
+    every problem is a :class:`BadInput` naming the file. ``data`` as for :func:`load_tokens`."""
     from artforge.codecs import check_item_shape, codec_from_config
     from artforge.plugins import PluginError
 
-    tf = load_tokens(path)
+    tf = load_tokens(path, data)
     try:
         codec = codec_from_config(tf.codec)
         tf.tokens = codec.check_tokens(tf.tokens, str(path))

@@ -70,6 +70,17 @@ def test_data_build_does_not_overwrite_other_files(runner, emoji, tmp_path):
     assert "'names' has 1 entries for 3 images" in r.output
 
 
+def test_data_build_says_what_it_replaced(runner, emoji, tmp_path):
+    """The build line names what an -o that held no cache was: not "an unreadable file" when it was read."""
+    np.savez(tmp_path / "e.npz", images=emoji[:4])
+    (tmp_path / "keep.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    for out, why in (("keep.png", "replacing a file that is not an HDF5 cache"),
+                     ("empty.h5", "replacing an empty file")):
+        r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "-o", tmp_path / out, "--force")
+        assert r.output.rstrip().endswith(f"; {why})"), r.output
+
+
 def test_damaged_token_files(runner, tokens_file, tmp_path):
     codec = str(np.load(tokens_file)["codec"])
     for name, tokens in (("flat", np.zeros(4, np.int64)), ("none", np.zeros((0, 8, 8), np.int64))):
@@ -87,6 +98,57 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
         np.savez(tmp_path / "grid.npz", tokens=z["tokens"], codec=np.asarray(other))
     r = invoke(runner, "decode", tmp_path / "grid.npz", "-o", tmp_path / "x.png", ok=False)
     assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
+
+
+def test_a_stored_codec_config_whose_args_are_not_text(runner, tokens_file, tmp_path):
+    """'args' of 322 (a number, not "322") ended as "'int' object has no attribute 'replace'"."""
+    with np.load(tokens_file) as z:
+        config = json.loads(str(z["codec"]))
+        tokens = z["tokens"]
+    for args, shown in ((322, "322"), (None, "null")):
+        np.savez(tmp_path / "n.npz", tokens=tokens, codec=np.asarray(json.dumps({**config, "args": args})))
+        for command in ("decode", "render"):
+            r = invoke(runner, command, tmp_path / "n.npz", "-o", tmp_path / "x.png", ok=False)
+            assert r.output.strip() == (f"Error: {tmp_path / 'n.npz'}: bad stored codec config for 'hsv': 'args' "
+                                        f"must be text (the spec after the codec name), not {shown}")
+
+
+def test_bytes_names_in_an_npz_are_text(runner, emoji, tmp_path):
+    """A names array of bytes (dtype S, as h5py and older numpy code write) gave items named "b'cat'"."""
+    np.savez(tmp_path / "s.npz", images=emoji[:2], names=np.array([b"cat", b"d\xffg"]))
+    invoke(runner, "data", "build", tmp_path / "s.npz", "-c", "hsv322", "-o", tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["names"][:].astype(str).tolist() == ["cat", "d\\xffg"]
+    Image.fromarray(emoji[0], "RGBA").save(tmp_path / "e.png")
+    invoke(runner, "encode", "-c", "hsv322", tmp_path / "e.png", "-o", tmp_path / "t.npz")
+    with np.load(tmp_path / "t.npz") as z:
+        np.savez(tmp_path / "b.npz", tokens=z["tokens"], codec=z["codec"], names=np.array([b"cat"]))
+    invoke(runner, "decode", tmp_path / "b.npz", "-o", f"{tmp_path}/out/")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["cat.png"]
+
+
+def test_bad_jsonl_lines_name_the_file_line_and_problem(runner, tmp_path):
+    """A line without 'text' was reported as just 'text' (a KeyError's message); a file of nothing else
+    failed with "no items to encode" and no reason at all."""
+    lines = ['{"name": "ok", "text": "hi"}', '{"name": "b"}', "[1, 2]", '{"text": 5}', '{"text": null}', "nope"]
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    r = invoke(runner, "data", "build", tmp_path / "t.jsonl", "-c", "ascii:8x2", "-o", tmp_path / "t.h5")
+    src = tmp_path / "t.jsonl"
+    for why in (f"{src}:2: no 'text' field", f"{src}:3: an array, not an object with a 'text' field",
+                f"{src}:4: 'text' holds a number, not a string", f"{src}:5: 'text' holds null, not a string",
+                f"{src}:6: not JSON (Expecting value: line 1 column 1 (char 0))"):
+        assert f"skipped (line): {why}\n" in r.output, r.output
+    # one line that is not UTF-8 is a skipped line, not a failed build; "name": null is no name
+    (tmp_path / "u.jsonl").write_bytes(b'{"name": null, "text": "ab"}\n{"text": "c\xff"}\n'
+                                       b'{"name": null, "text": "cd"}\n')
+    r = invoke(runner, "data", "build", tmp_path / "u.jsonl", "-c", "ascii:2x1", "-o", tmp_path / "u.h5")
+    assert f"skipped (line): {tmp_path / 'u.jsonl'}:2: not UTF-8 (byte 0xff at offset 11)\n" in r.output, r.output
+    with h5py.File(tmp_path / "u.h5") as f:
+        assert f["names"][:].astype(str).tolist() == ["line1", "line3"]
+    (tmp_path / "none.jsonl").write_text('{"name": "b"}\n')
+    r = invoke(runner, "data", "build", tmp_path / "none.jsonl", "-c", "ascii:8x2", "-o", tmp_path / "n.h5", ok=False)
+    assert r.output.strip() == (f"Error: {tmp_path / 'none.jsonl'}: every item was skipped (1); first: (line): "
+                                f"{tmp_path / 'none.jsonl'}:1: no 'text' field")
 
 
 
@@ -308,6 +370,22 @@ def test_outputs_never_replace_a_file_inside_a_source_folder(runner, emoji_dir, 
         r = invoke(runner, *args, ok=False)
         assert ": is also an input of this command; write the result elsewhere" in r.output, (args, r.output)
     assert {p: p.read_bytes() for p in src.iterdir()} == before
+
+def test_convert_writes_its_own_format_only_under_its_own_suffix(runner, emoji_dir, tmp_path):
+    """`convert -c ascii -o art.jpg` wrote the .txt art into art.jpg (and, for many inputs, x.jpg files in
+    a folder art.jpg); refused before anything is written."""
+    pic = emoji_dir / "a" / "e001.png"
+    for inputs, out, named in (([pic], "art.jpg", "art.jpg"),
+                               ([pic, emoji_dir / "b"], "many.jpg", "many.jpg/e001.jpg")):
+        r = invoke(runner, "convert", *inputs, "-c", "ascii:8x4", "-o", tmp_path / out, ok=False)
+        assert r.output.strip() == (f"Error: {tmp_path / named}: codec ascii:8x4 writes .txt files of its own, not "
+                                    ".jpg; write .png, .npz or .txt")
+    r = invoke(runner, "convert", pic, emoji_dir / "b", "-c", "palette:pico8", "-o", tmp_path / "p.gpl", ok=False)
+    assert "p.gpl/e001.gpl: codec palette:pico8 has no file format of its own; write .png or .npz" in r.output
+    assert not list(tmp_path.iterdir())
+    invoke(runner, "convert", pic, "-c", "ascii:8x4", "-o", tmp_path / "art")  # no suffix: the codec's own
+    assert (tmp_path / "art").read_text().strip()
+
 
 def test_convert_keeps_inputs_that_share_a_name_apart(runner, emoji_dir, tmp_path):
     for sub in ("x", "y"):

@@ -81,6 +81,16 @@ def test_onnx_sampling_runs_without_torch(exported, tmp_path):
     assert (tmp_path / "g.png").is_file()
 
 
+def test_onnx_and_torch_sampling_write_tokens_of_one_dtype(exported, runner, tmp_path):
+    """`sample --tokens` wrote the codec's dtype (uint8 for hsv322) from a run, int64 from --onnx."""
+    run, _ = exported
+    invoke(runner, "sample", run, "-n", "2", "-o", tmp_path / "t.png", "--tokens", tmp_path / "torch.npz")
+    invoke(runner, "sample", "--onnx", run / "onnx", "-n", "2", "-o", tmp_path / "o.png", "--tokens",
+           tmp_path / "onnx.npz")
+    dtypes = [np.load(tmp_path / f"{name}.npz")["tokens"].dtype for name in ("torch", "onnx")]
+    assert dtypes == [np.dtype(np.uint8)] * 2
+
+
 def test_onnx_sampling_matches_torch_greedy(exported, runner, tmp_path):
     """The KV-cache step model in onnxruntime generates what torch generates (greedy decoding)."""
     import torch

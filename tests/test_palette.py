@@ -479,6 +479,15 @@ def test_palette_extract_and_show(tmp_path):
     run("palette", "extract", "builtin:tiles32", "-o", tmp_path / "pal.txt", ok=False)
 
 
+def test_palette_extract_refuses_one_file_for_the_palette_and_its_swatch(tmp_path):
+    """-o p.png --swatch p.png: the swatch would replace the palette just written."""
+    (tmp_path / "p.png").write_bytes(b"kept")
+    for swatch in (tmp_path / "p.png", f"{tmp_path}/./p.png"):
+        r = run("palette", "extract", "builtin:tiles32", "-o", tmp_path / "p.png", "--swatch", swatch, ok=False)
+        assert r.output.strip() == f"Error: {swatch}: is also the -o file; give --swatch another name"
+    assert (tmp_path / "p.png").read_bytes() == b"kept"
+
+
 def test_convert_a_picture_to_pixel_art(tmp_path):
     rng = np.random.default_rng(5)
     yy, xx = np.mgrid[0:96, 0:128]

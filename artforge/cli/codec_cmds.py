@@ -218,10 +218,11 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def render(input_path: str, output: str, spec: str | None, scale: int | None) -> None:
     """Render a token file (or a codec's own file, e.g. .txt) through the codec's torch renderer."""
+    import io
     import zipfile
 
     from artforge.codecs import check_encoded, get_codec
-    from artforge.fsutil import check_not_input, check_output, check_readable
+    from artforge.fsutil import check_not_input, check_output, check_readable, is_pipe, read_pipe
     from artforge.grid import save_grid
     from artforge.imageio import save_png
     from artforge.plugins import registry
@@ -234,10 +235,12 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     if not path.exists():
         raise BadInput(path, "no such file")
     check_readable(path)  # is_zipfile says False for it, and the suffix would pick the wrong reader
+    data = read_pipe(path) if is_pipe(path) else None  # <(cat t.npz): read once, looked at twice
     # a token file names its codec; with --codec it was read as a picture ("not an image"). Only an .npz is
-    # taken for one then: a codec's own format may be a zip too
-    if zipfile.is_zipfile(path) and (spec is None or path.suffix.lower() == ".npz"):
-        tf, codec = load_token_codec(path)
+    # taken for one then: a codec's own format may be a zip too (a pipe has no suffix: a zip is tokens)
+    if zipfile.is_zipfile(io.BytesIO(data) if data is not None else path) and (
+            spec is None or data is not None or path.suffix.lower() == ".npz"):
+        tf, codec = load_token_codec(path, data)
         if spec is not None and not _made_by(codec, spec):
             raise BadInput(path, f"tokens were made by codec {codec.spec}, not {spec}")
         tokens = tf.tokens
@@ -249,7 +252,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
                 raise BadInput(path, "not a token file; name its codec with --codec")
             spec = fams[0]
         codec = get_codec(spec)
-        tokens = check_encoded(codec, codec.encode(codec.stack([codec.read(path)])), 1)
+        tokens = check_encoded(codec, codec.encode(codec.stack([_read_once(codec, path, data)])), 1)
     # the tokens passed the codec's checks: a renderer that fails or returns no pictures is blamed as
     # such (ContractError); only the renderer's own ArtforgeError is a verdict on the file
     renderer = get_renderer(codec)
@@ -265,6 +268,21 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
         save_grid(img, output, scale=scale)
     click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {output}")
 
+
+def _read_once(codec, path: Path, data: bytes | None):
+    """``codec.read(path)``, or for a pipe already read (``data``) the same from a private copy of its
+    bytes, the problems still naming ``path``."""
+    import tempfile
+
+    if data is None:
+        return codec.read(path)
+    with tempfile.TemporaryDirectory(prefix="artforge-") as folder:
+        copy = Path(folder) / "input"
+        copy.write_bytes(data)
+        try:
+            return codec.read(copy)
+        except BadInput as exc:
+            raise BadInput(path, exc.reason.replace(str(copy), str(path))) from None
 
 
 @click.command()
@@ -301,6 +319,8 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     if png and Path(png).resolve() == out.resolve():
         raise BadInput(png, "is also the -o file; give --png another name")
     targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
+    if targets:
+        _check_format(codec, targets[0])
     check_not_inputs([*targets, png, out], [p for p, _ in files])
     if many:
         output_folder(out)  # with many inputs -o names a folder: made if missing
@@ -349,6 +369,19 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         raise no_usable_inputs(inputs, skipped)
     click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; kept {kept} existing" if kept else "")
                + (f"; skipped {skipped}" if skipped else ""))
+
+
+def _check_format(codec, target: Path) -> None:
+    """Refuse an output suffix that ``convert`` would not write as its format: a text codec's .txt
+    content under ``-o art.jpg`` is no picture. A name without a suffix takes the codec's own format."""
+    suffix = target.suffix.lower()
+    if suffix in (".png", ".npz") or suffix in codec.native_suffixes or (not suffix and codec.native_suffixes):
+        return
+    if not codec.native_suffixes:
+        raise ArtforgeError(f"{target}: codec {codec.spec} has no file format of its own; write .png or .npz")
+    own = ", ".join(sorted(codec.native_suffixes))
+    raise ArtforgeError(f"{target}: codec {codec.spec} writes {own} files of its own, not {target.suffix}; "
+                        f"write .png, .npz or {own}")
 
 
 def _converts(codec, img) -> bool:

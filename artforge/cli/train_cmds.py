@@ -560,6 +560,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
         shape = manifest.get("token_shape")
         toks = checked_tokens(toks, codec, f"ONNX sampler {manifest.get('sampler')}", count,
                               tuple(shape) if isinstance(shape, list) else None)
+        toks = toks.astype(codec.token_dtype, copy=False)  # onnxruntime gives int64; a run's samples the codec's
         names = [f"onnx-{i:04d}" for i in range(len(toks))]
     else:
         if not run:

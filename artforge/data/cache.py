@@ -28,7 +28,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput, first_line
-from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, sweep_partials
+from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, is_pipe, sweep_partials
 
 SCHEMA = 1
 CHUNK_ITEMS = 256  # items per worker job
@@ -192,6 +192,21 @@ def _read_attrs(path: Path) -> dict | None:
         return None
 
 
+def _what_is_replaced(path: Path) -> str:
+    """Why an existing ``-o`` that holds no cache attributes is rebuilt, as the build line says it."""
+    import h5py
+
+    if not path.is_file():
+        return "writing to a file that is not a regular file"  # -o /dev/null
+    if not os.access(path, os.R_OK):
+        return "replacing an unreadable file"
+    if path.stat().st_size == 0:
+        return "replacing an empty file"
+    if not h5py.is_hdf5(path):
+        return "replacing a file that is not an HDF5 cache"
+    return "replacing a damaged HDF5 file"
+
+
 def _opens(path: Path) -> bool:
     """Whether the cache passes the layout check every reader makes (a damaged one is rebuilt)."""
     try:
@@ -230,6 +245,9 @@ def build_cache(
         raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
     source = open_source(source_spec, codec)
+    if codec.needs_fit and is_pipe(source_spec):
+        raise BadInput(source_spec, f"a pipe can be read once, and codec {codec.spec} reads its source twice "
+                                    "(to fit, then to encode): save it to a file first")
     if source.kind != codec.input_kind:
         raise ArtforgeError(
             f"{source_spec}: holds {source.kind} items but codec {codec.spec} reads {codec.input_kind}"
@@ -273,9 +291,10 @@ def build_cache(
                                reason="same source, codec and options")
         reason = "forced" if force else _why_changed(old, fp_parts)
     elif out.exists():
-        reason = "replacing an unreadable file"
-    if not refs:
-        raise ArtforgeError(f"{source_spec}: no items to encode")
+        reason = _what_is_replaced(out)
+    if not refs:  # a .jsonl whose every line is bad: its first reason, as when every item fails to encode
+        raise ArtforgeError(f"{source_spec}: every item was skipped ({len(skipped)}); first: {skipped[0][0]}: "
+                            f"{skipped[0][1]}" if skipped else f"{source_spec}: no items to encode")
     # -o naming a file the build reads (a picture in the source folder: --force skips the HDF5 check above);
     # only now that it will be written, as it resolves every input
     check_not_inputs([out], [*source.paths(), *([labels] if labels and Path(labels).is_file() else [])])

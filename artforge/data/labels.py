@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from artforge.errors import BadInput
+from artforge.fsutil import is_pipe
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -122,13 +123,18 @@ def load_labels(spec: str, source=None) -> Labels:
             values = values.astype(str)
         return _encode_records({n: {spec[4:]: str(v)} for n, v in zip(source.names, values, strict=True)}, spec)
     path = Path(spec)
-    if not path.is_file():
-        raise BadInput(path, "no such labels file (use a .json, a .csv, 'dirs' or 'npz:KEY')")
+    pipe = is_pipe(path)  # --labels <(cat l.csv): read once; no suffix, so told by its first character
+    if not path.is_file() and not pipe:
+        raise BadInput(path, "not a regular file (use a .json, a .csv, 'dirs' or 'npz:KEY')" if path.exists() else
+                       "no such labels file (use a .json, a .csv, 'dirs' or 'npz:KEY')")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(path, f"cannot read labels ({exc})") from None
-    if path.suffix.lower() == ".json":
+    if pipe and not text:
+        raise BadInput(path, "empty input (the pipe gave no bytes)")
+    suffix = (".json" if text.lstrip().startswith(("{", "[")) else ".csv") if pipe else path.suffix.lower()
+    if suffix == ".json":
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
@@ -138,7 +144,7 @@ def load_labels(spec: str, source=None) -> Labels:
         if not isinstance(data, dict):
             raise BadInput(path, "expected an object keyed by image name/number")
         return _encode_records({str(k): v for k, v in data.items()}, str(path))
-    if path.suffix.lower() == ".csv":
+    if suffix == ".csv":
         rows = list(csv.reader(text.splitlines()))
         if len(rows) < 2 or len(rows[0]) < 2:
             raise BadInput(path, "expected a header 'name,label1,...' and at least one row")

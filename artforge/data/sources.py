@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, as_text, first_line
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class NpzSource(Source):
                 if images.dtype.kind not in "biuf":
                     raise BadInput(path, f"'images' must hold numbers, got {images.dtype}")
                 n = images.shape[0]
-                names = [str(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
+                names = [as_text(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
                 if len(names) != n:
                     raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
                 self.top = _value_range(images, path)
@@ -197,6 +197,13 @@ class NpzSource(Source):
             raise BadInput(f"{self.path}[{ref.name}]", str(exc)) from None
 
 
+def _json_type(value: Any) -> str:
+    """A parsed JSON value's type as JSON names it ("an array", "null")."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "a number")
+
+
 class JsonlSource(Source):
     """Texts, one JSON object per line with ``text`` (and ``name``) fields; may be gzipped."""
 
@@ -209,19 +216,30 @@ class JsonlSource(Source):
         self.bad: list[str] = []
         opener = gzip.open if path.suffix == ".gz" else open
         try:
-            with opener(path, "rt", encoding="utf-8") as fh:
-                for i, line in enumerate(fh, 1):
+            with opener(path, "rb") as fh:
+                for i, raw in enumerate(fh, 1):
+                    try:  # line by line: one line that is not UTF-8 is a skipped item, not a failed build
+                        line = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+                    except UnicodeDecodeError as exc:
+                        self.bad.append(f"{path}:{i}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
+                        continue
                     if not line.strip():
                         continue
                     try:
                         obj = json.loads(line)
-                        text = obj["text"]
-                        if not isinstance(text, str):
-                            raise TypeError("'text' is not a string")
-                    except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
-                        self.bad.append(f"{path}:{i}: {exc}")
+                    except (json.JSONDecodeError, RecursionError) as exc:
+                        self.bad.append(f"{path}:{i}: not JSON ({first_line(exc, 120)})")
                         continue
-                    self.items.append((str(obj.get("name", f"line{i}")), text))
+                    if not isinstance(obj, dict):
+                        self.bad.append(f"{path}:{i}: {_json_type(obj)}, not an object with a 'text' field")
+                        continue
+                    text = obj.get("text")
+                    if not isinstance(text, str):
+                        self.bad.append(f"{path}:{i}: " + ("no 'text' field" if "text" not in obj else
+                                                          f"'text' holds {_json_type(text)}, not a string"))
+                        continue
+                    name = obj.get("name")  # "name": null is no name, not the name "None" of every such line
+                    self.items.append((f"line{i}" if name is None else str(name), text))
         except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
             raise BadInput(path, f"cannot read as UTF-8 JSON lines ({exc})") from None
 
@@ -241,6 +259,7 @@ def _files_source(files: list[tuple[Path, str, str]], description: str, codec) -
 
 def open_source(spec: str, codec) -> Source:
     """Resolve a SOURCE argument (see module doc) for a codec."""
+    from artforge.fsutil import is_pipe
     from artforge.imageio import IMAGE_SUFFIXES, folder_files, readable_name
 
     if spec.startswith("builtin:"):
@@ -271,6 +290,10 @@ def open_source(spec: str, codec) -> Source:
         if name.endswith((".jsonl", ".jsonl.gz")):
             return JsonlSource(path)
         return _files_source([(path, readable_name(path.name), "")], str(path), codec)
+    if is_pipe(path):  # <(cat x.png): one item, read once (its name has no suffix to tell .npz/.jsonl)
+        return _files_source([(path, readable_name(path.name), "")], str(path), codec)
+    if path.exists():
+        raise BadInput(path, "not a regular file, folder or pattern")
     if any(ch in spec for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
         files = [(p, readable_name(p.as_posix()), readable_name(p.parent.name)) for p in matches if p.is_file()]

@@ -34,6 +34,8 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
     from artforge_palette.palettes import SUFFIXES, write_palette
 
     out = check_output(output)
+    if swatch is not None and Path(swatch).resolve() == out.resolve():  # one would replace the other
+        raise BadInput(swatch, "is also the -o file; give --swatch another name")
     check_not_input(out, [source])
     check_not_input(swatch, [source])
     if out.suffix.lower() not in SUFFIXES:
