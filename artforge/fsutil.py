@@ -61,6 +61,24 @@ def read_pipe(path: str | os.PathLike) -> bytes:
     return data
 
 
+def check_readable_folder(path: str | os.PathLike) -> None:
+    """Refuse a folder this process may not list or open files in (chmod 000) in one line
+    (:class:`BadInput`); a missing path or a file passes, for the caller to name as it sees fit."""
+    if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+        raise BadInput(path, "cannot read the folder (permission denied)")
+
+
+def check_reachable(path: str | os.PathLike) -> None:
+    """Refuse a path inside a folder that may not be searched (its existence cannot even be checked)
+    in one line, rather than report it missing or stop on the PermissionError of ``Path.is_file``."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        raise BadInput(path, "cannot reach it (permission denied on a folder above it)") from None
+    except (OSError, ValueError):
+        pass
+
+
 def check_not_input(output: str | os.PathLike | None, inputs) -> None:
     """Refuse an output that is one of the command's input files: writing it would replace what is
     being read (``convert a.png -o a.png``)."""

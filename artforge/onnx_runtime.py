@@ -21,8 +21,13 @@ from artforge.errors import ArtforgeError, BadInput, first_line
 
 
 def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
+    from artforge.fsutil import check_reachable, check_readable, check_readable_folder
+
     d = Path(path)
+    check_reachable(d)
+    check_readable_folder(d)
     m = d / "manifest.json" if d.is_dir() else d
+    check_readable(m)
     try:
         manifest = json.loads(m.read_text())
     except FileNotFoundError:

@@ -277,6 +277,49 @@ def test_unreadable_files_are_one_line_and_unreadable_outputs_are_replaced(token
     assert runs[6][0] == 0 and "built" in runs[6][1], runs[6][1]
     assert h5py.is_hdf5(cache)
 
+def test_unreadable_run_folders_and_checkpoints_are_one_line(run, emoji_dir, tmp_path):
+    """A run folder, checkpoint, config or export that may not be read (chmod 000), or one inside a folder
+    that may not be searched: the command's own one line naming it, not click's three-line usage error
+    nor an internal PermissionError; `runs` lists such a folder as unreadable."""
+    import shutil
+
+    locked, hidden = tmp_path / "root" / "locked", tmp_path / "shut" / "run"
+    parts, onnx = tmp_path / "parts", tmp_path / "onnx"
+    for folder in (locked, hidden, parts, onnx):
+        shutil.copytree(run, folder)
+    (onnx / "manifest.json").write_text("{}")
+    for f in (locked, hidden.parent, parts / "best.pt", parts / "config.json", onnx / "manifest.json"):
+        f.chmod(0)
+    picture, png = emoji_dir / "a" / "e001.png", tmp_path / "x.png"
+    commands = {  # command: the one line it must print
+        ("sample", locked, "-o", png): f"{locked}: cannot read the folder (permission denied)",
+        ("eval", locked): f"{locked}: cannot read the folder (permission denied)",
+        ("reconstruct", locked, picture, "-o", png): f"{locked}: cannot read the folder (permission denied)",
+        ("complete", locked, picture, "-k", "2", "-o", png): f"{locked}: cannot read the folder (permission denied)",
+        ("export", locked, "--onnx"): f"{locked}: cannot read the folder (permission denied)",
+        ("train", "--resume", "-o", locked): f"{locked}: cannot read the folder (permission denied)",
+        ("sample", "--onnx", locked, "-o", png): f"{locked}: cannot read the folder (permission denied)",
+        ("sample", hidden / "best.pt", "-o", png): f"{hidden / 'best.pt'}: cannot reach it (permission denied on "
+                                                   "a folder above it)",
+        ("eval", hidden): f"{hidden}: cannot reach it (permission denied on a folder above it)",
+        ("runs", hidden): f"{hidden}: cannot reach it (permission denied on a folder above it)",
+        ("sample", parts, "-o", png): f"{parts / 'best.pt'}: cannot read it (permission denied)",
+        ("train", "--resume", "-o", parts): f"{parts / 'config.json'}: cannot read it (permission denied)",
+        ("sample", "--onnx", onnx, "-o", png): f"{onnx / 'manifest.json'}: cannot read it (permission denied)",
+    }
+    results = _as_a_plain_user(*commands, ["runs", locked], ["runs", locked.parent, "--json"])
+    for (code, output), (args, line) in zip(results, commands.items(), strict=False):
+        assert code == 1 and output == f"Error: {line}\n", (args, output)
+    code, output = results[-2]
+    assert code == 0 and "problem  cannot read the folder (permission denied)" in output, output
+    code, output = results[-1]
+    assert code == 0 and json.loads(output) == [{"run": str(locked), "problem": "cannot read the folder "
+                                                                                 "(permission denied)"}], output
+    assert not png.exists()
+    for f in (locked, hidden.parent):
+        f.chmod(0o755)
+
+
 def test_train_settings_are_checked(runner, tiny_cache, tmp_path):
     for args, message in ((["--lr", "nan"], "lr must be a finite number"),
                           (["--set", "train.steps=0"], "steps must be at least 1"),

@@ -17,7 +17,11 @@ SKIP = {".cache", "__pycache__", "onnx", "samples"}  # folders of a run or of th
 
 
 def find_runs(path: Path, depth: int = 2) -> list[Path]:
-    """Run folders (those holding config.json) at PATH or up to ``depth`` levels below it, in name order."""
+    """Run folders (those holding config.json) at PATH or up to ``depth`` levels below it, in name order.
+    A folder that may not be read (chmod 000) is returned too, for the listing to name as unreadable:
+    whether it holds runs cannot be told."""
+    if not os.access(path, os.R_OK | os.X_OK):
+        return [path]
     if (path / "config.json").is_file():
         return [path]
     if depth == 0:
@@ -45,8 +49,12 @@ def summarize(run: Path) -> dict:
     from artforge.engine.run import read_metrics, run_config_problem
 
     row: dict[str, Any] = {"run": str(run)}
+    if not os.access(run, os.R_OK | os.X_OK):
+        return {**row, "problem": "cannot read the folder (permission denied)"}
     try:
         config = json.loads((run / "config.json").read_text())
+    except PermissionError:
+        return {**row, "problem": "config.json: cannot read it (permission denied)"}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return {**row, "problem": f"config.json: {first_line(exc)}"}
     problem = run_config_problem(config)
@@ -129,7 +137,7 @@ def _show_one(row: dict) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(readable=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every run's summary.")
 def runs(paths: tuple[Path, ...], as_json: bool) -> None:
     """List training runs: model, codec, steps, best validation loss, time, eval and export.
@@ -138,10 +146,13 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
     current folder. Given one run folder, it shows that run in full, with every figure of its last
     `artforge eval`. Only config.json, metrics.jsonl and eval.json are read, never the checkpoints.
     """
+    from artforge.fsutil import check_reachable
+
     if not paths:
         paths = (Path("runs"),) if Path("runs").is_dir() else (Path("."),)
     found: list[Path] = []
     for path in paths:
+        check_reachable(path)
         if not path.exists():
             raise BadInput(path, "no such file or folder")
         if not path.is_dir():

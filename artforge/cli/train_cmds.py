@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from artforge.cli.params import OUTPUT, check_sampling, check_seed, complete_codecs, complete_data, complete_models
+from artforge.cli.params import (
+    INPUT,
+    OUTPUT,
+    check_sampling,
+    check_seed,
+    complete_codecs,
+    complete_data,
+    complete_models,
+)
 from artforge.errors import ArtforgeError, BadInput
 
 
@@ -511,7 +519,7 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 
 
 @click.command()
-@click.argument("run", required=False, type=click.Path())
+@click.argument("run", required=False, type=INPUT)
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid to write.")
 @click.option("--seed", type=int, callback=check_seed, default=0, show_default=True)
@@ -521,8 +529,8 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Condition on a label.")
 @click.option("--tokens", type=OUTPUT, help="Also write the token file (for decode).")
 @click.option("--checkpoint", "which", default="best", show_default=True, help="best, last, or a file name.")
-@click.option("--onnx", "onnx_dir", type=click.Path(), help="Sample from an ONNX export with onnxruntime.")
-@click.option("--interpolate", nargs=2, type=click.Path(), help="Interpolate between two inputs in n steps.")
+@click.option("--onnx", "onnx_dir", type=INPUT, help="Sample from an ONNX export with onnxruntime.")
+@click.option("--interpolate", nargs=2, type=INPUT, help="Interpolate between two inputs in n steps.")
 @click.option("--device", default="auto", show_default=True)
 def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tokens, which, onnx_dir, interpolate,
            device) -> None:
@@ -628,8 +636,8 @@ def _json_safe(value):
 
 
 @click.command("eval")
-@click.argument("run", type=click.Path())
-@click.option("--data", "cache", type=click.Path(), help="Another cache to evaluate on [default: the run's].")
+@click.argument("run", type=INPUT)
+@click.option("--data", "cache", type=INPUT, help="Another cache to evaluate on [default: the run's].")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]),
               help="Items to evaluate on [default: test when the run keeps a test split (train.test_fraction), "
                    "else val; all of a --data cache that shares no item with the run's].")
@@ -712,7 +720,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 
 
 @click.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=INPUT)
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid: each image, then its reconstruction.")
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
@@ -778,7 +786,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
 
 
 @click.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=INPUT)
 @click.option("--onnx", "onnx", is_flag=True, help="Export to ONNX (the one format so far).")
 @click.option("-o", "--output", type=OUTPUT, help="Folder for the .onnx files [default: RUN/onnx].")
 @click.option("--checkpoint", "which", default="best", show_default=True)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from artforge.errors import BadInput, first_line
-from artforge.fsutil import atomic_path
+from artforge.fsutil import atomic_path, check_reachable, check_readable
 
 FORMAT = "artforge-checkpoint"
 VERSION = 1
@@ -26,8 +26,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; anything else is a one-line BadInput."""
     path = Path(path)
+    check_reachable(path)
     if not path.is_file():
         raise BadInput(path, "no such checkpoint")
+    check_readable(path)  # else is_zipfile would call it a truncated archive
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; this also catches a truncated one
         raise BadInput(path, "not an artforge checkpoint (not a torch checkpoint archive, or a truncated one)")
     try:

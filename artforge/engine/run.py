@@ -56,8 +56,12 @@ class LoadedRun:
 
 def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
     """(checkpoint file, run folder or None) for a run folder or a checkpoint path."""
+    from artforge.fsutil import check_reachable, check_readable_folder
+
     p = Path(run)
+    check_reachable(p)
     if p.is_dir():
+        check_readable_folder(p)
         if Path(which).name != which:  # another run's file would be read as this run's (and eval.json rewritten)
             raise BadInput(which, "--checkpoint names a file inside the run folder (best, last or e.g. "
                                   "step-500.pt); to use another checkpoint, pass it as RUN")
@@ -165,11 +169,18 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:
     """A run folder's config.json, checked for the parts a resumed run reads."""
+    from artforge.fsutil import check_reachable, check_readable, check_readable_folder
+
+    check_reachable(run_dir)
+    check_readable_folder(run_dir)
     p = Path(run_dir) / CONFIG
+    check_readable(p)
     try:
         config = json.loads(p.read_text())
     except FileNotFoundError:
         raise BadInput(p, "no such file: not a run folder") from None
+    except UnicodeDecodeError:
+        raise BadInput(p, "not a text file") from None
     except json.JSONDecodeError as exc:
         raise BadInput(p, f"invalid JSON ({exc})") from None
     problem = run_config_problem(config)

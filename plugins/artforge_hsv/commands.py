@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from artforge.cli.params import OUTPUT, check_sampling, check_seed
+from artforge.cli.params import INPUT, OUTPUT, check_sampling, check_seed
 from artforge.errors import ArtforgeError
 
 
 @click.command()
-@click.argument("run", type=click.Path())
+@click.argument("run", type=INPUT)
 @click.argument("images", nargs=-1, required=True)
 @click.option("-k", "--keep-rows", type=int, required=True, help="Rows kept from the top of each image.")
 @click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Completions per image.")
