@@ -196,7 +196,18 @@ def test_validation_nonspace_accuracy_weighs_batches_by_their_ink():
 @pytest.mark.parametrize("setting, says", [("embed=0", "embed must be at least 1, got 0"),
                                            ("latent=0", "latent must be at least 1, got 0"),
                                            ("prior_width=0", "prior_width must be at least 1, got 0"),
-                                           ("tau_end=0", "tau_end must be above 0, got 0.0")])
+                                           ("tau_end=0", "tau_end must be above 0, got 0.0"),
+                                           # these trained without a word
+                                           ("freq_batches=0", "freq_batches must be at least 1, got 0 "
+                                                              "(freq_power=0 with space_weight=1 weighs every "
+                                                              "character alike)"),
+                                           ("calibrate=-1", "calibrate must be 0 or more, got -1.0"),
+                                           ("beta=-0.5", "beta must be 0 or more, got -0.5"),
+                                           ("free_bits=-1", "free_bits must be 0 or more, got -1.0"),
+                                           ("space_weight=-1", "space_weight must be 0 or more, got -1.0"),
+                                           ("image_weight=-2", "image_weight must be 0 or more, got -2.0"),
+                                           ("max_weight=0", "max_weight must be above 0, got 0.0"),
+                                           ("image_px=0", "image_px must be 4 to 128 pixels, got 0")])
 def test_settings_no_run_can_use_are_one_line_before_training(run, runner, tmp_path, setting, says):
     # torch built the zero-width layers without a word; the first step died as an internal error
     r = invoke(runner, "train", *TINY, "--data", run / "tiny.h5", "--steps", "2", "--set", setting,

@@ -144,6 +144,15 @@ def test_dcgan_refuses_sizes_it_cannot_build(tmp_path, size, scale):
     assert res.exit_code != 0 and "power of two" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("model", ["sigil-dcgan", "sigil-cdcgan"])
+def test_gans_refuse_a_negative_mode_seeking_weight(glyphs, halves, tmp_path, model):
+    # it trained without the term, and without a word
+    res = run("train", "--plugin", model, "--data", halves if model == "sigil-cdcgan" else glyphs, "--steps", 1,
+              "--batch-size", 4, "--set", "preset=tiny", "--set", "mode_seek=-1", "-q", "-o", tmp_path / "r", ok=False)
+    assert res.output.strip() == f"Error: {model}: mode_seek must be 0 or more, got -1.0"
+    assert not (tmp_path / "r").exists()
+
+
 # -- sigil-cdcgan ---------------------------------------------------------------------------------
 def halves_cache(folder: Path, n: int = 512, size: int = 16) -> Path:
     """Glyph-like bars, labelled by where they are: ``place=top`` bars lie in the upper half of the

@@ -211,6 +211,8 @@ class SigilGAN(LabelBank, ArtModel):
             raise ArtforgeError(f"{self.name} needs square bitmaps, got token shape {info.token_shape}")
         if config.latent < 1 or config.width < 1 or config.scale < 1 or config.d_steps < 1:
             raise ArtforgeError(f"{self.name}: latent, width, scale and d_steps must be positive")
+        if not config.mode_seek >= 0:  # a negative weight trained without the term, and without a word
+            raise ArtforgeError(f"{self.name}: mode_seek must be 0 or more, got {config.mode_seek}")
         size = info.token_shape[0]
         work = size // config.scale
         if size % config.scale or work < 8 or work & (work - 1):
