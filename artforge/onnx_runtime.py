@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from artforge.errors import ArtforgeError, BadInput, first_line
+from artforge.sampling import check_code_temperature
 
 
 def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
@@ -139,6 +140,7 @@ def latent_decoder(sessions: dict, manifest: dict, n: int, rng: np.random.Genera
     else:
         z = rng.standard_normal((n, *shape)).astype(np.float32)
         if info.get("temperature") == "latent":
+            check_code_temperature(str(manifest.get("model")), temperature)
             z *= np.float32(temperature)
     sess = sessions["decoder"]
     feed = {"z": z}

@@ -85,6 +85,9 @@ def test_sample_and_interpolate_write_png_and_text(run, runner):
     toks = np.load(run / "i.npz")["tokens"]
     assert toks.shape == (5, 8, 16)
     assert codec.to_text(toks[0]).split("\n") == [x.ljust(16) for x in lines[:8]]
+    # noise scaled by 1e20 overflowed float32 in the prior and decoder: NaN logits, every cell character 0
+    r = invoke(runner, "sample", run / "run", "-n", "2", "-t", "1e20", "-o", run / "t.png", ok=False)
+    assert r.output.startswith("Error: --temperature 1e+20 is too large for ascii-vae") and r.output.count("\n") == 1
 
 
 def test_eval_reports_the_figures(run, runner):

@@ -105,6 +105,15 @@ def test_train_sample_eval_export(cache, tmp_path, model):
     run("sample", "--onnx", out / "onnx", "-n", 6, "-o", tmp_path / "o.png", "--tokens", tmp_path / "o.npz")
     toks = _tokens(tmp_path / "o.npz")
     assert toks.shape == (6, 8, 8) and toks.max() < 13
+    # a temperature that overflows float32 in the decoder: torch made a blank grid (NaN logits, argmax 0),
+    # onnxruntime other colours; both refuse it alike, and both sample at the largest one allowed
+    for way in ([out], ["--onnx", out / "onnx"]):
+        run("sample", *way, "-n", 2, "-t", "1e6", "-o", tmp_path / "t.png")
+        res = run("sample", *way, "-n", 2, "-t", "1e30", "-o", tmp_path / "t.png", ok=model == "palette-gsvae")
+        if model != "palette-gsvae":  # its codes are drawn one-hot, never scaled
+            assert res.output == (f"Error: --temperature 1e+30 is too large for {model}, which scales its random "
+                                  "codes by it: at most 1e+06 (codes that far out overflow the model's float32 "
+                                  "arithmetic)\n")
     run("sample", out, "--label", "x=1", "-o", tmp_path / "x.png", ok=False)
     with pytest.raises(ArtforgeError, match="unconditional"):
         sample_onnx(out / "onnx", 2, labels=np.ones(3, np.float32))

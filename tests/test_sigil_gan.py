@@ -102,6 +102,10 @@ def test_dcgan_trains_two_discriminator_steps_per_generator_step_samples_evaluat
     assert "decoder.onnx" in res.output
     toks, codec = sample_onnx(out / "onnx", 5, seed=1)
     assert toks.shape == (5, 16, 16) and set(np.unique(toks)) <= {0, 1} and codec["codec"] == "binary"
+    # noise scaled by 1e30 overflowed float32 in the generator: all paper in torch, all ink in onnxruntime
+    for way in ([out], ["--onnx", out / "onnx"]):
+        res = run("sample", *way, "-n", 2, "-t", "1e30", "-o", tmp_path / "t.png", ok=False)
+        assert "--temperature 1e+30 is too large for sigil-dcgan" in res.output and res.output.count("\n") == 1
 
 
 def test_dcgan_samples_are_seeded_and_temperature_scales_the_code(glyphs, tmp_path):

@@ -36,6 +36,7 @@ from torch import nn
 
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
+from artforge.sampling import check_code_temperature
 
 
 @dataclass
@@ -407,6 +408,7 @@ class AsciiVAE(ArtModel):
         grid given it) and the decoder; each cell its likeliest character."""
         if labels is not None:
             raise ArtforgeError("ascii-vae is unconditional; drop --label")
+        check_code_temperature(self.name, temperature)
         device = self.decoder.coords.device
         noise = torch.randn((n, self.latent_dim), generator=generator, device=device) * temperature
         return self.decode(self.from_noise(noise)).argmax(1)

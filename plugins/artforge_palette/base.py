@@ -30,6 +30,7 @@ from artforge.augment import augment
 from artforge.conditioning import LabelBank
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
+from artforge.sampling import check_code_temperature
 
 
 class PaletteModel(LabelBank, ArtModel):
@@ -231,6 +232,8 @@ class PaletteModel(LabelBank, ArtModel):
         most likely colour."""
         if top_k is not None or top_p is not None or options:
             raise ArtforgeError(f"{self.name} decodes each pixel's most likely colour; --top-k/--top-p do not apply")
+        if self.latent != "categorical":  # Gaussian codes are scaled by it; categorical ones are drawn as they are
+            check_code_temperature(self.name, temperature)
         y = self.check_labels(labels, n, generator)
         return self._argmax(self.prior(n, generator, temperature), y)
 

@@ -46,6 +46,7 @@ from artforge.augment import augment
 from artforge.conditioning import LabelBank
 from artforge.errors import ArtforgeError
 from artforge.models import ArtModel, DataInfo, OnnxModule
+from artforge.sampling import check_code_temperature
 from artforge_sigil.figures import frechet, iou_matrix, nearest, nearest_iou, paired_iou, pooled, strokes
 
 
@@ -302,6 +303,7 @@ class SigilGAN(LabelBank, ArtModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                labels: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+        check_code_temperature(self.name, temperature)
         y = self.check_labels(labels, n, generator)
         z = self._codes(n, generator, temperature)
         if y is None:
