@@ -115,3 +115,37 @@ def test_a_damaged_metrics_log_does_not_stop_the_listing(runner, runs_root, tmp_
         assert row["step"] in (6, 7) and (row["seconds"] is None) == (row["step"] == 7)
         assert row["best_val_loss"] > 0.001 and isinstance(row["best_val_step"], int)  # a val line without a step
         assert "best val loss" in invoke(runner, "runs", run).stdout
+
+
+def test_a_hand_edited_eval_and_log_show_only_what_is_valid(runner, runs_root, tmp_path):
+    """eval.json and metrics.jsonl were shown as they were: 'eval (step s, ...)', figures 'nan' and
+    'inf', a note's line break splitting the output, and a negative elapsed_s as 'trained for -5s'."""
+    import shutil
+
+    run = tmp_path / "root" / "c"
+    shutil.copytree(runs_root / "a", run)
+    ev = json.loads((run / "eval.json").read_text())
+    good = dict(ev["figures"])
+    ev.update(step="s", split=["val"], note="one\ntwo")
+    ev["figures"].update(bits_per_pixel=float("nan"), next_token_accuracy=float("inf"))
+    (run / "eval.json").write_text(json.dumps(ev))  # NaN and Infinity: what json.dumps writes, and reads back
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if json.loads(line)["split"] == "train")
+    lines[last] = json.dumps({**json.loads(lines[last]), "elapsed_s": -5})
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+    out = invoke(runner, "runs", run).stdout
+    assert "eval (step damaged, split damaged)" in out and "one\\ntwo" in out and "\ntwo" not in out
+    assert "damaged" in out and "bits_per_pixel, next_token_accuracy (not finite numbers; left out)" in out
+    assert "nan" not in out and "inf" not in out and "-5s" not in out
+    for k in good.keys() - {"bits_per_pixel", "next_token_accuracy"}:
+        assert f"  {k} " in out
+    def no_constants(name):
+        raise AssertionError(f"--json wrote {name}, which JSON has no spelling for")
+
+    row = json.loads(invoke(runner, "runs", run, "--json").stdout, parse_constant=no_constants)[0]
+    assert row["seconds"] is None and row["eval"]["step"] is None and row["eval"]["split"] is None
+    assert row["eval"]["damaged"] == ["step", "split", "figures.bits_per_pixel", "figures.next_token_accuracy"]
+    assert "bits_per_pixel" not in row["eval"]["figures"]
+    table = invoke(runner, "runs", run.parent).stdout
+    assert "-5s" not in table and "eval onnx" in table

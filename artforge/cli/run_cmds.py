@@ -43,6 +43,43 @@ def _finite(value: Any) -> float | None:
     return number if number is not None and math.isfinite(number) else None
 
 
+def _count(value: Any) -> float | None:
+    """A step or a training time: a finite number, and not negative (a hand-edited log may hold any)."""
+    number = _finite(value)
+    return number if number is not None and number >= 0 else None
+
+
+EVAL_SPLITS = ("test", "val", "train", "all")  # what `artforge eval` records
+
+
+def _eval_summary(ev: Any) -> dict | None:
+    """eval.json as `runs` shows it: the parts `artforge eval` could have written. A step that is not a
+    whole number of 0 or more, a split eval has not, or a figure that is NaN or infinite (eval writes
+    those as null) comes from a hand edit or a damaged file: it is named in ``damaged`` (``step``,
+    ``split``, ``figures.NAME``) and left out."""
+    if not isinstance(ev, dict) or not isinstance(ev.get("figures"), dict):
+        return None
+    damaged = []
+    step = _count(ev.get("step"))
+    if step is None or not step.is_integer():
+        damaged.append("step")
+    split = ev.get("split") if ev.get("split") in EVAL_SPLITS else None
+    if split is None:
+        damaged.append("split")
+    figures = {}
+    for k, v in ev["figures"].items():
+        if isinstance(v, float) and not math.isfinite(v):
+            damaged.append(f"figures.{k}")
+        else:
+            figures[k] = v
+    out = {"step": None if "step" in damaged else int(step), "split": split, "figures": figures}
+    if isinstance(ev.get("note"), str):  # e.g. an --init run trained on the test items
+        out["note"] = ev["note"]
+    if damaged:
+        out["damaged"] = damaged
+    return out
+
+
 def summarize(run: Path) -> dict:
     """What a run folder says about itself; ``problem`` is set (and the rest may be missing) when its
     config cannot be read."""
@@ -66,13 +103,13 @@ def summarize(run: Path) -> dict:
                codec=codec.get("spec") or codec.get("codec"), data=data.get("source") or data["cache"],
                planned_steps=train.get("steps"), init=config.get("init"))
     records = read_metrics(run)
-    trained = [r for r in records if r.get("split") == "train" and _finite(r.get("step")) is not None]
+    trained = [r for r in records if r.get("split") == "train" and _count(r.get("step")) is not None]
     vals = [r for r in records if r.get("split") == "val" and _finite(r.get("loss")) is not None
-            and _finite(r.get("step")) is not None]
+            and _count(r.get("step")) is not None]
     # how far the run got: its last train line, or the stop line of a run stopped between log lines
-    reached = [r for r in records if r.get("split") in ("train", "stop") and _finite(r.get("step")) is not None]
+    reached = [r for r in records if r.get("split") in ("train", "stop") and _count(r.get("step")) is not None]
     row["step"] = int(reached[-1]["step"]) if reached else 0
-    row["seconds"] = _finite(reached[-1].get("elapsed_s")) if reached else None
+    row["seconds"] = _count(reached[-1].get("elapsed_s")) if reached else None
     row["last_train_loss"] = _number(trained[-1].get("loss")) if trained else None
     if vals:
         best = min(vals, key=lambda r: r["loss"])
@@ -80,11 +117,9 @@ def summarize(run: Path) -> dict:
     row["checkpoints"] = [name for name in ("best.pt", "last.pt") if (run / name).is_file()]
     row["onnx"] = (run / "onnx" / "manifest.json").is_file()
     try:
-        ev = json.loads((run / "eval.json").read_text())
-        if isinstance(ev, dict) and isinstance(ev.get("figures"), dict):
-            row["eval"] = {"step": ev.get("step"), "split": ev.get("split"), "figures": ev["figures"]}
-            if isinstance(ev.get("note"), str):  # e.g. an --init run trained on the test items
-                row["eval"]["note"] = ev["note"]
+        ev = _eval_summary(json.loads((run / "eval.json").read_text()))
+        if ev is not None:
+            row["eval"] = ev
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         pass
     return row
@@ -125,10 +160,14 @@ def _show_one(row: dict) -> None:
         lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
         ev = row.get("eval")
         if ev:
-            lines.append((f"eval (step {ev['step']}, {ev['split']})", ""))
+            step, split = ev["step"] if ev["step"] is not None else "damaged", ev["split"] or "split damaged"
+            lines.append((f"eval (step {step}, {split})", ""))
             if ev.get("note"):
-                lines.append(("  note", ev["note"]))
-            lines += [(f"  {k}", _fmt(v)) for k, v in ev["figures"].items()]
+                lines.append(("  note", shown(ev["note"])))
+            lines += [(f"  {shown(k)}", shown(_fmt(v))) for k, v in ev["figures"].items()]
+            figures = [k.removeprefix("figures.") for k in ev.get("damaged", ()) if k.startswith("figures.")]
+            if figures:
+                lines.append(("  damaged", f"{', '.join(map(shown, figures))} (not finite numbers; left out)"))
         else:
             lines.append(("eval", "none yet (artforge eval RUN)"))
     width = max(len(k) for k, _ in lines)
