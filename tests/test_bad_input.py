@@ -368,6 +368,34 @@ def test_resume_without_last_checkpoint_keeps_best(runner, run, tmp_path):
     assert (copy / "best.pt").read_bytes() == (run / "best.pt").read_bytes()
 
 
+def test_a_run_whose_config_json_is_gone_is_listed_and_resumes_from_last_pt(runner, run, tmp_path):
+    """config.json deleted by hand, the checkpoints (each carrying the run config) kept: `runs` said
+    'no runs' and --resume refused ('not a run folder')."""
+    copy, only_best = tmp_path / "root" / "copy", tmp_path / "root" / "only-best"
+    for folder, names in ((copy, ("best.pt", "last.pt", "metrics.jsonl")), (only_best, ("best.pt",))):
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes((run / name).read_bytes())
+    rows = {r["run"]: r for r in json.loads(invoke(runner, "runs", copy.parent, "--json").output)}
+    assert rows[str(copy)]["problem"] == (f"config.json is missing (a copy is in last.pt: `artforge train --resume "
+                                          f"--out {copy}` restores it, training on to the planned steps)")
+    assert rows[str(only_best)]["problem"] == ("config.json is missing (a copy is in best.pt, which sample, eval and "
+                                               "export read; --resume needs last.pt)")
+
+    r = invoke(runner, "train", "--resume", "-o", only_best, "--steps", "4", ok=False)
+    assert r.output == (f"Error: {only_best / 'config.json'}: missing, and so is last.pt, so the run cannot continue "
+                        f"where it stopped; start a new run, e.g. with --init {only_best / 'best.pt'}\n")
+    assert sorted(p.name for p in only_best.iterdir()) == ["best.pt"]
+
+    r = invoke(runner, "train", "--resume", "-o", copy, "--steps", "4")
+    assert f"note: {copy / 'config.json'} was missing; restored it from the run config last.pt carries" in r.output
+    restored, original = json.loads((copy / "config.json").read_text()), json.loads((run / "config.json").read_text())
+    assert restored["train"].pop("steps") == 4 and original["train"].pop("steps") == 2
+    assert restored == original
+    assert torch.load(copy / "last.pt", weights_only=True)["step"] == 4
+    assert invoke(runner, "runs", copy, "--json").output.count('"problem"') == 0
+
+
 def test_damaged_onnx_manifest(runner, run, tmp_path):
     out = tmp_path / "onnx"
     invoke(runner, "export", run, "--onnx", "-o", out)

@@ -17,12 +17,13 @@ SKIP = {".cache", "__pycache__", "onnx", "samples"}  # folders of a run or of th
 
 
 def find_runs(path: Path, depth: int = 2) -> list[Path]:
-    """Run folders (those holding config.json) at PATH or up to ``depth`` levels below it, in name order.
+    """Run folders (those holding config.json, or a checkpoint whose config.json is gone) at PATH or up
+    to ``depth`` levels below it, in name order.
     A folder that may not be read (chmod 000) is returned too, for the listing to name as unreadable:
     whether it holds runs cannot be told."""
     if not os.access(path, os.R_OK | os.X_OK):
         return [path]
-    if (path / "config.json").is_file():
+    if any((path / name).is_file() for name in ("config.json", "last.pt", "best.pt")):
         return [path]
     if depth == 0:
         return []
@@ -90,6 +91,13 @@ def summarize(run: Path) -> dict:
         return {**row, "problem": "cannot read the folder (permission denied)"}
     try:
         config = json.loads((run / "config.json").read_text())
+    except FileNotFoundError:  # found by its checkpoints, which `runs` never opens
+        if (run / "last.pt").is_file():
+            how = (f"a copy is in last.pt: `artforge train --resume --out {shown(run)}` restores it, training on to "
+                   "the planned steps")
+        else:
+            how = "a copy is in best.pt, which sample, eval and export read; --resume needs last.pt"
+        return {**row, "problem": f"config.json is missing ({how})"}
     except PermissionError:
         return {**row, "problem": "config.json: cannot read it (permission denied)"}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -202,7 +210,7 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"no runs (folders with a config.json) in {', '.join(shown(p) for p in paths)}")
+        click.echo(f"no runs (folders with a config.json or checkpoints) in {', '.join(shown(p) for p in paths)}")
         return
     if len(rows) == 1 and len(paths) == 1 and found[0] == paths[0]:
         _show_one(rows[0])

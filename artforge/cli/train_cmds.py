@@ -225,7 +225,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     where it stopped. A run that fails before it has written anything but config.json leaves no
     folder behind, so the same --out can be used again.
     """
-    from artforge.engine.run import CONFIG, LAST, next_run_dir, read_run_config
+    from artforge.engine.run import CONFIG, LAST, next_run_dir, resume_run_config
     from artforge.engine.trainer import (
         NonFinite,
         TrainConfig,
@@ -244,7 +244,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     if epochs is not None:
         options["epochs"] = epochs
     init = None
-    made_folder = False
+    made_folder = restored = False
     if resume:
         if init_from:
             raise ArtforgeError("--resume continues a run with its own weights; drop --init")
@@ -254,7 +254,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             raise ArtforgeError("--resume continues on the run's own cache and settings; drop --data/--codec/"
                                 "--labels/--size/--set")
         run_dir = Path(out)
-        run_config = read_run_config(run_dir)
+        run_config, restored = resume_run_config(run_dir)
         cfg_values = dict(run_config["train"])
         # Settings the run's weights, data order and log depend on are the run's own: one given with
         # another value would otherwise be dropped without a word (a resumed run trains as it began).
@@ -336,6 +336,8 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             run_config["train"] = dataclasses.asdict(trainer.cfg)  # with the resolved steps and intervals
             if main:
                 write_run_config(run_dir, run_config)
+                if restored:
+                    _echo(f"note: {run_dir / CONFIG} was missing; restored it from the run config {LAST} carries")
             _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
                   f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) "
                   f"on {trainer.device} for {trainer.total} steps -> {run_dir}")

@@ -189,6 +189,24 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     return config
 
 
+def resume_run_config(run_dir: str | os.PathLike) -> tuple[dict, bool]:
+    """(the run config ``train --resume`` continues with, whether it came from last.pt): config.json,
+    or where that alone is gone (deleted by hand) the copy every checkpoint carries, from last.pt,
+    which the resumed run continues from anyway; the caller writes it back as config.json."""
+    from artforge.fsutil import check_reachable, check_readable_folder
+
+    run_dir = Path(run_dir)
+    check_reachable(run_dir)
+    check_readable_folder(run_dir)
+    if run_dir.is_dir() and not (run_dir / CONFIG).exists():
+        if (run_dir / LAST).is_file():
+            return read_checkpoint(run_dir / LAST)[3], True
+        if (run_dir / BEST).is_file():
+            raise BadInput(run_dir / CONFIG, f"missing, and so is {LAST}, so the run cannot continue where it "
+                                             f"stopped; start a new run, e.g. with --init {run_dir / BEST}")
+    return read_run_config(run_dir), False
+
+
 def run_config_problem(config: Any) -> str | None:
     """What is missing or malformed in a run config, or None."""
     if not isinstance(config, dict):
