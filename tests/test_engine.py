@@ -245,6 +245,25 @@ def test_a_run_being_trained_is_not_trained_by_a_second_process(runner, tiny_cac
     assert steps == list(range(1, 25))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl: runs are not locked")
+@pytest.mark.parametrize("errno_name", ["ENOLCK", "EOPNOTSUPP"])
+def test_a_file_system_without_flock_trains_unlocked(tmp_path, monkeypatch, errno_name):
+    """Some network mounts refuse flock (ENOLCK, EOPNOTSUPP): the run trains unlocked, as before the
+    lock, rather than ending as an internal OSError."""
+    import errno
+    import fcntl
+
+    from artforge.fsutil import run_lock
+
+    def no_flock(fd, op):
+        raise OSError(getattr(errno, errno_name), "flock not supported")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with run_lock(tmp_path):
+        entered = True
+    assert entered
+
+
 @pytest.mark.parametrize("damaged", ['{"split": "train", "step": 1e400, "loss": 1.0}',  # inf: int() overflowed
                                      '{"split": "val", "step": null, "loss": 1.0}',
                                      '{"split": "train", "loss": 1.0}'])  # no step: loss.png's plot failed
