@@ -90,10 +90,21 @@ def test_an_empty_pipe_and_a_device_are_named_for_what_they_are(runner, tmp_path
         r = invoke(runner, "decode", pipe, "-o", tmp_path / "t.png", ok=False)
     assert r.output.strip() == f"Error: {tmp_path / 'pipe'}: empty input (the pipe gave no bytes)"
     if os.path.exists("/dev/zero"):  # endless: refused, never read
-        r = invoke(runner, "encode", "-c", "hsv544", "/dev/zero", "-o", tmp_path / "t.npz", ok=False)
-        assert "skipped /dev/zero: not a regular file or a pipe" in r.output
-        r = invoke(runner, "data", "build", "/dev/zero", "-c", "hsv544", "-o", tmp_path / "z.h5", ok=False)
-        assert r.output.strip() == "Error: /dev/zero: not a regular file, folder or pattern"
+        # in a child with a timeout and a memory cap: were it read, it would fill this process's memory
+        for args, says in ((["encode", "-c", "hsv544", "/dev/zero", "-o", tmp_path / "t.npz"],
+                            "skipped /dev/zero: not a regular file or a pipe\n"),
+                           (["data", "build", "/dev/zero", "-c", "hsv544", "-o", tmp_path / "z.h5"],
+                            "Error: /dev/zero: not a regular file, folder or pattern\n")):
+            done = subprocess.run([*ARTFORGE, *map(str, args)], capture_output=True, text=True, timeout=120,
+                                  env=subprocess_env(), preexec_fn=_cap_memory)
+            assert done.returncode == 1 and says in done.stderr, (args, done.returncode, done.stderr[-500:])
+
+
+def _cap_memory() -> None:
+    """A child's address space capped (4 GB: torch imports well within it), so a runaway read fails fast."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
 def test_data_build_and_palette_extract_take_one_piped_picture(runner, tmp_path, picture):
