@@ -181,8 +181,9 @@ def _wait_for_step(run: Path, step: int, proc: subprocess.Popen, timeout: float 
     raise AssertionError("no checkpoint in time")
 
 
-SLOW = ["--plugin", "hsv-transformer", "--set", "n_layer=2", "--set", "n_embd=128", "--batch-size", "16",
-        "--set", "ckpt_every=1", "--set", "log_every=1", "--steps", "24", "-q"]
+# on the CPU even where there is a GPU: steps slow enough for a test to act between them
+SLOW = ["--device", "cpu", "--plugin", "hsv-transformer", "--set", "n_layer=2", "--set", "n_embd=128",
+        "--batch-size", "16", "--set", "ckpt_every=1", "--set", "log_every=1", "--steps", "24", "-q"]
 
 
 def test_exact_resume_after_sigkill(runner, tiny_cache, tmp_path):
