@@ -271,13 +271,13 @@ def codec_from_config(config: dict | str) -> Codec:
             f"codec {name!r} is not installed (known: {', '.join(reg.names()) or 'none'}); "
             "install the plugin that provides it"
         )
-    args = config.get("args", "")
-    if not isinstance(args, str):  # every from_config parses it as spec text: 544 would fail on str methods
-        raise ArtforgeError(f"bad stored codec config for {name!r}: 'args' must be text (the spec after the codec "
-                            f"name), not {json.dumps(args)[:40]}")
     try:
         return reg.get(name).obj.from_config(config)
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        args = config.get("args", "")
+        if not isinstance(args, str):  # the default from_config parses it as spec text: 544 fails on str methods
+            raise ArtforgeError(f"bad stored codec config for {name!r}: 'args' must be text (the spec after the "
+                                f"codec name), not {json.dumps(args)[:40]}") from None
         raise ArtforgeError(f"bad stored codec config for {name!r}: {exc}") from None
 
 

@@ -186,13 +186,11 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:
-        fcntl = None
-    if fcntl is None:
         yield
         return
     path = Path(run_dir) / TRAIN_LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies, as to every file made
     except OSError as exc:
         raise _cannot_write(path, exc) from None
     try:

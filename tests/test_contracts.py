@@ -394,3 +394,42 @@ def test_a_model_that_cannot_be_built_is_blamed_not_the_settings(runner, gray, p
     assert "with its default settings" in line and "BareSuper.__init__" in line and "--set" not in line, line
     _, r = _train(runner, pictures, tmp_path / "c", "sample_bug=offset", model="gray-bare-super", ok=False)
     assert "check the --set values" in _error(r.output)  # a setting the user gave may be the cause
+
+
+class LevelsCodec(Codec):
+    """A plugin codec whose config() stores its argument as a number, as docs/hooks.md allows ("rebuild
+    exactly from plain JSON"), and whose from_config reads it back."""
+
+    name = "levels"
+    description = "N grey levels (a test codec that stores a number in its config)"
+
+    def __init__(self, n: int = 5):
+        self.n, self.spec, self.vocab_size = n, f"levels:{n}", n
+
+    @classmethod
+    def from_spec(cls, args):
+        return cls(int(args or 5))
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["args"])
+
+    def config(self):
+        return {"codec": self.name, "spec": self.spec, "args": self.n}
+
+    def encode(self, images):
+        return (np.asarray(images)[..., :3].mean(-1) * self.n // 256).astype(np.int64)
+
+    def decode(self, tokens):
+        v = (self.check_tokens(tokens) * (255 // (self.n - 1))).astype(np.uint8)
+        return np.stack([v, v, v, np.full_like(v, 255)], -1)
+
+
+def test_a_plugin_codec_may_store_args_that_are_not_text(runner, pictures, tmp_path):
+    """Only the default from_config (and artforge's own codecs) read 'args' as spec text: a plugin codec
+    with its own config()/from_config may store a number there, and its token files decode."""
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(LevelsCodec)))
+    assert get_plugin_manager().register(plugin, "levelsplug")
+    invoke(runner, "encode", "-c", "levels:4", pictures / "png", "-o", tmp_path / "t.npz")
+    r = invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "t.png")
+    assert "decoded 12 with levels:4" in r.output, r.output

@@ -320,6 +320,24 @@ def test_a_checkpoint_copied_into_another_runs_folder_is_its_own_run(runner, tin
     assert "metrics.jsonl" in r.output and (tmp_path / "host" / "metrics.jsonl").stat().st_size > 0
 
 
+def test_a_copied_checkpoint_named_by_checkpoint_is_its_own_run_too(runner, tiny_cache, tmp_path, one_thread):
+    """`eval HOST --checkpoint COPY.pt` names the same copied checkpoint as `eval HOST/COPY.pt`: it writes
+    COPY.eval.json, not the host run's eval.json (which `runs` shows as the host's own figures)."""
+    import shutil
+
+    host, plain = tmp_path / "host", tmp_path / "plain"
+    for run in (host, plain):
+        invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", run)
+    invoke(runner, "eval", host)
+    host_eval = (host / "eval.json").read_text()
+    shutil.copy(plain / "best.pt", host / "plain-best.pt")
+    invoke(runner, "eval", host, "--checkpoint", "plain-best.pt")
+    assert (host / "eval.json").read_text() == host_eval
+    assert json.loads((host / "plain-best.eval.json").read_text())["checkpoint"] == str(host / "plain-best.pt")
+    invoke(runner, "eval", host, "--checkpoint", "last.pt")  # the run's own checkpoints still write its eval.json
+    assert json.loads((host / "eval.json").read_text())["checkpoint"] == str(host / "last.pt")
+
+
 def test_eval_on_a_data_set_an_init_run_trained_on_keeps_the_split_rule(runner, tiny_cache, emoji, tmp_path,
                                                                        one_thread):
     """--data with a cache that shares no item with the run's own but that its --init run trained on:

@@ -48,6 +48,20 @@ def test_runs_lists_each_run_with_its_progress_and_best_validation(runner, runs_
     assert "3 run(s), 1 unreadable" in out and "6/6" in out and "4/4" in out
 
 
+def test_a_checkpoint_beside_a_folder_of_runs_hides_none_of_them(runner, runs_root, tmp_path):
+    """A best.pt copied to the top of a folder of runs (to share it, say) made `runs` list that folder
+    alone, as a run whose config.json is missing, and none of the runs inside it."""
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs_root / "a", root / "a")
+    shutil.copytree(runs_root / "group", root / "group")
+    shutil.copy(runs_root / "a" / "best.pt", root / "best.pt")
+    rows = {r["run"]: r for r in json.loads(invoke(runner, "runs", root, "--json").stdout)}
+    assert set(rows) == {str(root), str(root / "a"), str(root / "group" / "b")}
+    assert rows[str(root / "a")]["step"] == 6 and rows[str(root)]["problem"].startswith("config.json is missing")
+
+
 def test_runs_into_a_pipe_prints_rows_whole_and_a_narrow_terminal_folds(runner, runs_root, monkeypatch):
     """Piped or logged (make demo), rich's 80-column default folded 'hsv-transformer (tiny)' over two
     lines; COLUMNS (a terminal's width) still folds cells instead of cutting any."""

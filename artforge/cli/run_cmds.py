@@ -23,15 +23,17 @@ def find_runs(path: Path, depth: int = 2) -> list[Path]:
     whether it holds runs cannot be told."""
     if not os.access(path, os.R_OK | os.X_OK):
         return [path]
-    if any((path / name).is_file() for name in ("config.json", "last.pt", "best.pt")):
+    if (path / "config.json").is_file():
         return [path]
+    # a checkpoint without its config.json: a run to restore, or a best.pt copied beside runs, still searched
+    here = [path] if any((path / name).is_file() for name in ("last.pt", "best.pt")) else []
     if depth == 0:
-        return []
+        return here
     try:
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP)
     except OSError:
-        return []
-    return [run for child in children for run in find_runs(child, depth - 1)]
+        return here
+    return here + [run for child in children for run in find_runs(child, depth - 1)]
 
 
 def _number(value: Any) -> float | None:

@@ -97,8 +97,11 @@ def read_checkpoint(run: str | os.PathLike, which: str = "best",
         raise BadInput(ckpt_path, f"damaged run config ({problem})")
     if expect_model and model_name != expect_model:
         raise BadInput(ckpt_path, f"is a {model_name!r} run, not {expect_model!r}")
-    if run_dir is not None and Path(run).is_file() and not _same_run(_json_or_none(run_dir / CONFIG), config):
-        run_dir = None  # a checkpoint copied into another run's folder: that folder's config and files are not its
+    # a checkpoint copied into another run's folder (passed as a path, or named by --checkpoint): that folder's
+    # config and files are not its
+    named = Path(run).is_file() or which not in ("best", "last")
+    if run_dir is not None and named and not _same_run(_json_or_none(run_dir / CONFIG), config):
+        run_dir = None
     return ckpt_path, run_dir, state, config
 
 
