@@ -23,8 +23,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; anything else is a one-line BadInput."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; anything else is a one-line BadInput. ``mmap``: tensors
+    are mapped from the file, read only when used."""
     path = Path(path)
     check_reachable(path)
     if not path.is_file():
@@ -33,7 +35,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; this also catches a truncated one
         raise BadInput(path, "not an artforge checkpoint (not a torch checkpoint archive, or a truncated one)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # any file can be handed in: whatever the loader raises is bad input
         first = first_line(exc)
         if first.startswith("Weights only load failed"):

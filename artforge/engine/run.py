@@ -80,13 +80,14 @@ def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, 
     raise BadInput(p, "no such run folder or checkpoint")
 
 
-def read_checkpoint(run: str | os.PathLike, which: str = "best",
-                    expect_model: str | None = None) -> tuple[Path, Path | None, dict, dict]:
-    """(checkpoint file, run folder or None, checkpoint state, run config) of a run or checkpoint."""
+def read_checkpoint(run: str | os.PathLike, which: str = "best", expect_model: str | None = None,
+                    mmap: bool = False) -> tuple[Path, Path | None, dict, dict]:
+    """(checkpoint file, run folder or None, checkpoint state, run config) of a run or checkpoint;
+    ``mmap``: leave the tensors in the file until read (for a caller that wants only the config)."""
     from artforge.engine.checkpoint import load_checkpoint
 
     ckpt_path, run_dir = find_checkpoint(run, which)
-    state = load_checkpoint(ckpt_path)
+    state = load_checkpoint(ckpt_path, mmap=mmap)
     try:
         config = json.loads(state["config"])
         model_name = config["model"]
@@ -262,7 +263,7 @@ def _ancestor_config(ckpt: Path) -> dict:
     """The run config of an --init checkpoint: the copy it carries (a copied best.pt may lie in any
     folder, even another run's), or where the file has gone, its run folder's config.json."""
     if ckpt.is_file():
-        return read_checkpoint(ckpt)[3]
+        return read_checkpoint(ckpt, mmap=True)[3]  # the config only: the weights stay on disk
     return read_run_config(ckpt.parent)
 
 
