@@ -114,6 +114,13 @@ class ArtModel(nn.Module):
     def on_step(self, step: int, total_steps: int) -> None:
         """Called before every training step (annealing schedules derive from ``step``)."""
 
+    @classmethod
+    def check_training_config(cls, config: Any) -> None:
+        """Refuse (ArtforgeError) settings that only training reads: loss weights, schedules,
+        augmentation. Asked when a run is made (``train``, ``--init``), never when a trained run is
+        loaded, so a run made before a bound existed still samples. Sizes that could not build a
+        working model belong in the constructor."""
+
     def flops_per_token(self) -> float | None:
         """Training FLOPs per token (forward + backward) for MFU, or None."""
         return None
@@ -410,6 +417,7 @@ def make_config(model_cls: type[ArtModel], overrides: dict[str, Any]) -> tuple[A
     except (TypeError, ValueError) as exc:
         raise ArtforgeError(f"bad config for model {model_cls.name!r}: {exc}") from None
     _check_ranges(model_cls.name, config)
+    model_cls.check_training_config(config)
     return config, preset
 
 

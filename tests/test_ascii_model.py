@@ -217,3 +217,18 @@ def test_settings_no_run_can_use_are_one_line_before_training(run, runner, tmp_p
                "-o", tmp_path / "r", ok=False)
     assert r.output.strip() == f"Error: ascii-vae: {says}"
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_made_before_a_training_bound_still_samples(run, runner, tmp_path):
+    """Loss weights are checked when a run is made, not when it is loaded: a run trained (before the
+    bound existed) with calibrate=-1 or beta=-0.5 still samples; a new run from it must choose again."""
+    state = torch.load(run / "run" / "best.pt", weights_only=True)
+    config = json.loads(state["config"])
+    config["model_config"].update(calibrate=-1.0, beta=-0.5)
+    old = tmp_path / "old.pt"
+    torch.save({**state, "config": json.dumps(config)}, old)
+    invoke(runner, "sample", old, "-n", "2", "-o", tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    r = invoke(runner, "train", "--init", old, "--data", run / "tiny.h5", "--steps", "1", "-q",
+               "-o", tmp_path / "again", ok=False)
+    assert r.output.strip() == "Error: ascii-vae: beta must be 0 or more, got -0.5"

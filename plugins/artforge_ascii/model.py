@@ -204,6 +204,20 @@ class AsciiVAE(ArtModel):
     # partial counts of the first batches into the loss weights and the decoding bias eval uses
     ema_copy = ("char_counts", "freq_batches_seen")
 
+    @classmethod
+    def check_training_config(cls, config: AsciiVAEConfig) -> None:
+        """Weights and counts that trained without a word: a negative loss weight rewards errors, a
+        negative calibrate pushes decoding further towards rare characters, and with no batch counted
+        every character weighs 1 (freq_power, space_weight and max_weight go unused)."""
+        for key in ("beta", "kl_warmup", "free_bits", "space_weight", "image_weight", "calibrate"):
+            if not getattr(config, key) >= 0:
+                raise ArtforgeError(f"ascii-vae: {key} must be 0 or more, got {getattr(config, key)}")
+        if not config.max_weight > 0:  # the cap on every character's loss weight
+            raise ArtforgeError(f"ascii-vae: max_weight must be above 0, got {config.max_weight}")
+        if config.freq_batches < 1:
+            raise ArtforgeError(f"ascii-vae: freq_batches must be at least 1, got {config.freq_batches} "
+                                "(freq_power=0 with space_weight=1 weighs every character alike)")
+
     def __init__(self, config: AsciiVAEConfig, info: DataInfo):
         super().__init__(config, info)
         if len(info.token_shape) != 2:
@@ -218,17 +232,6 @@ class AsciiVAE(ArtModel):
         for key in ("tau_start", "tau_end"):  # Gumbel-softmax temperatures divide the logits
             if not getattr(config, key) > 0:
                 raise ArtforgeError(f"ascii-vae: {key} must be above 0, got {getattr(config, key)}")
-        # weights and counts that trained without a word: a negative loss weight rewards errors, a
-        # negative calibrate pushes decoding further towards rare characters, and with no batch
-        # counted every character weighs 1 (freq_power, space_weight and max_weight go unused)
-        for key in ("beta", "kl_warmup", "free_bits", "space_weight", "image_weight", "calibrate"):
-            if not getattr(config, key) >= 0:
-                raise ArtforgeError(f"ascii-vae: {key} must be 0 or more, got {getattr(config, key)}")
-        if not config.max_weight > 0:  # the cap on every character's loss weight
-            raise ArtforgeError(f"ascii-vae: max_weight must be above 0, got {config.max_weight}")
-        if config.freq_batches < 1:
-            raise ArtforgeError(f"ascii-vae: freq_batches must be at least 1, got {config.freq_batches} "
-                                "(freq_power=0 with space_weight=1 weighs every character alike)")
         if not 4 <= config.image_px <= 128:  # the renderer's font size; build_atlas's own error names no field
             raise ArtforgeError(f"ascii-vae: image_px must be 4 to 128 pixels, got {config.image_px}")
         p = config.patch

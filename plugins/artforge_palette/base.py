@@ -58,6 +58,16 @@ class PaletteModel(LabelBank, ArtModel):
         self.init_label_bank(info.label_columns)
         self.beta_now = float(getattr(config, "beta", 1.0))
 
+    @classmethod
+    def check_training_config(cls, config: Any) -> None:
+        """The KL weight and its warm-up, the Gumbel temperature schedule: read only while training."""
+        for key in ("beta", "kl_warmup", "anneal"):
+            if float(getattr(config, key, 0.0)) < 0:
+                raise ArtforgeError(f"{cls.name}: {key} must be 0 or more, got {getattr(config, key)}")
+        for key in ("tau_start", "tau_end"):  # Gumbel-softmax temperatures divide the logits
+            if hasattr(config, key) and not float(getattr(config, key)) > 0:
+                raise ArtforgeError(f"{cls.name}: {key} must be above 0, got {getattr(config, key)}")
+
     def _check_sizes(self, config: Any) -> None:
         """Refuse, in one line naming the field, sizes and rates no run could use; torch builds a
         zero-width layer without a word and only the first step fails, as an internal error."""
@@ -71,12 +81,6 @@ class PaletteModel(LabelBank, ArtModel):
                                     f"{','.join(map(str, widths)) or '(none)'}")
         if int(getattr(config, "blocks", 0)) < 0:
             raise ArtforgeError(f"{self.name}: blocks must be 0 or more, got {config.blocks}")
-        for key in ("beta", "kl_warmup", "anneal"):
-            if float(getattr(config, key, 0.0)) < 0:
-                raise ArtforgeError(f"{self.name}: {key} must be 0 or more, got {getattr(config, key)}")
-        for key in ("tau_start", "tau_end"):  # Gumbel-softmax temperatures divide the logits
-            if hasattr(config, key) and not float(getattr(config, key)) > 0:
-                raise ArtforgeError(f"{self.name}: {key} must be above 0, got {getattr(config, key)}")
 
     # -- the pieces subclasses provide ----------------------------------------------------------
     latent_shape: tuple[int, ...]

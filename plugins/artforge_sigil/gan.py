@@ -206,14 +206,17 @@ class SigilGAN(LabelBank, ArtModel):
                       "weight_decay": 0.0, "ema": 0.999, "min_lr_ratio": 1.0, "warmup_steps": 0}
     onnx_sampler = "artforge.onnx_runtime:latent_decoder"
 
+    @classmethod
+    def check_training_config(cls, config: SigilGANConfig) -> None:
+        if not config.mode_seek >= 0:  # a negative weight trained without the term, and without a word
+            raise ArtforgeError(f"{cls.name}: mode_seek must be 0 or more, got {config.mode_seek}")
+
     def __init__(self, config: SigilGANConfig, info: DataInfo):
         super().__init__(config, info)
         if len(info.token_shape) != 2 or info.token_shape[0] != info.token_shape[1]:
             raise ArtforgeError(f"{self.name} needs square bitmaps, got token shape {info.token_shape}")
         if config.latent < 1 or config.width < 1 or config.scale < 1 or config.d_steps < 1:
             raise ArtforgeError(f"{self.name}: latent, width, scale and d_steps must be positive")
-        if not config.mode_seek >= 0:  # a negative weight trained without the term, and without a word
-            raise ArtforgeError(f"{self.name}: mode_seek must be 0 or more, got {config.mode_seek}")
         size = info.token_shape[0]
         work = size // config.scale
         if size % config.scale or work < 8 or work & (work - 1):
