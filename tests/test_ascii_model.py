@@ -106,7 +106,7 @@ def test_onnx_export_of_the_decoder_and_numpy_sampling(run, runner):
     invoke(runner, "export", run / "run", "--onnx")
     m = json.loads((run / "run" / "onnx" / "manifest.json").read_text())
     assert m["sampler"] == "artforge.onnx_runtime:latent_decoder"
-    assert m["info"] == {"latent_shape": [4 + 4 * 2 * 4], "latent": "gaussian"}
+    assert m["info"] == {"latent_shape": [4 + 4 * 2 * 4], "latent": "gaussian", "temperature": "latent"}
     assert m["modules"]["decoder"]["max_abs_diff"] <= 1e-4
     sess = ort.InferenceSession(str(run / "run" / "onnx" / "decoder.onnx"))
     model = load_run(run / "run").model
@@ -116,6 +116,14 @@ def test_onnx_export_of_the_decoder_and_numpy_sampling(run, runner):
     np.testing.assert_allclose(sess.run(None, {"z": z})[0], want, atol=1e-4)
     invoke(runner, "sample", "--onnx", run / "run" / "onnx", "-n", "3", "-o", run / "o.png")
     assert len((run / "o.txt").read_text().split("\n")) == 3 * 9
+    # --temperature scales the noise, as in torch: near 0 every seed gives the mean piece
+    texts = {}
+    for t in ("1", "1e-6"):
+        for seed in ("1", "2"):
+            invoke(runner, "sample", "--onnx", run / "run" / "onnx", "-n", "3", "-t", t, "--seed", seed,
+                   "-o", run / f"t{t}-{seed}.png")
+            texts[t, seed] = (run / f"t{t}-{seed}.txt").read_text()
+    assert texts["1e-6", "1"] == texts["1e-6", "2"] and texts["1", "1"] != texts["1", "2"]
 
 
 def _model(**over):

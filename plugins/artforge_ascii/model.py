@@ -478,4 +478,4 @@ class AsciiVAE(ArtModel):
                            {"z": {0: "batch"}, "logits": {0: "batch"}}, check_inputs=(check,))]
 
     def onnx_manifest(self) -> dict:
-        return {"latent_shape": [self.latent_dim], "latent": "gaussian"}
+        return {"latent_shape": [self.latent_dim], "latent": "gaussian", "temperature": "latent"}  # as sample()
