@@ -62,8 +62,10 @@ def read_pipe(path: str | os.PathLike) -> bytes:
 
 
 def check_readable_folder(path: str | os.PathLike) -> None:
-    """Refuse a folder this process may not list or open files in (chmod 000) in one line
-    (:class:`BadInput`); a missing path or a file passes, for the caller to name as it sees fit."""
+    """Refuse a folder this process may not list or open files in (chmod 000), or a path it cannot
+    reach (:func:`check_reachable`), in one line (:class:`BadInput`); a missing path or a file passes,
+    for the caller to name as it sees fit."""
+    check_reachable(path)
     if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
         raise BadInput(path, "cannot read the folder (permission denied)")
 

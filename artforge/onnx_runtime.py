@@ -22,10 +22,9 @@ from artforge.sampling import check_code_temperature
 
 
 def load_manifest(path: str | os.PathLike) -> tuple[dict, Path]:
-    from artforge.fsutil import check_reachable, check_readable, check_readable_folder
+    from artforge.fsutil import check_readable, check_readable_folder
 
     d = Path(path)
-    check_reachable(d)
     check_readable_folder(d)
     m = d / "manifest.json" if d.is_dir() else d
     check_readable(m)

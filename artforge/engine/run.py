@@ -56,12 +56,11 @@ class LoadedRun:
 
 def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
     """(checkpoint file, run folder or None) for a run folder or a checkpoint path."""
-    from artforge.fsutil import check_reachable, check_readable_folder
+    from artforge.fsutil import check_readable_folder
 
     p = Path(run)
-    check_reachable(p)
+    check_readable_folder(p)
     if p.is_dir():
-        check_readable_folder(p)
         if Path(which).name != which:  # another run's file would be read as this run's (and eval.json rewritten)
             raise BadInput(which, "--checkpoint names a file inside the run folder (best, last or e.g. "
                                   "step-500.pt); to use another checkpoint, pass it as RUN")
@@ -173,9 +172,8 @@ def load_run(run: str | os.PathLike, which: str = "best", device: str = "cpu", e
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:
     """A run folder's config.json, checked for the parts a resumed run reads."""
-    from artforge.fsutil import check_reachable, check_readable, check_readable_folder
+    from artforge.fsutil import check_readable, check_readable_folder
 
-    check_reachable(run_dir)
     check_readable_folder(run_dir)
     p = Path(run_dir) / CONFIG
     check_readable(p)
@@ -197,10 +195,9 @@ def resume_run_config(run_dir: str | os.PathLike) -> tuple[dict, bool]:
     """(the run config ``train --resume`` continues with, whether it came from last.pt): config.json,
     or where that alone is gone (deleted by hand) the copy every checkpoint carries, from last.pt,
     which the resumed run continues from anyway; the caller writes it back as config.json."""
-    from artforge.fsutil import check_reachable, check_readable_folder
+    from artforge.fsutil import check_readable_folder
 
     run_dir = Path(run_dir)
-    check_reachable(run_dir)
     check_readable_folder(run_dir)
     if run_dir.is_dir() and not (run_dir / CONFIG).exists():
         if (run_dir / LAST).is_file():
