@@ -288,8 +288,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         run_dir = Path(out) if out else next_run_dir("runs", cls.name)
         if run_dir.exists() and not run_dir.is_dir():
             raise ArtforgeError(f"{run_dir}: is a file, expected a run folder (--out)")
-        if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
-            raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+        _refuse_existing_run(run_dir)
         _check_source_codec(cls, data, codec)
         # settings are checked before the cache is built: a bad --lr should not wait for minutes of encoding
         length = {**options, **train_over}
@@ -328,8 +327,8 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     # one training process per run folder: a second one (a --resume while it runs) would write the
     # same last.pt and metrics.jsonl, each cutting the other's log back to its own checkpoint
     with run_lock(run_dir) if main else nullcontext():
-        if main and not resume and ((run_dir / CONFIG).exists() or (run_dir / LAST).exists()):
-            raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
+        if main and not resume:  # again under the lock: another process may have begun it since
+            _refuse_existing_run(run_dir)
         try:  # a start that fails (bad batch split, out of memory at step 1) leaves nothing to block --out
             trainer = Trainer(run_dir, run_config, cfg, resume=resume, quiet=quiet,
                               init_weights=init.weights if init is not None else None)
@@ -369,6 +368,14 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
         import torch
 
         torch.distributed.destroy_process_group()
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    """A new run may not start in a folder that holds one (its config.json or last.pt)."""
+    from artforge.engine.run import CONFIG, LAST
+
+    if (run_dir / CONFIG).exists() or (run_dir / LAST).exists():
+        raise ArtforgeError(f"{run_dir} already holds a run; pass --resume to continue it, or another --out")
 
 
 def _test_leak_note(run_config: dict, test_names: list[str]) -> str | None:

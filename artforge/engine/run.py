@@ -39,7 +39,7 @@ class LoadedRun:
         """The run's own files (checkpoints, config, logs), and those of another run whose folder holds
         this checkpoint: no command output may replace them."""
         own = [self.checkpoint]
-        folder = self.run_dir or (self.checkpoint.parent if (self.checkpoint.parent / CONFIG).is_file() else None)
+        folder = self.run_dir or self._host_folder()
         if folder is not None:
             own += [p for p in folder.iterdir() if p.suffix in (".pt", ".json", ".jsonl")]
         return own
@@ -50,8 +50,13 @@ class LoadedRun:
         another run's folder, whose own ``name`` must stay that run's."""
         if self.run_dir is not None:
             return self.run_dir / name
+        return self.checkpoint.parent / (foreign if self._host_folder() is not None else name)
+
+    def _host_folder(self) -> Path | None:
+        """The folder of another run that holds this checkpoint (a copy), where that run's files are;
+        None for a checkpoint in its own run folder or outside any."""
         parent = self.checkpoint.parent
-        return parent / (foreign if (parent / CONFIG).is_file() else name)
+        return parent if self.run_dir is None and (parent / CONFIG).is_file() else None
 
 
 def find_checkpoint(run: str | os.PathLike, which: str = "best") -> tuple[Path, Path | None]:
