@@ -213,6 +213,7 @@ def test_validation_nonspace_accuracy_weighs_batches_by_their_ink():
                                                               "(freq_power=0 with space_weight=1 weighs every "
                                                               "character alike)"),
                                            ("calibrate=-1", "calibrate must be 0 or more, got -1.0"),
+                                           ("freq_power=-0.5", "freq_power must be 0 or more, got -0.5"),
                                            ("beta=-0.5", "beta must be 0 or more, got -0.5"),
                                            ("free_bits=-1", "free_bits must be 0 or more, got -1.0"),
                                            ("space_weight=-1", "space_weight must be 0 or more, got -1.0"),

@@ -207,9 +207,11 @@ class AsciiVAE(ArtModel):
     @classmethod
     def check_training_config(cls, config: AsciiVAEConfig) -> None:
         """Weights and counts that trained without a word: a negative loss weight rewards errors, a
-        negative calibrate pushes decoding further towards rare characters, and with no batch counted
-        every character weighs 1 (freq_power, space_weight and max_weight go unused)."""
-        for key in ("beta", "kl_warmup", "free_bits", "space_weight", "image_weight", "calibrate"):
+        negative calibrate pushes decoding further towards rare characters, a negative freq_power
+        weighs common characters (mostly space) above rare ones, the opposite of its purpose, and
+        with no batch counted every character weighs 1 (freq_power, space_weight and max_weight go
+        unused)."""
+        for key in ("beta", "kl_warmup", "free_bits", "space_weight", "image_weight", "calibrate", "freq_power"):
             if not getattr(config, key) >= 0:
                 raise ArtforgeError(f"ascii-vae: {key} must be 0 or more, got {getattr(config, key)}")
         if not config.max_weight > 0:  # the cap on every character's loss weight
