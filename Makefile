@@ -38,10 +38,11 @@ demo: setup
 	@echo "== 2. token cache of the built-in emoji set (16x16, hsv433)"
 	$(ARTFORGE) data build builtin:emoji32 -c hsv433 --size 16 -o $(DEMO)/emoji16.h5
 	$(ARTFORGE) data info $(DEMO)/emoji16.h5
-	@echo "== 3. train the tiny pixel transformer for about a minute on the CPU"
+	@echo "== 3. train the tiny pixel transformer for about a minute on the CPU (10% of the images kept"
+	@echo "   as a test split that chooses nothing: eval reports on it)"
 	rm -rf $(DEMO)/run
 	$(ARTFORGE) train --plugin hsv-transformer --data $(DEMO)/emoji16.h5 --set preset=tiny \
-		--steps 400 --batch-size 32 --lr 3e-3 --eval-every 100 -o $(DEMO)/run
+		--set train.test_fraction=0.1 --steps 400 --batch-size 32 --lr 3e-3 --eval-every 100 -o $(DEMO)/run
 	@echo "== 4. sample, complete, evaluate"
 	$(ARTFORGE) sample $(DEMO)/run -n 36 -t 0.9 -o $(DEMO)/samples.png
 	$(ARTFORGE) complete $(DEMO)/run $(EMOJI) --keep-rows 8 -n 4 -o $(DEMO)/complete.png
