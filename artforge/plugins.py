@@ -27,6 +27,10 @@ from artforge.errors import ArtforgeError, first_line
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
+#: what running a plugin's code (its import, a hook) may raise and the plugin is blamed for: SystemExit
+#: too (a module that calls sys.exit() when something it needs is missing), which would otherwise end
+#: every command, `--help` included. KeyboardInterrupt is the user's and goes through.
+PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
@@ -64,7 +68,7 @@ class Entry:
             module, _, attr = str(self.target).partition(":")
             try:
                 obj = getattr(importlib.import_module(module), attr)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin module
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
@@ -286,7 +290,7 @@ class PluginManager:
             self.info[ep.name] = info
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
             self.register(module, ep.name, _info=info)
@@ -432,7 +436,7 @@ class PluginManager:
 
             try:
                 impl.function(**{a: register for a in impl.argnames})
-            except Exception as exc:  # noqa: BLE001 - isolate the plugin
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
                 problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
                 self._fail(plugin, problem)
@@ -481,7 +485,7 @@ class PluginManager:
             cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
                 impl.function(**{a: cli for a in impl.argnames})
-            except Exception as exc:  # noqa: BLE001
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:
                 del cli.add_command

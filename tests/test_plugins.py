@@ -553,3 +553,34 @@ def test_a_taken_entry_point_name_does_not_claim_a_failed_plugin_loaded(also_loa
     assert len(warnings) == 2 and "failed to load" in warnings[0], warnings
     assert "twin_b 0.1, which is not loaded" in warnings[1] and "that of twin_a is loaded" not in warnings[1]
     assert "that of twin_a came first, though it failed to load" in warnings[1], warnings
+
+
+def test_a_plugin_that_calls_sys_exit_is_contained(also_load, runner, tmp_path, monkeypatch):
+    """A plugin module that exits when something it needs is missing (raise SystemExit / sys.exit())
+    took every command down with it, `--help` included; now it is one more broken plugin."""
+    fake_distribution(tmp_path, "artforge_quitter", "quitter", "quitter_hooks",
+                      "raise SystemExit('quitter needs Python 3.99')\n")
+    (tmp_path / "quitter_lazy.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("quitter")
+
+    def exits(register):
+        sys.exit("quitting in the hook")
+
+    def exits_too(cli):
+        sys.exit("quitting in register_commands")
+
+    pm = get_plugin_manager()
+    assert pm.info["quitter"].errors == ["failed to load: SystemExit: quitter needs Python 3.99"]
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(exits), register_commands=hookimpl(exits_too)),
+                       "hookquitter")
+    assert pm.register(types.SimpleNamespace(
+        register_codecs=hookimpl(lambda register: register("lazyquit", "quitter_lazy:Codec"))), "lazyquitter")
+    assert "complete" in invoke(runner, "--help").stdout  # the hsv plugin's command
+    listed = {row["name"] for row in json.loads(invoke(runner, "codecs", "--json").stdout)}
+    assert "hsv" in listed and "lazyquit" not in listed
+    assert any("SystemExit: quitting in the hook" in e for e in pm.info["hookquitter"].errors)
+    assert any("SystemExit: quitting in register_commands" in e for e in pm.info["hookquitter"].errors)
+    assert any("SystemExit: 3" in e for e in pm.info["lazyquitter"].errors)
+    r = invoke(runner, "encode", "-c", "lazyquit", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'lazyquitter'" in r.output and "SystemExit" in r.output
