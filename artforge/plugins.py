@@ -453,10 +453,18 @@ class PluginManager:
         that does not run. ``cli.add_command`` is watched while each hook runs; changes made to
         ``cli.commands`` behind its back are checked the same way afterwards.
         """
+        import click
+
         core = getattr(cli, "core_commands", None) or frozenset(cli.commands)
         owner: dict[str, str] = {}  # command -> the plugin that added it
 
-        def clash(name: str, plugin: str) -> str | None:
+        def clash(name: Any, plugin: str, cmd: Any) -> str | None:
+            # what click would take and then fail on in every `artforge --help`, or refuse with a traceback
+            if not isinstance(cmd, click.Command):
+                return (f"adds {_describe(cmd)}, which is not a click command (decorate it with @click.command()): "
+                        "not added")
+            if not isinstance(name, str) or not name:
+                return f"adds a command without a name ({_describe(cmd)}): not added"
             if name in core:
                 return f"adds command {name!r}, which is a core artforge command: not added"
             if owner.get(name, plugin) != plugin:
@@ -472,8 +480,8 @@ class PluginManager:
 
             def add_command(cmd: Any, name: str | None = None, _plugin: str = plugin, _problems: list = problems,
                             _added: list = added, _original: Any = original) -> None:
-                name = name or cmd.name
-                problem = clash(name, _plugin)
+                name = name or getattr(cmd, "name", None)
+                problem = clash(name, _plugin, cmd)
                 if problem:
                     _problems.append(problem)
                     return
@@ -489,10 +497,13 @@ class PluginManager:
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:
                 del cli.add_command
-            for name in sorted(set(before) | set(cli.commands)):
+            for name in sorted(set(before) | set(cli.commands), key=str):
                 if name in added or cli.commands.get(name) is before.get(name):
                     continue
-                if name in before:  # replaced or removed behind add_command's back: put it back
+                if name not in before and (problem := clash(name, plugin, cli.commands[name])):
+                    del cli.commands[name]  # set directly, and unusable: take it out again
+                    problems.append(problem)
+                elif name in before:  # replaced or removed behind add_command's back: put it back
                     cli.commands[name] = before[name]
                     whose = ("a core artforge command" if name in core else
                              f"added by plugin {owner[name]!r}" if name in owner else "already there")

@@ -584,3 +584,34 @@ def test_a_plugin_that_calls_sys_exit_is_contained(also_load, runner, tmp_path, 
     assert any("SystemExit: 3" in e for e in pm.info["lazyquitter"].errors)
     r = invoke(runner, "encode", "-c", "lazyquit", EMOJI, "-o", tmp_path / "t.npz", ok=False)
     assert "'lazyquitter'" in r.output and "SystemExit" in r.output
+
+
+def test_a_command_that_click_cannot_list_is_refused(runner, fresh_cli):
+    """A command without a name, or a plain function passed to add_command (no @click.command()), or either
+    set into cli.commands directly: click took them and then failed in every `--help` with a traceback."""
+    import click
+
+    @click.command("named-ok")
+    def named_ok():
+        click.echo("ok")
+
+    def forgot_the_decorator():
+        pass
+
+    def hook(cli):
+        cli.add_command(named_ok)
+        cli.add_command(click.Command(None))
+        cli.add_command(forgot_the_decorator, "bare")
+        cli.commands[None] = named_ok
+        cli.commands["direct"] = "not a command"
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_commands=hookimpl(hook)), "nameless")
+    r = invoke(runner, "--help")
+    assert "named-ok" in r.stdout and "bare" not in r.stdout and "direct" not in r.stdout
+    warnings = plugin_warnings(r.stderr, "nameless")
+    assert len(warnings) == 4, r.stderr
+    assert "without a name" in warnings[0] and "not a click command" in warnings[1]
+    assert invoke(runner, "named-ok").stdout.strip() == "ok"
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["nameless"]["provides"]["commands"] == ["named-ok"] and len(info["nameless"]["errors"]) == 4
