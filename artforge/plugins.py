@@ -130,6 +130,33 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
     return None
 
 
+#: what each kind's register callback takes, as hooks.md gives it
+REGISTER_SIGNATURES = {
+    "codecs": "register(codec_class) or register(name, 'package.module:Class')",
+    "models": "register(model_class) or register(name, 'package.module:Class')",
+    "renderers": "register(name, factory)",
+    "datasets": "register(name, path, description='', codec=None)",
+}
+
+
+def _register_mistake(kind: str, first: Any, args: tuple, meta: dict) -> str | None:
+    """Why a call of a register callback does not fit its signature (an extra argument, a keyword it
+    does not take, one given twice), or None."""
+    allowed = ("description", "codec") if kind == "datasets" else ()
+    most = 3 if kind == "datasets" else 1
+    unknown = sorted(k for k in meta if k not in allowed)
+    twice = sorted(k for k in allowed[:max(0, len(args) - 1)] if k in meta)
+    takes = f"it takes {REGISTER_SIGNATURES[kind]}: not registered"
+    if args and not isinstance(first, str):  # register(MyCodec, "name"): the other way round
+        return (f"calls register({_describe(first)}, {_describe(args[0])}) in register_{kind}, whose first "
+                f"argument must be the name; {takes}")
+    if len(args) <= most and not unknown and not twice:
+        return None
+    what = (f"{len(args) + 1} arguments" if len(args) > most else
+            f"the keyword{'s' * (len(unknown) > 1)} {', '.join(unknown)}" if unknown else f"{', '.join(twice)} twice")
+    return f"calls register({_describe(first)}, ...) in register_{kind} with {what}; {takes}"
+
+
 def _one_line(message: str) -> str:
     """A plugin problem is reported as one line; library messages (pluggy's) may run over many."""
     return (message.strip().splitlines() or [""])[0]
@@ -422,6 +449,15 @@ class PluginManager:
 
             def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, _problems: list = problems,
                          **meta: Any) -> None:
+                mistake = _register_mistake(kind, obj_or_name, args, meta)
+                if mistake:  # an argument the signature lacks would be dropped without a word
+                    named = obj_or_name if isinstance(obj_or_name, str) else getattr(obj_or_name, "name", None)
+                    if isinstance(named, str):  # naming it gives the reason, not "unknown"
+                        reg.refused.setdefault(named, (_plugin, mistake))
+                    _problems.append(mistake)
+                    return
+                if kind == "datasets":  # description and codec may be given by position too
+                    meta = {**dict(zip(("description", "codec"), args[1:], strict=False)), **meta}
                 if kind in ("codecs", "models") and not args:
                     name, obj = getattr(obj_or_name, "name", None), obj_or_name
                 elif not args:

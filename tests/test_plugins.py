@@ -615,3 +615,33 @@ def test_a_command_that_click_cannot_list_is_refused(runner, fresh_cli):
     assert invoke(runner, "named-ok").stdout.strip() == "ok"
     info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
     assert info["nameless"]["provides"]["commands"] == ["named-ok"] and len(info["nameless"]["errors"]) == 4
+
+
+def test_register_takes_only_the_arguments_its_signature_has(runner, tmp_path):
+    """register(name, path, "a description", "hsv322") dropped the description and the codec, and a
+    misspelled keyword (desciption=) was kept as an unused extra: both without a word."""
+    def datasets(register):
+        register("by-position", tmp_path, "given by position", "hsv322")
+        register("by-keyword", tmp_path, description="given by keyword", codec="hsv322")
+        register("misspelt", tmp_path, desciption="typo")
+        register("too-many", tmp_path, "d", "hsv322", "extra")
+        register("twice", tmp_path, "d", description="d")
+
+    def codecs(register):
+        register(Gray2Codec, "gray2")  # the lazy form is (name, target): this is neither
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_datasets=hookimpl(datasets), register_codecs=hookimpl(codecs)),
+                       "wordy")
+    rows = {row["name"]: row for row in json.loads(invoke(runner, "datasets", "--json").stdout)}
+    assert rows["builtin:by-position"]["description"] == "given by position"
+    assert rows["builtin:by-position"]["codec"] == "hsv322"
+    assert rows["builtin:by-keyword"]["description"] == "given by keyword"
+    assert not {"builtin:misspelt", "builtin:too-many", "builtin:twice"} & set(rows)
+    errors = pm.info["wordy"].errors
+    assert len(errors) == 3 and "the keyword desciption" in errors[0] and "5 arguments" in errors[1], errors
+    assert "description twice" in errors[2] and "register(name, path, description='', codec=None)" in errors[0]
+    r = invoke(runner, "data", "build", "builtin:misspelt", "-o", tmp_path / "c.h5", ok=False)
+    assert "'wordy'" in r.output and "desciption" in r.output
+    r = invoke(runner, "codecs", "--json")
+    assert "gray2" not in r.stdout and "register(codec_class) or register(name, 'package.module:Class')" in r.stderr
