@@ -5,7 +5,7 @@ its own: a plugin that fails to import, implements a misspelled hook or raises i
 is recorded with its error and reported as one warning line; the others keep working.
 
 Environment:
-  ARTFORGE_STRICT_PLUGINS=1   turn any plugin error into a hard error
+  ARTFORGE_STRICT_PLUGINS=1   turn any plugin error into a hard error (true, yes, on too)
   ARTFORGE_LOAD_PLUGINS=a,b   load only the named entry points ("" loads none)
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 
 from artforge import hookspecs
-from artforge.errors import ArtforgeError, first_line
+from artforge.errors import ArtforgeError, env_flag, first_line
 
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
@@ -421,7 +421,7 @@ class PluginManager:
         """One warning line (an error in strict mode), without blaming the plugin in its listing:
         for a caller's mistake, such as registering a loaded plugin a second time."""
         message = _one_line(message)
-        if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
+        if env_flag("ARTFORGE_STRICT_PLUGINS"):
             raise PluginError(f"plugin {plugin!r} {message}")
         key = f"{plugin}:{message}"
         if key not in self._warned:

@@ -645,3 +645,30 @@ def test_register_takes_only_the_arguments_its_signature_has(runner, tmp_path):
     assert "'wordy'" in r.output and "desciption" in r.output
     r = invoke(runner, "codecs", "--json")
     assert "gray2" not in r.stdout and "register(codec_class) or register(name, 'package.module:Class')" in r.stderr
+
+
+@pytest.mark.parametrize("value, strict", [("true", True), ("Yes", True), ("1", True), ("0", False),
+                                           ("false", False), ("junk", False)])
+def test_strict_plugins_reads_the_usual_on_and_off_words(monkeypatch, capsys, value, strict):
+    """ARTFORGE_STRICT_PLUGINS=true was taken as off (only "1" counted), without a word; a value that is
+    neither on nor off is off with one warning line."""
+    import artforge.errors
+
+    monkeypatch.setattr(artforge.errors, "_flags_warned", set())
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", value)
+    plugin = types.SimpleNamespace(register_codec=hookimpl(lambda register: None))
+    if strict:
+        with pytest.raises(ArtforgeError, match="typo"):
+            get_plugin_manager().register(plugin, "typo")
+    else:
+        assert not get_plugin_manager().register(plugin, "typo")
+    err = capsys.readouterr().err
+    assert ("ARTFORGE_STRICT_PLUGINS='junk' is neither on" in err) == (value == "junk"), err
+
+
+def test_debug_0_is_off(monkeypatch):
+    from artforge.errors import env_flag
+
+    for value, on in (("0", False), ("off", False), ("", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("ARTFORGE_DEBUG", value)
+        assert env_flag("ARTFORGE_DEBUG") is on
