@@ -672,3 +672,15 @@ def test_debug_0_is_off(monkeypatch):
     for value, on in (("0", False), ("off", False), ("", False), ("1", True), ("yes", True)):
         monkeypatch.setenv("ARTFORGE_DEBUG", value)
         assert env_flag("ARTFORGE_DEBUG") is on
+
+
+def test_uninstall_names_the_package_of_a_plugin(runner, fake_pip, tmp_path, monkeypatch):
+    """`artforge plugins` lists plugin names; `artforge uninstall braille` said "not installed" where the
+    package is artforge-braille."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "uninstall", "-y", "gray", ok=False)
+    assert "gray: this is the name of a plugin" in r.output and "artforge uninstall artforge_gray" in r.output
+    assert len(r.output.splitlines()) == 1 and not fake_pip
+    invoke(runner, "uninstall", "-y", "artforge_gray")
+    assert fake_pip and fake_pip[0][-1] == "artforge_gray"

@@ -165,6 +165,21 @@ def _not_removable(name: str) -> str | None:
     return None
 
 
+def _plugin_dist_hint(name: str) -> str | None:
+    """For a plugin's name (what `artforge plugins` lists) that is not a distribution's: the distribution
+    that provides it, which is what pip uninstalls."""
+    from importlib.metadata import entry_points
+
+    from artforge.plugins import ENTRY_POINT_GROUP
+
+    dists = sorted({ep.dist.name for ep in entry_points(group=ENTRY_POINT_GROUP)
+                    if ep.name == name and getattr(ep, "dist", None) is not None})
+    if not dists:
+        return None
+    return (f"{name}: this is the name of a plugin, not of a package; the package that provides it is "
+            f"{' and '.join(dists)}: artforge uninstall {' '.join(dists)}")
+
+
 @click.command()
 @click.argument("packages", nargs=-1, required=True)
 @click.option("-y", "--yes", is_flag=True, help="Don't ask for confirmation.")
@@ -183,7 +198,8 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
         try:
             distribution(name)
         except PackageNotFoundError:
-            raise ArtforgeError(f"{name}: not installed in this Python ({sys.executable})") from None
+            raise ArtforgeError(_plugin_dist_hint(name) or
+                                f"{name}: not installed in this Python ({sys.executable})") from None
     _pip(["uninstall", *(["-y"] if yes else []), *packages])
 
 
