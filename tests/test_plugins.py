@@ -684,3 +684,13 @@ def test_uninstall_names_the_package_of_a_plugin(runner, fake_pip, tmp_path, mon
     assert len(r.output.splitlines()) == 1 and not fake_pip
     invoke(runner, "uninstall", "-y", "artforge_gray")
     assert fake_pip and fake_pip[0][-1] == "artforge_gray"
+
+
+def test_uninstall_refuses_what_artforge_needs_through_another_package(runner, fake_pip):
+    """torch needs filelock: uninstalling it broke artforge as surely as uninstalling torch did, and only
+    artforge's direct dependencies were refused. A dev extra (pytest) is not needed to run."""
+    r = invoke(runner, "uninstall", "-y", "filelock", ok=False)
+    assert "filelock: artforge needs it to run (through torch)" in r.output and len(r.output.splitlines()) == 1
+    assert not fake_pip
+    invoke(runner, "uninstall", "-y", "pytest")
+    assert fake_pip and fake_pip[0][-1] == "pytest"
