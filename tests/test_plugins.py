@@ -694,3 +694,12 @@ def test_uninstall_refuses_what_artforge_needs_through_another_package(runner, f
     assert not fake_pip
     invoke(runner, "uninstall", "-y", "pytest")
     assert fake_pip and fake_pip[0][-1] == "pytest"
+
+
+def test_uninstall_without_a_terminal_asks_for_yes(runner, fake_pip, tmp_path, monkeypatch):
+    """Without -y pip asks for confirmation; with no terminal (a script, a pipe) it failed on EOF with
+    a traceback and `pip uninstall failed with exit code 2`."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "uninstall", "artforge_gray", ok=False)  # CliRunner's stdin is no terminal
+    assert "add -y" in r.output and len(r.output.splitlines()) == 1 and not fake_pip

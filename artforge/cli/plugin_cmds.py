@@ -228,6 +228,8 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
         except PackageNotFoundError:
             raise ArtforgeError(_plugin_dist_hint(name) or
                                 f"{name}: not installed in this Python ({sys.executable})") from None
+    if not yes and not sys.stdin.isatty():  # pip would ask anyway, then fail with a traceback on EOF
+        raise ArtforgeError(f"there is no terminal to confirm on; add -y to uninstall {' '.join(packages)}")
     _pip(["uninstall", *(["-y"] if yes else []), *packages])
 
 
