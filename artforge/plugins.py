@@ -373,7 +373,9 @@ class PluginManager:
         several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
         unmarked = []
         for attr in dir(plugin):  # pluggy would say "unknown hook ... in plugin <module ... from ...>"
-            if attr not in HOOKS and self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is not None and (opts.get("specname") or attr) not in HOOKS:  # specname= names the hook
+                attr = opts.get("specname") or attr
                 import difflib
 
                 close = difflib.get_close_matches(attr, HOOKS, 1)

@@ -703,3 +703,23 @@ def test_uninstall_without_a_terminal_asks_for_yes(runner, fake_pip, tmp_path, m
     monkeypatch.syspath_prepend(str(tmp_path))
     r = invoke(runner, "uninstall", "artforge_gray", ok=False)  # CliRunner's stdin is no terminal
     assert "add -y" in r.output and len(r.output.splitlines()) == 1 and not fake_pip
+
+
+def test_a_hook_named_with_specname_is_a_hook(capsys):
+    """pluggy's @hookimpl(specname="register_codecs") on a function of another name was refused as an
+    unknown hook, and the whole plugin with it; a specname that is no hook is still named."""
+    @hookimpl(specname="register_codecs")
+    def gray_codecs(register):
+        register(Gray2Codec)
+
+    @hookimpl(specname="register_codec")
+    def typo(register):
+        pass
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(gray_codecs=gray_codecs), "specnamed")
+    assert "gray2" in pm.registry("codecs") and not pm.info["specnamed"].errors
+    assert pm.info["specnamed"].hooks == ["register_codecs"]
+    assert not pm.register(types.SimpleNamespace(typo=typo), "specnamed-typo")
+    assert pm.info["specnamed-typo"].errors == [
+        "invalid: unknown hook 'register_codec' (did you mean register_codecs?)"]
