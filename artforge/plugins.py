@@ -366,6 +366,10 @@ class PluginManager:
         )
         self._registries.clear()
         self.generation += 1
+        if not info.hooks and not unmarked:  # listed as loaded, yet provides nothing, without a word
+            where = getattr(plugin, "__name__", None) or type(plugin).__name__
+            self._fail(name, f"has no hooks: {where} defines no @hookimpl function named like a hook; an entry "
+                             "point names the module that defines them (my_plugin.hooks, not my_plugin)")
         return True
 
     def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:

@@ -723,3 +723,16 @@ def test_a_hook_named_with_specname_is_a_hook(capsys):
     assert not pm.register(types.SimpleNamespace(typo=typo), "specnamed-typo")
     assert pm.info["specnamed-typo"].errors == [
         "invalid: unknown hook 'register_codec' (did you mean register_codecs?)"]
+
+
+def test_an_entry_point_without_hooks_is_reported(also_load, tmp_path, monkeypatch, capsys):
+    """An entry point naming the package (my_plugin) where the hooks are in my_plugin.hooks loaded
+    "fine": listed with no hooks, no error, and none of its codecs."""
+    fake_distribution(tmp_path, "artforge_hollow", "hollow", "hollow_pkg", "'''hooks live elsewhere'''\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("hollow")
+    pm = get_plugin_manager()
+    assert len(pm.info["hollow"].errors) == 1 and "has no hooks" in pm.info["hollow"].errors[0]
+    assert "my_plugin.hooks" in pm.info["hollow"].errors[0]
+    assert len(plugin_warnings(capsys.readouterr().err, "hollow")) == 1
+    assert not any(info.errors for info in pm.info.values() if info.name != "hollow")
