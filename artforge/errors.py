@@ -23,6 +23,26 @@ def as_text(value) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_flags_warned: set[str] = set()
+
+
+def env_flag(name: str) -> bool:
+    """An on/off environment variable (ARTFORGE_STRICT_PLUGINS, ARTFORGE_DEBUG): 1, true, yes, on turn it
+    on; unset, empty, 0, false, no, off leave it off. Anything else is off too, with one warning line, so
+    that ``=true`` or ``=0`` means what it says and a typo does not pass for the setting."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in _ON or value in _OFF:
+        return value in _ON
+    if name not in _flags_warned:
+        _flags_warned.add(name)
+        import sys
+
+        print(f"artforge: warning: {name}={os.environ[name]!r} is neither on ({', '.join(_ON)}) nor off "
+              f"({', '.join(_OFF[1:])}, or empty): taken as off", file=sys.stderr)
+    return False
+
+
 class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 

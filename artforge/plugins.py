@@ -5,7 +5,7 @@ its own: a plugin that fails to import, implements a misspelled hook or raises i
 is recorded with its error and reported as one warning line; the others keep working.
 
 Environment:
-  ARTFORGE_STRICT_PLUGINS=1   turn any plugin error into a hard error
+  ARTFORGE_STRICT_PLUGINS=1   turn any plugin error into a hard error (true, yes, on too)
   ARTFORGE_LOAD_PLUGINS=a,b   load only the named entry points ("" loads none)
 """
 
@@ -22,11 +22,15 @@ from typing import Any
 import pluggy
 
 from artforge import hookspecs
-from artforge.errors import ArtforgeError, first_line
+from artforge.errors import ArtforgeError, env_flag, first_line
 
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
+#: what running a plugin's code (its import, a hook) may raise and the plugin is blamed for: SystemExit
+#: too (a module that calls sys.exit() when something it needs is missing), which would otherwise end
+#: every command, `--help` included. KeyboardInterrupt is the user's and goes through.
+PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
@@ -64,7 +68,7 @@ class Entry:
             module, _, attr = str(self.target).partition(":")
             try:
                 obj = getattr(importlib.import_module(module), attr)
-            except Exception as exc:  # noqa: BLE001 - a broken plugin module
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
@@ -124,6 +128,33 @@ def check_entry(kind: str, name: str, obj: Any, meta: dict | None = None) -> str
     if kind in ("codecs", "models") and getattr(obj, "name", None) != name:
         return f"{obj.__qualname__}.name is {getattr(obj, 'name', None)!r}"
     return None
+
+
+#: what each kind's register callback takes, as hooks.md gives it
+REGISTER_SIGNATURES = {
+    "codecs": "register(codec_class) or register(name, 'package.module:Class')",
+    "models": "register(model_class) or register(name, 'package.module:Class')",
+    "renderers": "register(name, factory)",
+    "datasets": "register(name, path, description='', codec=None)",
+}
+
+
+def _register_mistake(kind: str, first: Any, args: tuple, meta: dict) -> str | None:
+    """Why a call of a register callback does not fit its signature (an extra argument, a keyword it
+    does not take, one given twice), or None."""
+    allowed = ("description", "codec") if kind == "datasets" else ()
+    most = 3 if kind == "datasets" else 1
+    unknown = sorted(k for k in meta if k not in allowed)
+    twice = sorted(k for k in allowed[:max(0, len(args) - 1)] if k in meta)
+    takes = f"it takes {REGISTER_SIGNATURES[kind]}: not registered"
+    if args and not isinstance(first, str):  # register(MyCodec, "name"): the other way round
+        return (f"calls register({_describe(first)}, {_describe(args[0])}) in register_{kind}, whose first "
+                f"argument must be the name; {takes}")
+    if len(args) <= most and not unknown and not twice:
+        return None
+    what = (f"{len(args) + 1} arguments" if len(args) > most else
+            f"the keyword{'s' * (len(unknown) > 1)} {', '.join(unknown)}" if unknown else f"{', '.join(twice)} twice")
+    return f"calls register({_describe(first)}, ...) in register_{kind} with {what}; {takes}"
 
 
 def _one_line(message: str) -> str:
@@ -286,7 +317,7 @@ class PluginManager:
             self.info[ep.name] = info
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
             self.register(module, ep.name, _info=info)
@@ -335,6 +366,10 @@ class PluginManager:
         )
         self._registries.clear()
         self.generation += 1
+        if not info.hooks and not unmarked:  # listed as loaded, yet provides nothing, without a word
+            where = getattr(plugin, "__name__", None) or type(plugin).__name__
+            self._fail(name, f"has no hooks: {where} defines no @hookimpl function named like a hook; an entry "
+                             "point names the module that defines them (my_plugin.hooks, not my_plugin)")
         return True
 
     def _hook_mistakes(self, plugin: Any) -> tuple[str | None, list[str]]:
@@ -342,7 +377,9 @@ class PluginManager:
         several lines (an argument its spec does not have) or ignore without a word (no @hookimpl)."""
         unmarked = []
         for attr in dir(plugin):  # pluggy would say "unknown hook ... in plugin <module ... from ...>"
-            if attr not in HOOKS and self.pm.parse_hookimpl_opts(plugin, attr) is not None:
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is not None and (opts.get("specname") or attr) not in HOOKS:  # specname= names the hook
+                attr = opts.get("specname") or attr
                 import difflib
 
                 close = difflib.get_close_matches(attr, HOOKS, 1)
@@ -390,7 +427,7 @@ class PluginManager:
         """One warning line (an error in strict mode), without blaming the plugin in its listing:
         for a caller's mistake, such as registering a loaded plugin a second time."""
         message = _one_line(message)
-        if os.environ.get("ARTFORGE_STRICT_PLUGINS") == "1":
+        if env_flag("ARTFORGE_STRICT_PLUGINS"):
             raise PluginError(f"plugin {plugin!r} {message}")
         key = f"{plugin}:{message}"
         if key not in self._warned:
@@ -418,6 +455,15 @@ class PluginManager:
 
             def register(obj_or_name: Any, *args: Any, _plugin: str = plugin, _problems: list = problems,
                          **meta: Any) -> None:
+                mistake = _register_mistake(kind, obj_or_name, args, meta)
+                if mistake:  # an argument the signature lacks would be dropped without a word
+                    named = obj_or_name if isinstance(obj_or_name, str) else getattr(obj_or_name, "name", None)
+                    if isinstance(named, str):  # naming it gives the reason, not "unknown"
+                        reg.refused.setdefault(named, (_plugin, mistake))
+                    _problems.append(mistake)
+                    return
+                if kind == "datasets":  # description and codec may be given by position too
+                    meta = {**dict(zip(("description", "codec"), args[1:], strict=False)), **meta}
                 if kind in ("codecs", "models") and not args:
                     name, obj = getattr(obj_or_name, "name", None), obj_or_name
                 elif not args:
@@ -432,7 +478,7 @@ class PluginManager:
 
             try:
                 impl.function(**{a: register for a in impl.argnames})
-            except Exception as exc:  # noqa: BLE001 - isolate the plugin
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
                 problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
                 self._fail(plugin, problem)
@@ -449,10 +495,18 @@ class PluginManager:
         that does not run. ``cli.add_command`` is watched while each hook runs; changes made to
         ``cli.commands`` behind its back are checked the same way afterwards.
         """
+        import click
+
         core = getattr(cli, "core_commands", None) or frozenset(cli.commands)
         owner: dict[str, str] = {}  # command -> the plugin that added it
 
-        def clash(name: str, plugin: str) -> str | None:
+        def clash(name: Any, plugin: str, cmd: Any) -> str | None:
+            # what click would take and then fail on in every `artforge --help`, or refuse with a traceback
+            if not isinstance(cmd, click.Command):
+                return (f"adds {_describe(cmd)}, which is not a click command (decorate it with @click.command()): "
+                        "not added")
+            if not isinstance(name, str) or not name:
+                return f"adds a command without a name ({_describe(cmd)}): not added"
             if name in core:
                 return f"adds command {name!r}, which is a core artforge command: not added"
             if owner.get(name, plugin) != plugin:
@@ -468,8 +522,8 @@ class PluginManager:
 
             def add_command(cmd: Any, name: str | None = None, _plugin: str = plugin, _problems: list = problems,
                             _added: list = added, _original: Any = original) -> None:
-                name = name or cmd.name
-                problem = clash(name, _plugin)
+                name = name or getattr(cmd, "name", None)
+                problem = clash(name, _plugin, cmd)
                 if problem:
                     _problems.append(problem)
                     return
@@ -481,14 +535,17 @@ class PluginManager:
             cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
                 impl.function(**{a: cli for a in impl.argnames})
-            except Exception as exc:  # noqa: BLE001
+            except PLUGIN_FAILURES as exc:  # noqa: BLE001
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:
                 del cli.add_command
-            for name in sorted(set(before) | set(cli.commands)):
+            for name in sorted(set(before) | set(cli.commands), key=str):
                 if name in added or cli.commands.get(name) is before.get(name):
                     continue
-                if name in before:  # replaced or removed behind add_command's back: put it back
+                if name not in before and (problem := clash(name, plugin, cli.commands[name])):
+                    del cli.commands[name]  # set directly, and unusable: take it out again
+                    problems.append(problem)
+                elif name in before:  # replaced or removed behind add_command's back: put it back
                     cli.commands[name] = before[name]
                     whose = ("a core artforge command" if name in core else
                              f"added by plugin {owner[name]!r}" if name in owner else "already there")

@@ -553,3 +553,186 @@ def test_a_taken_entry_point_name_does_not_claim_a_failed_plugin_loaded(also_loa
     assert len(warnings) == 2 and "failed to load" in warnings[0], warnings
     assert "twin_b 0.1, which is not loaded" in warnings[1] and "that of twin_a is loaded" not in warnings[1]
     assert "that of twin_a came first, though it failed to load" in warnings[1], warnings
+
+
+def test_a_plugin_that_calls_sys_exit_is_contained(also_load, runner, tmp_path, monkeypatch):
+    """A plugin module that exits when something it needs is missing (raise SystemExit / sys.exit())
+    took every command down with it, `--help` included; now it is one more broken plugin."""
+    fake_distribution(tmp_path, "artforge_quitter", "quitter", "quitter_hooks",
+                      "raise SystemExit('quitter needs Python 3.99')\n")
+    (tmp_path / "quitter_lazy.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("quitter")
+
+    def exits(register):
+        sys.exit("quitting in the hook")
+
+    def exits_too(cli):
+        sys.exit("quitting in register_commands")
+
+    pm = get_plugin_manager()
+    assert pm.info["quitter"].errors == ["failed to load: SystemExit: quitter needs Python 3.99"]
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(exits), register_commands=hookimpl(exits_too)),
+                       "hookquitter")
+    assert pm.register(types.SimpleNamespace(
+        register_codecs=hookimpl(lambda register: register("lazyquit", "quitter_lazy:Codec"))), "lazyquitter")
+    assert "complete" in invoke(runner, "--help").stdout  # the hsv plugin's command
+    listed = {row["name"] for row in json.loads(invoke(runner, "codecs", "--json").stdout)}
+    assert "hsv" in listed and "lazyquit" not in listed
+    assert any("SystemExit: quitting in the hook" in e for e in pm.info["hookquitter"].errors)
+    assert any("SystemExit: quitting in register_commands" in e for e in pm.info["hookquitter"].errors)
+    assert any("SystemExit: 3" in e for e in pm.info["lazyquitter"].errors)
+    r = invoke(runner, "encode", "-c", "lazyquit", EMOJI, "-o", tmp_path / "t.npz", ok=False)
+    assert "'lazyquitter'" in r.output and "SystemExit" in r.output
+
+
+def test_a_command_that_click_cannot_list_is_refused(runner, fresh_cli):
+    """A command without a name, or a plain function passed to add_command (no @click.command()), or either
+    set into cli.commands directly: click took them and then failed in every `--help` with a traceback."""
+    import click
+
+    @click.command("named-ok")
+    def named_ok():
+        click.echo("ok")
+
+    def forgot_the_decorator():
+        pass
+
+    def hook(cli):
+        cli.add_command(named_ok)
+        cli.add_command(click.Command(None))
+        cli.add_command(forgot_the_decorator, "bare")
+        cli.commands[None] = named_ok
+        cli.commands["direct"] = "not a command"
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_commands=hookimpl(hook)), "nameless")
+    r = invoke(runner, "--help")
+    assert "named-ok" in r.stdout and "bare" not in r.stdout and "direct" not in r.stdout
+    warnings = plugin_warnings(r.stderr, "nameless")
+    assert len(warnings) == 4, r.stderr
+    assert "without a name" in warnings[0] and "not a click command" in warnings[1]
+    assert invoke(runner, "named-ok").stdout.strip() == "ok"
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["nameless"]["provides"]["commands"] == ["named-ok"] and len(info["nameless"]["errors"]) == 4
+
+
+def test_register_takes_only_the_arguments_its_signature_has(runner, tmp_path):
+    """register(name, path, "a description", "hsv322") dropped the description and the codec, and a
+    misspelled keyword (desciption=) was kept as an unused extra: both without a word."""
+    def datasets(register):
+        register("by-position", tmp_path, "given by position", "hsv322")
+        register("by-keyword", tmp_path, description="given by keyword", codec="hsv322")
+        register("misspelt", tmp_path, desciption="typo")
+        register("too-many", tmp_path, "d", "hsv322", "extra")
+        register("twice", tmp_path, "d", description="d")
+
+    def codecs(register):
+        register(Gray2Codec, "gray2")  # the lazy form is (name, target): this is neither
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_datasets=hookimpl(datasets), register_codecs=hookimpl(codecs)),
+                       "wordy")
+    rows = {row["name"]: row for row in json.loads(invoke(runner, "datasets", "--json").stdout)}
+    assert rows["builtin:by-position"]["description"] == "given by position"
+    assert rows["builtin:by-position"]["codec"] == "hsv322"
+    assert rows["builtin:by-keyword"]["description"] == "given by keyword"
+    assert not {"builtin:misspelt", "builtin:too-many", "builtin:twice"} & set(rows)
+    errors = pm.info["wordy"].errors
+    assert len(errors) == 3 and "the keyword desciption" in errors[0] and "5 arguments" in errors[1], errors
+    assert "description twice" in errors[2] and "register(name, path, description='', codec=None)" in errors[0]
+    r = invoke(runner, "data", "build", "builtin:misspelt", "-o", tmp_path / "c.h5", ok=False)
+    assert "'wordy'" in r.output and "desciption" in r.output
+    r = invoke(runner, "codecs", "--json")
+    assert "gray2" not in r.stdout and "register(codec_class) or register(name, 'package.module:Class')" in r.stderr
+
+
+@pytest.mark.parametrize("value, strict", [("true", True), ("Yes", True), ("1", True), ("0", False),
+                                           ("false", False), ("junk", False)])
+def test_strict_plugins_reads_the_usual_on_and_off_words(monkeypatch, capsys, value, strict):
+    """ARTFORGE_STRICT_PLUGINS=true was taken as off (only "1" counted), without a word; a value that is
+    neither on nor off is off with one warning line."""
+    import artforge.errors
+
+    monkeypatch.setattr(artforge.errors, "_flags_warned", set())
+    monkeypatch.setenv("ARTFORGE_STRICT_PLUGINS", value)
+    plugin = types.SimpleNamespace(register_codec=hookimpl(lambda register: None))
+    if strict:
+        with pytest.raises(ArtforgeError, match="typo"):
+            get_plugin_manager().register(plugin, "typo")
+    else:
+        assert not get_plugin_manager().register(plugin, "typo")
+    err = capsys.readouterr().err
+    assert ("ARTFORGE_STRICT_PLUGINS='junk' is neither on" in err) == (value == "junk"), err
+
+
+def test_debug_0_is_off(monkeypatch):
+    from artforge.errors import env_flag
+
+    for value, on in (("0", False), ("off", False), ("", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("ARTFORGE_DEBUG", value)
+        assert env_flag("ARTFORGE_DEBUG") is on
+
+
+def test_uninstall_names_the_package_of_a_plugin(runner, fake_pip, tmp_path, monkeypatch):
+    """`artforge plugins` lists plugin names; `artforge uninstall braille` said "not installed" where the
+    package is artforge-braille."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "uninstall", "-y", "gray", ok=False)
+    assert "gray: this is the name of a plugin" in r.output and "artforge uninstall artforge_gray" in r.output
+    assert len(r.output.splitlines()) == 1 and not fake_pip
+    invoke(runner, "uninstall", "-y", "artforge_gray")
+    assert fake_pip and fake_pip[0][-1] == "artforge_gray"
+
+
+def test_uninstall_refuses_what_artforge_needs_through_another_package(runner, fake_pip):
+    """torch needs filelock: uninstalling it broke artforge as surely as uninstalling torch did, and only
+    artforge's direct dependencies were refused. A dev extra (pytest) is not needed to run."""
+    r = invoke(runner, "uninstall", "-y", "filelock", ok=False)
+    assert "filelock: artforge needs it to run (through torch)" in r.output and len(r.output.splitlines()) == 1
+    assert not fake_pip
+    invoke(runner, "uninstall", "-y", "pytest")
+    assert fake_pip and fake_pip[0][-1] == "pytest"
+
+
+def test_uninstall_without_a_terminal_asks_for_yes(runner, fake_pip, tmp_path, monkeypatch):
+    """Without -y pip asks for confirmation; with no terminal (a script, a pipe) it failed on EOF with
+    a traceback and `pip uninstall failed with exit code 2`."""
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = invoke(runner, "uninstall", "artforge_gray", ok=False)  # CliRunner's stdin is no terminal
+    assert "add -y" in r.output and len(r.output.splitlines()) == 1 and not fake_pip
+
+
+def test_a_hook_named_with_specname_is_a_hook(capsys):
+    """pluggy's @hookimpl(specname="register_codecs") on a function of another name was refused as an
+    unknown hook, and the whole plugin with it; a specname that is no hook is still named."""
+    @hookimpl(specname="register_codecs")
+    def gray_codecs(register):
+        register(Gray2Codec)
+
+    @hookimpl(specname="register_codec")
+    def typo(register):
+        pass
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(gray_codecs=gray_codecs), "specnamed")
+    assert "gray2" in pm.registry("codecs") and not pm.info["specnamed"].errors
+    assert pm.info["specnamed"].hooks == ["register_codecs"]
+    assert not pm.register(types.SimpleNamespace(typo=typo), "specnamed-typo")
+    assert pm.info["specnamed-typo"].errors == [
+        "invalid: unknown hook 'register_codec' (did you mean register_codecs?)"]
+
+
+def test_an_entry_point_without_hooks_is_reported(also_load, tmp_path, monkeypatch, capsys):
+    """An entry point naming the package (my_plugin) where the hooks are in my_plugin.hooks loaded
+    "fine": listed with no hooks, no error, and none of its codecs."""
+    fake_distribution(tmp_path, "artforge_hollow", "hollow", "hollow_pkg", "'''hooks live elsewhere'''\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("hollow")
+    pm = get_plugin_manager()
+    assert len(pm.info["hollow"].errors) == 1 and "has no hooks" in pm.info["hollow"].errors[0]
+    assert "my_plugin.hooks" in pm.info["hollow"].errors[0]
+    assert len(plugin_warnings(capsys.readouterr().err, "hollow")) == 1
+    assert not any(info.errors for info in pm.info.values() if info.name != "hollow")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from artforge import __version__
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, env_flag
 
 
 class ArtforgeGroup(click.Group):
@@ -64,7 +63,7 @@ class ArtforgeGroup(click.Group):
                 "out of memory; try fewer or smaller inputs (or a smaller --batch-size, where the command has one)"
             ) from None
         except Exception as exc:  # a bug, not bad input: one line unless asked for the traceback
-            if os.environ.get("ARTFORGE_DEBUG"):
+            if env_flag("ARTFORGE_DEBUG"):
                 raise
             text = str(exc).strip()
             if "Traceback (most recent call last)" in text:  # re-raised from a worker (DataLoader, pool)

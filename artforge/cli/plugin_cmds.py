@@ -141,6 +141,33 @@ def install(packages: tuple[str, ...], upgrade: bool, editables: tuple[str, ...]
         _warn_without_plugin(report)
 
 
+def _needed_by(core) -> dict[str, str | None]:
+    """Every installed package that artforge needs, directly or through another (torch needs filelock):
+    canonical name -> the direct dependency it comes through (None: a direct one). Requirements behind
+    an extra are left out; other markers are not evaluated, so a package is kept rather than lost."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from artforge.plugins import CORE_DIST
+
+    def requires(dist) -> list[str]:
+        return [_canonical(re.match(r"[A-Za-z0-9._-]*", r).group()) for r in dist.requires or []
+                if not re.search(r"\bextra\s*==", r)]
+
+    needs: dict[str, str | None] = dict.fromkeys(requires(core))
+    todo = list(needs)
+    while todo:
+        name = todo.pop()
+        try:
+            deps = requires(distribution(name))
+        except PackageNotFoundError:
+            continue
+        for dep in deps:
+            if dep and dep not in needs and dep != CORE_DIST:
+                needs[dep] = needs[name] or name
+                todo.append(dep)
+    return needs
+
+
 def _not_removable(name: str) -> str | None:
     """Why `artforge uninstall NAME` must not run pip: NAME is artforge, a package artforge needs,
     or a first-party plugin (which lives inside artforge's own distribution)."""
@@ -155,14 +182,30 @@ def _not_removable(name: str) -> str | None:
         core = distribution(CORE_DIST)
     except PackageNotFoundError:  # run from a source tree: nothing else to protect
         return None
-    needs = {_canonical(re.match(r"[A-Za-z0-9._-]*", r).group()) for r in core.requires or [] if "extra ==" not in r}
+    needs = _needed_by(core)
     if _canonical(name) in needs:
-        return f"{name}: artforge needs it to run; {use_pip}"
+        through = needs[_canonical(name)]
+        return f"{name}: artforge needs it to run{f' (through {through})' if through else ''}; {use_pip}"
     if any(ep.group == ENTRY_POINT_GROUP and ep.name == name for ep in core.entry_points):
         others = ",".join(sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} - {name}))
         return (f"{name}: this plugin ships with artforge and cannot be uninstalled; leave it out with "
                 f"ARTFORGE_LOAD_PLUGINS={others}")
     return None
+
+
+def _plugin_dist_hint(name: str) -> str | None:
+    """For a plugin's name (what `artforge plugins` lists) that is not a distribution's: the distribution
+    that provides it, which is what pip uninstalls."""
+    from importlib.metadata import entry_points
+
+    from artforge.plugins import ENTRY_POINT_GROUP
+
+    dists = sorted({ep.dist.name for ep in entry_points(group=ENTRY_POINT_GROUP)
+                    if ep.name == name and getattr(ep, "dist", None) is not None})
+    if not dists:
+        return None
+    return (f"{name}: this is the name of a plugin, not of a package; the package that provides it is "
+            f"{' and '.join(dists)}: artforge uninstall {' '.join(dists)}")
 
 
 @click.command()
@@ -183,7 +226,10 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
         try:
             distribution(name)
         except PackageNotFoundError:
-            raise ArtforgeError(f"{name}: not installed in this Python ({sys.executable})") from None
+            raise ArtforgeError(_plugin_dist_hint(name) or
+                                f"{name}: not installed in this Python ({sys.executable})") from None
+    if not yes and not sys.stdin.isatty():  # pip would ask anyway, then fail with a traceback on EOF
+        raise ArtforgeError(f"there is no terminal to confirm on; add -y to uninstall {' '.join(packages)}")
     _pip(["uninstall", *(["-y"] if yes else []), *packages])
 
 
