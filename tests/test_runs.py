@@ -163,3 +163,23 @@ def test_a_hand_edited_eval_and_log_show_only_what_is_valid(runner, runs_root, t
     assert "bits_per_pixel" not in row["eval"]["figures"]
     table = invoke(runner, "runs", run.parent).stdout
     assert "-5s" not in table and "eval onnx" in table
+
+
+def test_an_eval_figure_written_as_null_is_shown_as_damaged(runner, runs_root, tmp_path):
+    """eval writes a NaN or infinite figure (a diverged model's) as null; `runs RUN` showed it as 'None'
+    instead of naming it with the other figures that are not finite numbers."""
+    import shutil
+
+    run = tmp_path / "root" / "c"
+    shutil.copytree(runs_root / "a", run)
+    ev = json.loads((run / "eval.json").read_text())
+    ev["figures"]["bits_per_pixel"] = None
+    (run / "eval.json").write_text(json.dumps(ev))
+
+    out = invoke(runner, "runs", run).stdout
+    damaged = [" ".join(line.split()) for line in out.splitlines() if line.strip().startswith("damaged")]
+    assert "None" not in out and damaged == ["damaged bits_per_pixel (not finite numbers; left out)"], out
+    assert "  next_token_accuracy " in out
+    row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
+    assert row["eval"]["damaged"] == ["figures.bits_per_pixel"] and "bits_per_pixel" not in row["eval"]["figures"]
+    assert "eval onnx" in invoke(runner, "runs", run.parent).stdout

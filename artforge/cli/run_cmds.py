@@ -57,9 +57,9 @@ EVAL_SPLITS = ("test", "val", "train", "all")  # what `artforge eval` records
 
 def _eval_summary(ev: Any) -> dict | None:
     """eval.json as `runs` shows it: the parts `artforge eval` could have written. A step that is not a
-    whole number of 0 or more, a split eval has not, or a figure that is NaN or infinite (eval writes
-    those as null) comes from a hand edit or a damaged file: it is named in ``damaged`` (``step``,
-    ``split``, ``figures.NAME``) and left out."""
+    whole number of 0 or more, a split eval has not, or a figure that is NaN or infinite comes from a hand
+    edit or a damaged file; a figure that is null is one eval found NaN or infinite (it writes those as
+    null). Each is named in ``damaged`` (``step``, ``split``, ``figures.NAME``) and left out."""
     if not isinstance(ev, dict) or not isinstance(ev.get("figures"), dict):
         return None
     damaged = []
@@ -71,7 +71,7 @@ def _eval_summary(ev: Any) -> dict | None:
         damaged.append("split")
     figures = {}
     for k, v in ev["figures"].items():
-        if isinstance(v, float) and not math.isfinite(v):
+        if v is None or isinstance(v, float) and not math.isfinite(v):  # null: how eval writes NaN and inf
             damaged.append(f"figures.{k}")
         else:
             figures[k] = v
