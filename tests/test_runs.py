@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import TINY_HSV as TINY
-from conftest import invoke, subprocess_env
+from conftest import as_a_plain_user, invoke, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,31 @@ def test_an_eval_figure_written_as_null_is_shown_as_damaged(runner, runs_root, t
     row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
     assert row["eval"]["damaged"] == ["figures.bits_per_pixel"] and "bits_per_pixel" not in row["eval"]["figures"]
     assert "eval onnx" in invoke(runner, "runs", run.parent).stdout
+
+
+def test_one_run_that_cannot_be_shown_fails_in_one_line(runner, runs_root, tmp_path):
+    """`runs RUN` printed the problem of a run whose config.json is damaged, unreadable or gone and
+    exited 0, so a script could not tell it from a run shown in full; a listing still goes on past it."""
+    import shutil
+
+    r = invoke(runner, "runs", runs_root / "broken", ok=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith(f"Error: {runs_root / 'broken' / 'config.json'}: Expecting property name"), r.output
+    (tmp_path / "copied").mkdir()
+    shutil.copy(runs_root / "a" / "best.pt", tmp_path / "copied" / "best.pt")
+    r = invoke(runner, "runs", tmp_path / "copied", ok=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith(f"Error: {tmp_path / 'copied'}: config.json is missing (a copy is in best.pt"), r.output
+    # --json is a list of rows, for one run as for many: the problem is in its row
+    assert "problem" in json.loads(invoke(runner, "runs", runs_root / "broken", "--json").stdout)[0]
+    assert "3 run(s), 1 unreadable" in invoke(runner, "runs", runs_root).stdout
+
+    run = tmp_path / "root" / "locked"
+    shutil.copytree(runs_root / "a", run)
+    (run / "config.json").chmod(0)
+    try:
+        (one, alone), (code, listed) = as_a_plain_user(["runs", run], ["runs", run.parent])
+    finally:
+        (run / "config.json").chmod(0o644)
+    assert one == 1 and alone == f"Error: {run / 'config.json'}: cannot read it (permission denied)\n", alone
+    assert code == 0 and "unreadable: config.json: cannot read it (permission denied)" in listed, listed

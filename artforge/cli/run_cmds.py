@@ -151,35 +151,40 @@ def _steps(row: dict) -> str:
     return f"{row['step']}/{planned}" if planned else str(row["step"])
 
 
+def _refusal(row: dict) -> BadInput:
+    """Why a run given alone cannot be shown, in one line naming the file: its ``problem``."""
+    run, problem = Path(row["run"]), row["problem"]
+    if problem.startswith("config.json: "):
+        return BadInput(run / "config.json", problem.removeprefix("config.json: "))
+    return BadInput(run, problem)
+
+
 def _show_one(row: dict) -> None:
     lines = [("run", shown(row["run"]))]
-    if "problem" in row:
-        lines.append(("problem", row["problem"]))
+    model = row["model"] + (f" (preset {row['preset']})" if row.get("preset") else "")
+    lines += [("model", model), ("codec", row["codec"]), ("data", shown(row["data"])),
+              ("started", row.get("created") or ""), ("steps", _steps(row)),
+              ("trained for", _duration(row.get("seconds")))]
+    if row.get("init"):
+        lines.append(("initialised from", shown(str(row["init"]))))
+    if row.get("last_train_loss") is not None:
+        lines.append(("last train loss", _fmt(row["last_train_loss"])))
+    if "best_val_loss" in row:
+        lines.append(("best val loss", f"{_fmt(row['best_val_loss'])} at step {row['best_val_step']}"))
+    lines.append(("checkpoints", ", ".join(row["checkpoints"]) or "none"))
+    lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
+    ev = row.get("eval")
+    if ev:
+        step, split = ev["step"] if ev["step"] is not None else "damaged", ev["split"] or "split damaged"
+        lines.append((f"eval (step {step}, {split})", ""))
+        if ev.get("note"):
+            lines.append(("  note", shown(ev["note"])))
+        lines += [(f"  {shown(k)}", shown(_fmt(v))) for k, v in ev["figures"].items()]
+        figures = [k.removeprefix("figures.") for k in ev.get("damaged", ()) if k.startswith("figures.")]
+        if figures:
+            lines.append(("  damaged", f"{', '.join(map(shown, figures))} (not finite numbers; left out)"))
     else:
-        model = row["model"] + (f" (preset {row['preset']})" if row.get("preset") else "")
-        lines += [("model", model), ("codec", row["codec"]), ("data", shown(row["data"])),
-                  ("started", row.get("created") or ""), ("steps", _steps(row)),
-                  ("trained for", _duration(row.get("seconds")))]
-        if row.get("init"):
-            lines.append(("initialised from", shown(str(row["init"]))))
-        if row.get("last_train_loss") is not None:
-            lines.append(("last train loss", _fmt(row["last_train_loss"])))
-        if "best_val_loss" in row:
-            lines.append(("best val loss", f"{_fmt(row['best_val_loss'])} at step {row['best_val_step']}"))
-        lines.append(("checkpoints", ", ".join(row["checkpoints"]) or "none"))
-        lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
-        ev = row.get("eval")
-        if ev:
-            step, split = ev["step"] if ev["step"] is not None else "damaged", ev["split"] or "split damaged"
-            lines.append((f"eval (step {step}, {split})", ""))
-            if ev.get("note"):
-                lines.append(("  note", shown(ev["note"])))
-            lines += [(f"  {shown(k)}", shown(_fmt(v))) for k, v in ev["figures"].items()]
-            figures = [k.removeprefix("figures.") for k in ev.get("damaged", ()) if k.startswith("figures.")]
-            if figures:
-                lines.append(("  damaged", f"{', '.join(map(shown, figures))} (not finite numbers; left out)"))
-        else:
-            lines.append(("eval", "none yet (artforge eval RUN)"))
+        lines.append(("eval", "none yet (artforge eval RUN)"))
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         click.echo(f"{k:<{width}}  {v}".rstrip())
@@ -193,7 +198,9 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
 
     PATHS are run folders or folders holding them (two levels down); default `runs/`, else the
     current folder. Given one run folder, it shows that run in full, with every figure of its last
-    `artforge eval`. Only config.json, metrics.jsonl and eval.json are read, never the checkpoints.
+    `artforge eval`, or fails (exit 1) if its config.json is damaged, unreadable or missing; a listing
+    shows such runs as unreadable rows and goes on. Only config.json, metrics.jsonl and eval.json are
+    read, never the checkpoints.
     """
     from artforge.fsutil import check_reachable
 
@@ -215,6 +222,8 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"no runs (folders with a config.json or checkpoints) in {', '.join(shown(p) for p in paths)}")
         return
     if len(rows) == 1 and len(paths) == 1 and found[0] == paths[0]:
+        if "problem" in rows[0]:  # nothing to show: fail, as other commands given this run would
+            raise _refusal(rows[0])
         _show_one(rows[0])
         return
     table = []
