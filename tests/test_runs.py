@@ -211,3 +211,36 @@ def test_one_run_that_cannot_be_shown_fails_in_one_line(runner, runs_root, tmp_p
         (run / "config.json").chmod(0o644)
     assert one == 1 and alone == f"Error: {run / 'config.json'}: cannot read it (permission denied)\n", alone
     assert code == 0 and "unreadable: config.json: cannot read it (permission denied)" in listed, listed
+
+
+def test_a_folder_that_may_not_be_read_is_named_after_the_listing_not_listed_as_a_run(runs_root, tmp_path):
+    """A folder `runs` may not read (a root-owned lost+found, anything chmod 000) was listed as an
+    unreadable run, though nothing shows it is one; a run whose config.json may not be read still is."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(runs_root / "a", root / "a")
+    shutil.copytree(runs_root / "a", root / "damaged")
+    lost, deep = root / "lost+found", root / "group" / "locked"
+    for folder in (lost, deep):
+        shutil.copytree(runs_root / "a", folder)  # a run, but nothing outside it can tell
+    locked = (root / "damaged" / "config.json", lost, deep)
+    for f in locked:
+        f.chmod(0)
+    try:
+        (code, table), (code_json, listed), (code_empty, empty) = as_a_plain_user(
+            ["runs", root], ["runs", root, "--json"], ["runs", root / "group"])
+    finally:
+        for f in locked:
+            f.chmod(0o755)
+    note = f"could not read 2 folders: {deep}, {lost}"
+    assert code == 0 and table.splitlines()[-1] == note, table
+    assert table.splitlines()[-2].startswith("2 run(s), 1 unreadable;"), table
+    assert "lost+found" not in table.replace(note, "") and "locked" not in table.replace(note, ""), table
+    row = next(line for line in table.splitlines() if line.startswith(str(root / "damaged")))
+    assert "unreadable: config.json: cannot read it (permission denied)" in row, table
+    assert code_json == 0 and listed.endswith(f"]\n{note}\n"), listed  # the note on stderr, after the JSON
+    rows = json.loads(listed.removesuffix(f"{note}\n"))
+    assert [r["run"] for r in rows] == [str(root / "a"), str(root / "damaged")] and "problem" in rows[1], listed
+    assert code_empty == 0 and empty.splitlines() == [f"no runs (folders with a config.json or checkpoints) in "
+                                                      f"{root / 'group'}", f"could not read 1 folder: {deep}"], empty
