@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -139,3 +140,31 @@ ARTFORGE = [sys.executable, "-m", "artforge"]
 
 #: `artforge train` options for the smallest hsv-transformer (one layer): a run in a second or two
 TINY_HSV = ["--plugin", "hsv-transformer", "--set", "preset=tiny", "--set", "n_layer=1", "--batch-size", "8", "-q"]
+
+
+_CLI_RUNS = """
+import json, sys
+from click.testing import CliRunner
+from artforge.cli import cli
+runs = [CliRunner().invoke(cli, args) for args in json.loads(sys.argv[1])]
+print(json.dumps([[r.exit_code, r.output] for r in runs]))
+"""
+
+
+def as_a_plain_user(*commands: list) -> list:
+    """Run artforge commands (each in CliRunner, all in one process) where file permissions hold: as
+    this user, or, for root, with the two capabilities that let root read and write anything dropped."""
+    import shutil
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", _CLI_RUNS, json.dumps([[str(a) for a in c] for c in commands])]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        drop = "-dac_override,-dac_read_search"
+        if setpriv is None or subprocess.run([setpriv, f"--bounding-set={drop}", "true"]).returncode:
+            pytest.skip("root reads every file, and setpriv cannot drop that here")
+        cmd = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *cmd]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import TINY_HSV as TINY
-from conftest import invoke, subprocess_env
+from conftest import as_a_plain_user, invoke, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +163,84 @@ def test_a_hand_edited_eval_and_log_show_only_what_is_valid(runner, runs_root, t
     assert "bits_per_pixel" not in row["eval"]["figures"]
     table = invoke(runner, "runs", run.parent).stdout
     assert "-5s" not in table and "eval onnx" in table
+
+
+def test_an_eval_figure_written_as_null_is_shown_as_damaged(runner, runs_root, tmp_path):
+    """eval writes a NaN or infinite figure (a diverged model's) as null; `runs RUN` showed it as 'None'
+    instead of naming it with the other figures that are not finite numbers."""
+    import shutil
+
+    run = tmp_path / "root" / "c"
+    shutil.copytree(runs_root / "a", run)
+    ev = json.loads((run / "eval.json").read_text())
+    ev["figures"]["bits_per_pixel"] = None
+    (run / "eval.json").write_text(json.dumps(ev))
+
+    out = invoke(runner, "runs", run).stdout
+    damaged = [" ".join(line.split()) for line in out.splitlines() if line.strip().startswith("damaged")]
+    assert "None" not in out and damaged == ["damaged bits_per_pixel (not finite numbers; left out)"], out
+    assert "  next_token_accuracy " in out
+    row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
+    assert row["eval"]["damaged"] == ["figures.bits_per_pixel"] and "bits_per_pixel" not in row["eval"]["figures"]
+    assert "eval onnx" in invoke(runner, "runs", run.parent).stdout
+
+
+def test_one_run_that_cannot_be_shown_fails_in_one_line(runner, runs_root, tmp_path):
+    """`runs RUN` printed the problem of a run whose config.json is damaged, unreadable or gone and
+    exited 0, so a script could not tell it from a run shown in full; a listing still goes on past it."""
+    import shutil
+
+    r = invoke(runner, "runs", runs_root / "broken", ok=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith(f"Error: {runs_root / 'broken' / 'config.json'}: Expecting property name"), r.output
+    (tmp_path / "copied").mkdir()
+    shutil.copy(runs_root / "a" / "best.pt", tmp_path / "copied" / "best.pt")
+    r = invoke(runner, "runs", tmp_path / "copied", ok=False)
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith(f"Error: {tmp_path / 'copied'}: config.json is missing (a copy is in best.pt"), r.output
+    # --json is a list of rows, for one run as for many: the problem is in its row
+    assert "problem" in json.loads(invoke(runner, "runs", runs_root / "broken", "--json").stdout)[0]
+    assert "3 run(s), 1 unreadable" in invoke(runner, "runs", runs_root).stdout
+
+    run = tmp_path / "root" / "locked"
+    shutil.copytree(runs_root / "a", run)
+    (run / "config.json").chmod(0)
+    try:
+        (one, alone), (code, listed) = as_a_plain_user(["runs", run], ["runs", run.parent])
+    finally:
+        (run / "config.json").chmod(0o644)
+    assert one == 1 and alone == f"Error: {run / 'config.json'}: cannot read it (permission denied)\n", alone
+    assert code == 0 and "unreadable: config.json: cannot read it (permission denied)" in listed, listed
+
+
+def test_a_folder_that_may_not_be_read_is_named_after_the_listing_not_listed_as_a_run(runs_root, tmp_path):
+    """A folder `runs` may not read (a root-owned lost+found, anything chmod 000) was listed as an
+    unreadable run, though nothing shows it is one; a run whose config.json may not be read still is."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(runs_root / "a", root / "a")
+    shutil.copytree(runs_root / "a", root / "damaged")
+    lost, deep = root / "lost+found", root / "group" / "locked"
+    for folder in (lost, deep):
+        shutil.copytree(runs_root / "a", folder)  # a run, but nothing outside it can tell
+    locked = (root / "damaged" / "config.json", lost, deep)
+    for f in locked:
+        f.chmod(0)
+    try:
+        (code, table), (code_json, listed), (code_empty, empty) = as_a_plain_user(
+            ["runs", root], ["runs", root, "--json"], ["runs", root / "group"])
+    finally:
+        for f in locked:
+            f.chmod(0o755)
+    note = f"could not read 2 folders: {deep}, {lost}"
+    assert code == 0 and table.splitlines()[-1] == note, table
+    assert table.splitlines()[-2].startswith("2 run(s), 1 unreadable;"), table
+    assert "lost+found" not in table.replace(note, "") and "locked" not in table.replace(note, ""), table
+    row = next(line for line in table.splitlines() if line.startswith(str(root / "damaged")))
+    assert "unreadable: config.json: cannot read it (permission denied)" in row, table
+    assert code_json == 0 and listed.endswith(f"]\n{note}\n"), listed  # the note on stderr, after the JSON
+    rows = json.loads(listed.removesuffix(f"{note}\n"))
+    assert [r["run"] for r in rows] == [str(root / "a"), str(root / "damaged")] and "problem" in rows[1], listed
+    assert code_empty == 0 and empty.splitlines() == [f"no runs (folders with a config.json or checkpoints) in "
+                                                      f"{root / 'group'}", f"could not read 1 folder: {deep}"], empty

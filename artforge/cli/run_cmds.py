@@ -16,13 +16,17 @@ from artforge.errors import BadInput, first_line, shown
 SKIP = {".cache", "__pycache__", "onnx", "samples"}  # folders of a run or of the runs root, never runs
 
 
-def find_runs(path: Path, depth: int = 2) -> list[Path]:
+def find_runs(path: Path, depth: int = 2, unread: list[Path] | None = None) -> list[Path]:
     """Run folders (those holding config.json, or a checkpoint whose config.json is gone) at PATH or up
     to ``depth`` levels below it, in name order.
-    A folder that may not be read (chmod 000) is returned too, for the listing to name as unreadable:
-    whether it holds runs cannot be told."""
+    A folder that may not be read (chmod 000, a root-owned lost+found) is not known to be a run, nor to
+    hold any: it is not returned but added to ``unread``, for the listing to name after its rows. A run
+    whose config.json may not be read is still a run (its folder shows it), returned to be named as
+    unreadable."""
     if not os.access(path, os.R_OK | os.X_OK):
-        return [path]
+        if unread is not None:
+            unread.append(path)
+        return []
     if (path / "config.json").is_file():
         return [path]
     # a checkpoint without its config.json: a run to restore, or a best.pt copied beside runs, still searched
@@ -32,8 +36,10 @@ def find_runs(path: Path, depth: int = 2) -> list[Path]:
     try:
         children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP)
     except OSError:
+        if unread is not None:
+            unread.append(path)
         return here
-    return here + [run for child in children for run in find_runs(child, depth - 1)]
+    return here + [run for child in children for run in find_runs(child, depth - 1, unread)]
 
 
 def _number(value: Any) -> float | None:
@@ -57,9 +63,9 @@ EVAL_SPLITS = ("test", "val", "train", "all")  # what `artforge eval` records
 
 def _eval_summary(ev: Any) -> dict | None:
     """eval.json as `runs` shows it: the parts `artforge eval` could have written. A step that is not a
-    whole number of 0 or more, a split eval has not, or a figure that is NaN or infinite (eval writes
-    those as null) comes from a hand edit or a damaged file: it is named in ``damaged`` (``step``,
-    ``split``, ``figures.NAME``) and left out."""
+    whole number of 0 or more, a split eval has not, or a figure that is NaN or infinite comes from a hand
+    edit or a damaged file; a figure that is null is one eval found NaN or infinite (it writes those as
+    null). Each is named in ``damaged`` (``step``, ``split``, ``figures.NAME``) and left out."""
     if not isinstance(ev, dict) or not isinstance(ev.get("figures"), dict):
         return None
     damaged = []
@@ -71,7 +77,7 @@ def _eval_summary(ev: Any) -> dict | None:
         damaged.append("split")
     figures = {}
     for k, v in ev["figures"].items():
-        if isinstance(v, float) and not math.isfinite(v):
+        if v is None or isinstance(v, float) and not math.isfinite(v):  # null: how eval writes NaN and inf
             damaged.append(f"figures.{k}")
         else:
             figures[k] = v
@@ -151,35 +157,40 @@ def _steps(row: dict) -> str:
     return f"{row['step']}/{planned}" if planned else str(row["step"])
 
 
+def _refusal(row: dict) -> BadInput:
+    """Why a run given alone cannot be shown, in one line naming the file: its ``problem``."""
+    run, problem = Path(row["run"]), row["problem"]
+    if problem.startswith("config.json: "):
+        return BadInput(run / "config.json", problem.removeprefix("config.json: "))
+    return BadInput(run, problem)
+
+
 def _show_one(row: dict) -> None:
     lines = [("run", shown(row["run"]))]
-    if "problem" in row:
-        lines.append(("problem", row["problem"]))
+    model = row["model"] + (f" (preset {row['preset']})" if row.get("preset") else "")
+    lines += [("model", model), ("codec", row["codec"]), ("data", shown(row["data"])),
+              ("started", row.get("created") or ""), ("steps", _steps(row)),
+              ("trained for", _duration(row.get("seconds")))]
+    if row.get("init"):
+        lines.append(("initialised from", shown(str(row["init"]))))
+    if row.get("last_train_loss") is not None:
+        lines.append(("last train loss", _fmt(row["last_train_loss"])))
+    if "best_val_loss" in row:
+        lines.append(("best val loss", f"{_fmt(row['best_val_loss'])} at step {row['best_val_step']}"))
+    lines.append(("checkpoints", ", ".join(row["checkpoints"]) or "none"))
+    lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
+    ev = row.get("eval")
+    if ev:
+        step, split = ev["step"] if ev["step"] is not None else "damaged", ev["split"] or "split damaged"
+        lines.append((f"eval (step {step}, {split})", ""))
+        if ev.get("note"):
+            lines.append(("  note", shown(ev["note"])))
+        lines += [(f"  {shown(k)}", shown(_fmt(v))) for k, v in ev["figures"].items()]
+        figures = [k.removeprefix("figures.") for k in ev.get("damaged", ()) if k.startswith("figures.")]
+        if figures:
+            lines.append(("  damaged", f"{', '.join(map(shown, figures))} (not finite numbers; left out)"))
     else:
-        model = row["model"] + (f" (preset {row['preset']})" if row.get("preset") else "")
-        lines += [("model", model), ("codec", row["codec"]), ("data", shown(row["data"])),
-                  ("started", row.get("created") or ""), ("steps", _steps(row)),
-                  ("trained for", _duration(row.get("seconds")))]
-        if row.get("init"):
-            lines.append(("initialised from", shown(str(row["init"]))))
-        if row.get("last_train_loss") is not None:
-            lines.append(("last train loss", _fmt(row["last_train_loss"])))
-        if "best_val_loss" in row:
-            lines.append(("best val loss", f"{_fmt(row['best_val_loss'])} at step {row['best_val_step']}"))
-        lines.append(("checkpoints", ", ".join(row["checkpoints"]) or "none"))
-        lines.append(("ONNX export", "onnx/" if row["onnx"] else "none"))
-        ev = row.get("eval")
-        if ev:
-            step, split = ev["step"] if ev["step"] is not None else "damaged", ev["split"] or "split damaged"
-            lines.append((f"eval (step {step}, {split})", ""))
-            if ev.get("note"):
-                lines.append(("  note", shown(ev["note"])))
-            lines += [(f"  {shown(k)}", shown(_fmt(v))) for k, v in ev["figures"].items()]
-            figures = [k.removeprefix("figures.") for k in ev.get("damaged", ()) if k.startswith("figures.")]
-            if figures:
-                lines.append(("  damaged", f"{', '.join(map(shown, figures))} (not finite numbers; left out)"))
-        else:
-            lines.append(("eval", "none yet (artforge eval RUN)"))
+        lines.append(("eval", "none yet (artforge eval RUN)"))
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         click.echo(f"{k:<{width}}  {v}".rstrip())
@@ -193,28 +204,40 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
 
     PATHS are run folders or folders holding them (two levels down); default `runs/`, else the
     current folder. Given one run folder, it shows that run in full, with every figure of its last
-    `artforge eval`. Only config.json, metrics.jsonl and eval.json are read, never the checkpoints.
+    `artforge eval`, or fails (exit 1) if its config.json is damaged, unreadable or missing; a listing
+    shows such runs as unreadable rows and goes on. Folders below PATHS that may not be read are not
+    known to be runs: they are named in a note after the listing. Only config.json, metrics.jsonl and
+    eval.json are read, never the checkpoints.
     """
-    from artforge.fsutil import check_reachable
+    from artforge.fsutil import check_readable_folder
 
     if not paths:
         paths = (Path("runs"),) if Path("runs").is_dir() else (Path("."),)
     found: list[Path] = []
+    unread: list[Path] = []
     for path in paths:
-        check_reachable(path)
+        check_readable_folder(path)  # a folder given that may not be read: refused, as other commands do
         if not path.exists():
             raise BadInput(path, "no such file or folder")
         if not path.is_dir():
             raise BadInput(path, "not a folder (give a run folder or a folder of runs)")
-        found += [r for r in find_runs(path) if r not in found]
+        below: list[Path] = []
+        found += [r for r in find_runs(path, unread=below) if r not in found]
+        unread += [u for u in below if u not in unread]
     rows = [summarize(r) for r in found]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        if unread:  # stdout stays the JSON list
+            click.echo(_unread_note(unread), err=True)
         return
     if not rows:
         click.echo(f"no runs (folders with a config.json or checkpoints) in {', '.join(shown(p) for p in paths)}")
+        if unread:
+            click.echo(_unread_note(unread))
         return
     if len(rows) == 1 and len(paths) == 1 and found[0] == paths[0]:
+        if "problem" in rows[0]:  # nothing to show: fail, as other commands given this run would
+            raise _refusal(rows[0])
         _show_one(rows[0])
         return
     table = []
@@ -244,6 +267,15 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
     console.print(out)
     bad = sum("problem" in r for r in rows)
     click.echo(f"{len(rows)} run(s){f', {bad} unreadable' if bad else ''}; artforge runs RUN shows one in full")
+    if unread:
+        click.echo(_unread_note(unread))
+
+
+def _unread_note(unread: list[Path], most: int = 5) -> str:
+    """One line naming the folders that could not be searched (the first ``most`` of them)."""
+    names = ", ".join(shown(p) for p in unread[:most])
+    more = f", and {len(unread) - most} more" if len(unread) > most else ""
+    return f"could not read {len(unread)} folder{'s' if len(unread) > 1 else ''}: {names}{more}"
 
 
 def register(cli: click.Group) -> None:
