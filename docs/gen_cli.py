@@ -13,7 +13,8 @@ Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_
 this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
 (`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
 An input may come through a pipe (`artforge encode -c hsv544 <(curl -s URL) -o t.npz`,
-`cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole; a codec fitted to the
+`cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole, up to 1 GiB (the largest
+picture artforge opens, uncompressed; more is refused: save it to a file); a codec fitted to the
 data (`palette:auto`) cannot `data build` from one, as it reads its source twice.
 
 Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data

@@ -24,6 +24,7 @@ import numpy as np
 
 from artforge.codecs import Codec
 from artforge.errors import ArtforgeError, BadInput
+from artforge.fsutil import read_input_bytes
 from artforge.imageio import folder_problem
 from artforge_ascii.atlas import DEFAULT_PX, GlyphAtlas, build_atlas, resolve_font
 from artforge_ascii.layout import CHARSETS, PRINTABLE, check_charset, check_side, layout, piece_lines
@@ -182,7 +183,7 @@ class AsciiCodec(Codec):
         BadInput. Spaces alone are a blank canvas (see ``layout``), not an empty file."""
         p = Path(path)
         try:
-            data = p.read_bytes()
+            data = read_input_bytes(p)  # a pipe's size is capped
         except FileNotFoundError:
             raise BadInput(p, "no such file") from None
         except IsADirectoryError:
