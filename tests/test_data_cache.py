@@ -88,6 +88,33 @@ def test_same_source_is_a_no_op_and_changes_rebuild(emoji_dir, tmp_path):
     assert build(str(src), "hsv544", out, size=16).status == "built"
 
 
+def test_a_cache_read_by_another_source_reader_is_rebuilt(emoji_dir, tmp_path, runner, monkeypatch):
+    """The files alone do not say what a cache holds: how artforge reads them does too (an .npz's bytes
+    names, a .jsonl's null names). A cache built by another reader version is rebuilt, saying why."""
+    import artforge.data.sources as sources
+
+    out = tmp_path / "c.h5"
+    args = ("data", "build", emoji_dir / "a", "-c", "hsv544", "-o", out, "-q", "-j", "1")
+    invoke(runner, *args)
+    assert "is up to date" in invoke(runner, *args).output  # the same reader: nothing to do
+    now = sources.READER_VERSION
+    monkeypatch.setattr(sources, "READER_VERSION", now + 1)
+    r = build(str(emoji_dir / "a"), "hsv544", out)
+    assert r.status == "built" and r.reason == f"changed: how sources are read (source reader version {now} -> " \
+                                               f"version {now + 1})"
+    assert build(str(emoji_dir / "a"), "hsv544", out).status == "up-to-date"
+    monkeypatch.setattr(sources, "READER_VERSION", now)
+    r = invoke(runner, *args)
+    assert "built" in r.output and f"(source reader version {now + 1} -> version {now})" in r.output
+    with h5py.File(out, "r+") as f:  # a cache from before reader versions: its parts have none
+        parts = json.loads(f.attrs["fingerprint_parts"])
+        del parts["reader"]
+        f.attrs["fingerprint_parts"] = json.dumps(parts, sort_keys=True)
+        f.attrs["fingerprint"] = sources.fingerprint(parts)
+    r = build(str(emoji_dir / "a"), "hsv544", out)
+    assert r.status == "built" and "(source reader of an older artforge -> version" in r.reason
+
+
 def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
     out = tmp_path / "c.h5"
     r = invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q", "-j", "2")
