@@ -379,3 +379,18 @@ def test_path_objects_and_relative_names(emoji_dir, tmp_path):
     with h5py.File(tmp_path / "c.h5") as f:
         assert sorted(f["names"][:].astype(str))[:2] == ["a/e001.png", "a/e003.png"]
     assert r.n_items == 24
+
+
+def test_an_option_the_codec_cannot_apply_is_the_first_and_only_error(runner, tmp_path):
+    """`--size` with a text codec was found item by item, so a .jsonl's bad lines were reported first
+    ("every item was skipped; first: x.jsonl:2: not JSON"); it is refused before the source is read."""
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"text": "ab\\ncd", "name": "a"}\nnot json\n{"text": "xy", "name": "b"}\n')
+    says = "Error: --size fits images; text codecs take the grid from the spec (e.g. ascii:64x64)\n"
+    r = invoke(runner, "data", "build", src, "-c", "ascii:8x2", "--size", "8", "-o", tmp_path / "x.h5", "-q",
+               ok=False)
+    assert r.exit_code == 1 and r.output == says and not (tmp_path / "x.h5").exists()
+    (tmp_path / "a.txt").write_text("ab\ncd\n")
+    r = invoke(runner, "encode", "-c", "ascii:2x2", "--size", "8", tmp_path / "a.txt", "-o", tmp_path / "t.npz",
+               ok=False)
+    assert r.exit_code == 1 and r.output == says  # not "skipped a.txt: ..." then "no usable .txt files"

@@ -41,6 +41,7 @@ def no_usable_inputs(inputs: tuple[str, ...] | list[str], skipped: int, codec=No
 def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str):
     """Read every input, skipping (and reporting) bad ones. Returns items, names, skipped."""
     items, names, skipped = [], [], []
+    codec.check_read_options(size, resample)  # once, not as a skip of every input
     for path, name in expand_inputs(inputs, codec.input_suffixes):
         try:
             items.append(codec.read(path, size=size, resample=resample))

@@ -244,6 +244,7 @@ def build_cache(
     if not force and out.is_file() and out.stat().st_size and not h5py.is_hdf5(out):
         raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
+    codec.check_read_options(size, resample)  # before the source is read: its items' problems would hide this
     source = open_source(source_spec, codec)
     if codec.needs_fit and is_pipe(source_spec):
         raise BadInput(source_spec, f"a pipe can be read once, and codec {codec.spec} reads its source twice "

@@ -211,10 +211,13 @@ class AsciiCodec(Codec):
         except ArtforgeError as exc:
             raise BadInput(path, str(exc)) from None
 
-    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> str:
-        """The piece laid out on the grid: ``rows`` lines of ``cols`` characters joined by newlines."""
+    def check_read_options(self, size: int | None = None, resample: str = "lanczos") -> None:
         if size is not None:
             raise ArtforgeError("--size fits images; text codecs take the grid from the spec (e.g. ascii:64x64)")
+
+    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> str:
+        """The piece laid out on the grid: ``rows`` lines of ``cols`` characters joined by newlines."""
+        self.check_read_options(size, resample)
         if not isinstance(payload, str):
             raise ArtforgeError(f"text codec {self.spec} takes text, not {type(payload).__name__}")
         return "\n".join(layout(payload, self.allowed, self.cols, self.rows, self.crop, self.replace))
