@@ -17,6 +17,12 @@ An input may come through a pipe (`artforge encode -c hsv544 <(curl -s URL) -o t
 picture artforge opens, uncompressed; more is refused: save it to a file); a codec fitted to the
 data (`palette:auto`) cannot `data build` from one, as it reads its source twice.
 
+A picture written by any command (`-o`, `--png`, `--swatch`) is in the format its name's suffix
+says: `.png`, `.webp` (lossless), `.gif`, `.bmp`, `.tif`/`.tiff`, `.tga`, `.jpg`/`.jpeg` (lossy, and
+without transparency: laid on white, with a note) or `.ppm`/`.pnm` (laid on white). Any other suffix,
+or none, is refused in one line before any work (`Error: x.xyz: .xyz is not a picture format artforge
+writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG.
+
 Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data
 preview`, `sample`, `reconstruct`, `complete`) zoom small pictures (nearest neighbour) until the
 longer side of a cell is about 96 px: 16 px → 6x, 32 px → 3x, 64 px and larger → 1x, and a 20000x1
