@@ -77,6 +77,10 @@ class Codec:
 
         return load_image(path)
 
+    def check_read_options(self, size: int | None = None, resample: str = "lanczos") -> None:
+        """Refuse reading options this codec cannot apply (``--size`` for a text codec) with one
+        :class:`ArtforgeError`, before any input is read; the default takes them all."""
+
     def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> Any:
         """Turn a payload into an item ready to stack: fit images into ``size x size``."""
         from artforge.imageio import fit_square

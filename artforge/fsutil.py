@@ -18,6 +18,12 @@ from artforge.errors import ArtforgeError, BadInput
 PARTIAL = ".partial-"
 _PARTIAL_NAME = re.compile(r"^\..+\.partial-(\d+)-")  # .NAME.partial-PID-random
 _swept: set[str] = set()  # folders already cleared of dead writers' partials by this process
+#: The most bytes read from a pipe (see :func:`read_pipe`), which is held whole in memory: 1 GiB holds the
+#: largest picture artforge opens (``artforge.grid.MAX_PIXELS``, Pillow's decompression-bomb limit) stored
+#: uncompressed at 8 bytes a pixel (16-bit RGBA, ~716 MB), the widest form Pillow reads. A larger input is
+#: read from a regular file, which needs no copy in memory to be parsed.
+MAX_PIPE_BYTES = 1 << 30
+_PIPE_CHUNK = 1 << 20
 
 
 def check_output(path: str | os.PathLike) -> Path:
@@ -43,22 +49,45 @@ def check_readable(path: str | os.PathLike) -> None:
 
 def is_pipe(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a pipe (a FIFO, bash's ``<(cmd)``, ``/dev/stdin`` fed by ``|``): it has no size
-    and no seek, so it is read once, whole, and its bytes parsed from memory."""
+    and no seek, so it is read once, whole (up to :data:`MAX_PIPE_BYTES`), and its bytes parsed from memory."""
     try:
         return stat.S_ISFIFO(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
 
 
+def _bytes_text(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift:,} {unit}"
+    return f"{n:,} bytes"
+
+
 def read_pipe(path: str | os.PathLike) -> bytes:
-    """All of a pipe's bytes (see :func:`is_pipe`); nothing at all is a :class:`BadInput`."""
+    """All of a pipe's bytes (see :func:`is_pipe`), read in chunks; nothing at all, or more than
+    :data:`MAX_PIPE_BYTES`, is a :class:`BadInput` (refused once the cap is passed, not after reading on)."""
+    cap = MAX_PIPE_BYTES
+    buf = bytearray()
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            while len(buf) <= cap:
+                chunk = fh.read(min(_PIPE_CHUNK, cap + 1 - len(buf)))
+                if not chunk:
+                    break
+                buf += chunk
     except OSError as exc:
         raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
-    if not data:
+    if len(buf) > cap:
+        raise BadInput(path, f"the pipe gives more than {_bytes_text(cap)}, the most artforge reads from a pipe; "
+                             "save it to a file first")
+    if not buf:
         raise BadInput(path, "empty input (the pipe gave no bytes)")
-    return data
+    return bytes(buf)
+
+
+def read_input_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes, or a pipe's through :func:`read_pipe` (capped); ``OSError`` of a file is the caller's."""
+    return read_pipe(path) if is_pipe(path) else Path(path).read_bytes()
 
 
 def check_readable_folder(path: str | os.PathLike) -> None:

@@ -104,11 +104,12 @@ def make_grid(
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, **kwargs) -> Path:
-    """:func:`make_grid` written to ``path`` as PNG; a sheet too large to make names ``path``."""
-    from artforge.imageio import save_png
+    """:func:`make_grid` written to ``path`` in the format its suffix names (:func:`artforge.imageio.save_picture`);
+    a sheet too large to make names ``path``."""
+    from artforge.imageio import save_picture
 
     try:
         sheet = make_grid(images, **kwargs)
     except ArtforgeError as exc:
         raise BadInput(path, str(exc)) from None
-    return save_png(sheet, path)
+    return save_picture(sheet, path)

@@ -1,4 +1,4 @@
-"""Reading images robustly into RGBA arrays, fitting them to a square, writing PNGs atomically."""
+"""Reading images robustly into RGBA arrays, fitting them to a square, writing pictures atomically."""
 
 from __future__ import annotations
 
@@ -216,18 +216,87 @@ def image_files(inputs: Iterable[str | os.PathLike], suffixes: set[str] | None =
             raise BadInput(p, "no such file or folder")
 
 
-def to_png_bytes(img: np.ndarray) -> bytes:
+#: The picture formats artforge writes, told by the output name's suffix (Pillow's format names): the
+#: formats it reads (IMAGE_SUFFIXES) but .pgm and .pbm (grey and 1-bit only) and .ico (at most 256x256:
+#: Pillow would shrink a larger sheet). Every command that writes a picture writes the format its name
+#: says, and refuses any other suffix, or none, before any work (:func:`check_picture_output`).
+PICTURE_FORMATS = {
+    ".png": "PNG", ".webp": "WEBP", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".tga": "TGA", ".jpg": "JPEG", ".jpeg": "JPEG", ".ppm": "PPM", ".pnm": "PPM",
+}  # fmt: skip
+_NO_ALPHA = {"JPEG", "PPM"}  # transparent pixels are laid on white (as grids are)
+_SAVE_OPTIONS = {
+    "WEBP": {"lossless": True, "quality": 100},  # pixel art: WebP's default is lossy
+    "JPEG": {"quality": 95, "subsampling": 0},  # 4:4:4: no colour bleeding across hard pixel edges
+}
+_NOTES = {
+    "JPEG": "JPEG is lossy and has no transparency (laid on white); .png or .webp keep pixel art exact",
+    "PPM": "PPM has no transparency (laid on white)",
+}
+
+
+def picture_format(path: str | os.PathLike) -> str:
+    """The Pillow format a picture written to ``path`` is saved in, by its suffix (:data:`PICTURE_FORMATS`);
+    an existing target that is no regular file or folder (``/dev/null``, a pipe) takes PNG. Any other
+    suffix, or none, is a one-line :class:`BadInput`."""
+    path = Path(path)
+    fmt = PICTURE_FORMATS.get(path.suffix.lower())
+    if fmt is not None:
+        return fmt
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return "PNG"
+    what = f"{path.suffix} is not a picture format artforge writes" if path.suffix else "no suffix to tell " \
+           "the picture format"
+    raise BadInput(path, f"{what}; name it .png (or {', '.join(s for s in PICTURE_FORMATS if s != '.png')})")
+
+
+def check_picture_output(path: str | os.PathLike) -> Path:
+    """An output picture's path checked before any work: its folder (:func:`artforge.fsutil.check_output`)
+    and its suffix (:func:`picture_format`); a format that loses pixels or transparency gets one note."""
+    from artforge.fsutil import check_output
+
+    path = check_output(path)
+    note_picture(path)
+    return path
+
+
+def note_picture(path: str | os.PathLike) -> None:
+    """:func:`picture_format` for ``path`` (refusing a suffix that names none), and one note on stderr
+    where that format loses pixels or transparency (JPEG, PPM)."""
+    from artforge.errors import shown
+
+    fmt = picture_format(path)
+    if fmt in _NOTES:
+        import click
+
+        click.echo(f"note: {shown(path)}: {_NOTES[fmt]}", err=True)
+
+
+def picture_bytes(img: np.ndarray, fmt: str = "PNG") -> bytes:
+    """An (H, W[, 3|4]) uint8 array as the bytes of a ``fmt`` picture (see :data:`PICTURE_FORMATS`)."""
+    from artforge.grid import composite
+
     Image = _pil()
-    mode = {2: "L", 3: {3: "RGB", 4: "RGBA"}}
     arr = np.ascontiguousarray(img)
-    m = mode[2] if arr.ndim == 2 else mode[3][arr.shape[2]]
+    if fmt in _NO_ALPHA and arr.ndim == 3 and arr.shape[2] == 4:
+        arr = np.ascontiguousarray(composite(arr))
+    m = "L" if arr.ndim == 2 else {3: "RGB", 4: "RGBA"}[arr.shape[2]]
     buf = io.BytesIO()
-    Image.fromarray(arr, m).save(buf, format="PNG")
+    Image.fromarray(arr, m).save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     return buf.getvalue()
 
 
-def save_png(img: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an (H, W[, 3|4]) uint8 array as PNG, atomically."""
+def to_png_bytes(img: np.ndarray) -> bytes:
+    return picture_bytes(img, "PNG")
+
+
+def save_picture(img: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an (H, W[, 3|4]) uint8 array, atomically, in the format ``path``'s suffix names
+    (:func:`picture_format`: a real JPEG for ``x.jpg``, never PNG bytes under another name)."""
+    fmt = picture_format(path)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(to_png_bytes(img))
+        tmp.write_bytes(picture_bytes(img, fmt))
     return Path(path)
+
+
+save_png = save_picture  # the name plugins know; it too writes the format the suffix names

@@ -13,8 +13,15 @@ Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_
 this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
 (`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
 An input may come through a pipe (`artforge encode -c hsv544 <(curl -s URL) -o t.npz`,
-`cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole; a codec fitted to the
+`cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole, up to 1 GiB (the largest
+picture artforge opens, uncompressed; more is refused: save it to a file); a codec fitted to the
 data (`palette:auto`) cannot `data build` from one, as it reads its source twice.
+
+A picture written by any command (`-o`, `--png`, `--swatch`) is in the format its name's suffix
+says: `.png`, `.webp` (lossless), `.gif`, `.bmp`, `.tif`/`.tiff`, `.tga`, `.jpg`/`.jpeg` (lossy, and
+without transparency: laid on white, with a note) or `.ppm`/`.pnm` (laid on white). Any other suffix,
+or none, is refused in one line before any work (`Error: x.xyz: .xyz is not a picture format artforge
+writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG.
 
 Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data
 preview`, `sample`, `reconstruct`, `complete`) zoom small pictures (nearest neighbour) until the

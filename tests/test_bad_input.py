@@ -415,15 +415,17 @@ def test_outputs_never_replace_a_file_inside_a_source_folder(runner, emoji_dir, 
 
 def test_convert_writes_its_own_format_only_under_its_own_suffix(runner, emoji_dir, tmp_path):
     """`convert -c ascii -o art.jpg` wrote the .txt art into art.jpg (and, for many inputs, x.jpg files in
-    a folder art.jpg); refused before anything is written."""
+    a folder art.jpg). A picture suffix is now the decoded picture in that format (tests/test_picture_outputs.py);
+    any other suffix is refused before anything is written."""
     pic = emoji_dir / "a" / "e001.png"
-    for inputs, out, named in (([pic], "art.jpg", "art.jpg"),
-                               ([pic, emoji_dir / "b"], "many.jpg", "many.jpg/e001.jpg")):
+    for inputs, out, named in (([pic], "art.doc", "art.doc"),
+                               ([pic, emoji_dir / "b"], "many.doc", "many.doc/e001.doc")):
         r = invoke(runner, "convert", *inputs, "-c", "ascii:8x4", "-o", tmp_path / out, ok=False)
         assert r.output.strip() == (f"Error: {tmp_path / named}: codec ascii:8x4 writes .txt files of its own, not "
-                                    ".jpg; write .png, .npz or .txt")
+                                    ".doc; write a picture (.png, .jpg, .webp ...), .npz or .txt")
     r = invoke(runner, "convert", pic, emoji_dir / "b", "-c", "palette:pico8", "-o", tmp_path / "p.gpl", ok=False)
-    assert "p.gpl/e001.gpl: codec palette:pico8 has no file format of its own; write .png or .npz" in r.output
+    assert ("p.gpl/e001.gpl: codec palette:pico8 has no file format of its own; write a picture (.png, .jpg, "
+            ".webp ...) or .npz") in r.output
     assert not list(tmp_path.iterdir())
     invoke(runner, "convert", pic, "-c", "ascii:8x4", "-o", tmp_path / "art")  # no suffix: the codec's own
     assert (tmp_path / "art").read_text().strip()
@@ -486,7 +488,8 @@ def test_outputs_never_replace_the_runs_own_files(runner, run, tmp_path):
     before = (run / "best.pt").read_bytes()
     for target in ("best.pt", "config.json"):
         r = invoke(runner, "sample", run, "-n", "2", "-o", run / target, ok=False)
-        assert f"{target}: is also an input of this command" in r.output
+        suffix = target.rsplit(".", 1)[1]  # refused before the run is read: no picture format
+        assert f"{target}: .{suffix} is not a picture format artforge writes" in r.output, r.output
     assert (run / "best.pt").read_bytes() == before
 
 

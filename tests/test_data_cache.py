@@ -88,6 +88,33 @@ def test_same_source_is_a_no_op_and_changes_rebuild(emoji_dir, tmp_path):
     assert build(str(src), "hsv544", out, size=16).status == "built"
 
 
+def test_a_cache_read_by_another_source_reader_is_rebuilt(emoji_dir, tmp_path, runner, monkeypatch):
+    """The files alone do not say what a cache holds: how artforge reads them does too (an .npz's bytes
+    names, a .jsonl's null names). A cache built by another reader version is rebuilt, saying why."""
+    import artforge.data.sources as sources
+
+    out = tmp_path / "c.h5"
+    args = ("data", "build", emoji_dir / "a", "-c", "hsv544", "-o", out, "-q", "-j", "1")
+    invoke(runner, *args)
+    assert "is up to date" in invoke(runner, *args).output  # the same reader: nothing to do
+    now = sources.READER_VERSION
+    monkeypatch.setattr(sources, "READER_VERSION", now + 1)
+    r = build(str(emoji_dir / "a"), "hsv544", out)
+    assert r.status == "built" and r.reason == f"changed: how sources are read (source reader version {now} -> " \
+                                               f"version {now + 1})"
+    assert build(str(emoji_dir / "a"), "hsv544", out).status == "up-to-date"
+    monkeypatch.setattr(sources, "READER_VERSION", now)
+    r = invoke(runner, *args)
+    assert "built" in r.output and f"(source reader version {now + 1} -> version {now})" in r.output
+    with h5py.File(out, "r+") as f:  # a cache from before reader versions: its parts have none
+        parts = json.loads(f.attrs["fingerprint_parts"])
+        del parts["reader"]
+        f.attrs["fingerprint_parts"] = json.dumps(parts, sort_keys=True)
+        f.attrs["fingerprint"] = sources.fingerprint(parts)
+    r = build(str(emoji_dir / "a"), "hsv544", out)
+    assert r.status == "built" and "(source reader of an older artforge -> version" in r.reason
+
+
 def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
     out = tmp_path / "c.h5"
     r = invoke(runner, "data", "build", emoji_dir, "-c", "hsv544", "-o", out, "-q", "-j", "2")
@@ -352,3 +379,18 @@ def test_path_objects_and_relative_names(emoji_dir, tmp_path):
     with h5py.File(tmp_path / "c.h5") as f:
         assert sorted(f["names"][:].astype(str))[:2] == ["a/e001.png", "a/e003.png"]
     assert r.n_items == 24
+
+
+def test_an_option_the_codec_cannot_apply_is_the_first_and_only_error(runner, tmp_path):
+    """`--size` with a text codec was found item by item, so a .jsonl's bad lines were reported first
+    ("every item was skipped; first: x.jsonl:2: not JSON"); it is refused before the source is read."""
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"text": "ab\\ncd", "name": "a"}\nnot json\n{"text": "xy", "name": "b"}\n')
+    says = "Error: --size fits images; text codecs take the grid from the spec (e.g. ascii:64x64)\n"
+    r = invoke(runner, "data", "build", src, "-c", "ascii:8x2", "--size", "8", "-o", tmp_path / "x.h5", "-q",
+               ok=False)
+    assert r.exit_code == 1 and r.output == says and not (tmp_path / "x.h5").exists()
+    (tmp_path / "a.txt").write_text("ab\ncd\n")
+    r = invoke(runner, "encode", "-c", "ascii:2x2", "--size", "8", tmp_path / "a.txt", "-o", tmp_path / "t.npz",
+               ok=False)
+    assert r.exit_code == 1 and r.output == says  # not "skipped a.txt: ..." then "no usable .txt files"

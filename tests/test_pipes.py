@@ -154,3 +154,30 @@ def test_process_substitution_and_piped_stdin(tmp_path, picture):
     assert done.returncode == 0, done.stderr
     assert np.load(tmp_path / "t.npz")["tokens"].shape == (1, 32, 32)
     assert Image.open(tmp_path / "y.png").size == (32, 32)
+
+
+def test_a_pipe_past_the_cap_is_refused_in_one_line(runner, tmp_path, picture, monkeypatch):
+    """A pipe is held whole in memory, so what it may give is capped (fsutil.MAX_PIPE_BYTES); past the
+    cap it is refused naming the pipe and the cap, read no further than the cap, for every kind of input."""
+    import artforge.fsutil as fsutil
+
+    monkeypatch.setattr(fsutil, "MAX_PIPE_BYTES", 1000)
+    big = picture.read_bytes() + b"\0" * (8 << 20)  # a valid picture, then 8 MiB more
+    says = "pipe: the pipe gives more than 1,000 bytes, the most artforge reads from a pipe; save it to a file first"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(picture.read_bytes())
+    invoke(runner, "encode", "-c", "hsv544", picture, "-o", tmp_path / "t.npz")
+    for args in (["decode", "{pipe}", "-o", tmp_path / "d.png"],  # a token file
+                 ["render", "{pipe}", "-o", tmp_path / "r.png"],
+                 ["convert", "{pipe}", "-c", "hsv544", "-o", tmp_path / "c.png"],  # a picture: skipped, not read
+                 ["data", "build", "{pipe}", "-c", "hsv544", "-o", tmp_path / "b.h5", "-j", "1"],
+                 ["data", "build", tmp_path / "in", "-c", "hsv544", "--labels", "{pipe}", "-o", tmp_path / "l.h5"],
+                 ["data", "build", "{pipe}", "-c", "ascii:8x2", "-o", tmp_path / "a.h5", "-j", "1"]):  # text
+        with fifo(tmp_path, big) as pipe:
+            r = invoke(runner, *[pipe if a == "{pipe}" else a for a in args], ok=False)
+        assert r.exit_code != 0, args
+        assert says in r.output, (args, r.output)  # data build names a piped item by its name
+        assert "Traceback" not in r.output
+    with fifo(tmp_path, b"x" * 1000) as pipe:  # at the cap: read
+        assert fsutil.read_pipe(pipe) == b"x" * 1000
+    assert f"{fsutil.MAX_PIPE_BYTES:,}" == "1,000"

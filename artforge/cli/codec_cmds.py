@@ -41,6 +41,7 @@ def no_usable_inputs(inputs: tuple[str, ...] | list[str], skipped: int, codec=No
 def read_inputs(codec, inputs: tuple[str, ...], size: int | None, resample: str):
     """Read every input, skipping (and reporting) bad ones. Returns items, names, skipped."""
     items, names, skipped = [], [], []
+    codec.check_read_options(size, resample)  # once, not as a skip of every input
     for path, name in expand_inputs(inputs, codec.input_suffixes):
         try:
             items.append(codec.read(path, size=size, resample=resample))
@@ -130,23 +131,27 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
 @click.command()
 @click.argument("tokens", type=INPUT)
 @click.option("-o", "--output", required=True, type=OUTPUT,
-              help="A .png (one image, or a grid of many) or a folder (one PNG per item).")
+              help="A picture (one image, or a grid of many; .png, .jpg, .webp ...: the suffix names the format) "
+                   "or a folder (one PNG per item).")
 @click.option("--codec", "expect", help="Fail unless the tokens were made by this codec spec.")
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> None:
     """Decode a token file back to pictures; the file names its codec.
 
-    One item -> OUTPUT.png; many items with OUTPUT.png -> a grid; OUTPUT a folder (or a name ending
-    in /, made if missing) -> one PNG each.
+    One item -> OUTPUT.png; many items with OUTPUT.png -> a grid (OUTPUT.jpg, .webp ...: that
+    format); OUTPUT a folder (or a name ending in /, made if missing) -> one PNG each.
     """
     from artforge.codecs import decode_checked
     from artforge.fsutil import output_folder
     from artforge.grid import save_grid
-    from artforge.imageio import save_png
+    from artforge.imageio import check_picture_output, save_picture
     from artforge.tokenfile import load_token_codec
 
     if Path(output).exists() and Path(output).resolve() == Path(tokens).resolve():
         raise BadInput(output, "is the token file being decoded; write the pictures elsewhere")
+    to_folder = Path(output).is_dir() or output.endswith(("/", "\\"))
+    if not to_folder:  # a picture: its suffix names its format; another suffix is refused before any work
+        check_picture_output(output)
     tf, codec = load_token_codec(tokens)
     if expect is not None and not _made_by(codec, expect):
         raise BadInput(tokens, f"tokens were made by codec {codec.spec}, not {expect}")
@@ -159,14 +164,14 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
     except ArtforgeError as exc:
         raise BadInput(tokens, str(exc).removeprefix(f"{tokens}: ")) from None
     out = Path(output)
-    if out.is_dir() or output.endswith(("/", "\\")):
+    if to_folder:
         output_folder(out)
         stems = _unique([_safe_name(re.sub(r"\.[A-Za-z0-9]+$", "", name)) for name in tf.names])
         for img, stem in zip(images, stems, strict=True):
-            save_png(img, out / (stem + ".png"))
+            save_picture(img, out / (stem + ".png"))
         click.echo(f"decoded {len(images)} with {codec.spec} -> {out}/")
     elif len(images) == 1 and scale is None:
-        save_png(images[0], out)
+        save_picture(images[0], out)
         click.echo(f"decoded 1 with {codec.spec} -> {out}")
     else:
         save_grid(images, out, scale=scale)
@@ -177,7 +182,8 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-c", "--codec", "specs", shell_complete=complete_codecs, multiple=True, required=True,
               help="Codec spec; repeat to compare.")
-@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write.")
+@click.option("-o", "--output", required=True, type=OUTPUT,
+              help="Picture to write (.png, .jpg, .webp ...: the suffix names the format).")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit every image into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
@@ -187,10 +193,11 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
     import numpy as np
 
     from artforge.codecs import check_encoded, decode_checked, get_codec
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_input
     from artforge.grid import save_grid
+    from artforge.imageio import check_picture_output
 
-    check_output(output)
+    check_picture_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(inputs, None)])
     codecs = [get_codec(s) for s in specs]
     if any(c.input_kind != "image" for c in codecs):
@@ -211,7 +218,8 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=INPUT)
-@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG to write (a grid for many items).")
+@click.option("-o", "--output", required=True, type=OUTPUT,
+              help="Picture to write (a grid for many items; the suffix names the format).")
 @click.option("-c", "--codec", "spec", shell_complete=complete_codecs,
               help="Codec of INPUT when it is not a token file (e.g. ascii:80x40); for a token file, fail "
                    "unless its tokens were made by this codec.")
@@ -222,14 +230,14 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     import zipfile
 
     from artforge.codecs import check_encoded, get_codec
-    from artforge.fsutil import check_not_input, check_output, check_readable, is_pipe, read_pipe
+    from artforge.fsutil import check_not_input, check_readable, is_pipe, read_pipe
     from artforge.grid import save_grid
-    from artforge.imageio import save_png
+    from artforge.imageio import check_picture_output, save_picture
     from artforge.plugins import registry
     from artforge.renderers import get_renderer, render_tokens
     from artforge.tokenfile import load_token_codec
 
-    check_output(output)
+    check_picture_output(output)
     check_not_input(output, [input_path])
     path = Path(input_path)
     if not path.exists():
@@ -263,7 +271,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
     except ArtforgeError as exc:
         raise BadInput(path, str(exc).removeprefix(f"{path}: ")) from None
     if len(img) == 1 and scale is None:
-        save_png(img[0], output)
+        save_picture(img[0], output)
     else:
         save_grid(img, output, scale=scale)
     click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {output}")
@@ -290,7 +298,8 @@ def _read_once(codec, path: Path, data: bytes | None):
 @click.option("-c", "--codec", "spec", shell_complete=complete_codecs, required=True,
               help="Target codec, e.g. palette:pico8 or ascii:80x40.")
 @click.option("-o", "--output", required=True, type=OUTPUT,
-              help="Output: .png (decoded picture), .npz (tokens) or the codec's own format (e.g. .txt).")
+              help="Output: a picture (.png, .jpg, .webp ...: decoded, in the format the suffix names), .npz (tokens) "
+                   "or the codec's own format (e.g. .txt).")
 @click.option("--png", "png", type=OUTPUT, help="Also write the decoded picture here.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit the picture into SIZE x SIZE first.")
 @click.option("--resample", type=RESAMPLE, default="lanczos", show_default=True)
@@ -306,7 +315,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     """
     from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
-    from artforge.imageio import save_png
+    from artforge.imageio import PICTURE_FORMATS, check_picture_output, save_picture
     from artforge.tokenfile import save_tokens
 
     codec = get_codec(spec)
@@ -321,6 +330,8 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     targets = _convert_targets(out, [name for _, name in files], codec) if many else [out] * len(files)
     if targets:
         _check_format(codec, targets[0])
+    if png:
+        check_picture_output(png)
     check_not_inputs([*targets, png, out], [p for p, _ in files])
     if many:
         output_folder(out)  # with many inputs -o names a folder: made if missing
@@ -356,14 +367,15 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         if note:
             click.echo(f"{shown(name)}: {note}")
         check_output(target)
-        if target.suffix.lower() == ".png":
-            save_png(decode_checked(codec, tokens)[0], target)
-        elif target.suffix.lower() == ".npz":
+        suffix = target.suffix.lower()
+        if suffix == ".npz":
             save_tokens(target, tokens, [name], codec.config())
+        elif suffix in PICTURE_FORMATS and suffix not in codec.native_suffixes:
+            save_picture(decode_checked(codec, tokens)[0], target)  # in the format its suffix names
         else:
             codec.write_native(tokens[0], target)
         if png:
-            save_png(decode_checked(codec, tokens)[0], check_output(png))
+            save_picture(decode_checked(codec, tokens)[0], check_output(png))
         done += 1
     if not done and not kept:
         raise no_usable_inputs(inputs, skipped)
@@ -372,16 +384,23 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
 
 
 def _check_format(codec, target: Path) -> None:
-    """Refuse an output suffix that ``convert`` would not write as its format: a text codec's .txt
-    content under ``-o art.jpg`` is no picture. A name without a suffix takes the codec's own format."""
+    """Refuse an output suffix that ``convert`` would not write as its format, before any work: a picture
+    suffix (.png, .jpg, .webp ...) is the decoded picture in that format, .npz the tokens, the codec's own
+    suffix its own format; a name without a suffix takes the codec's own format."""
+    from artforge.imageio import PICTURE_FORMATS, note_picture
+
     suffix = target.suffix.lower()
-    if suffix in (".png", ".npz") or suffix in codec.native_suffixes or (not suffix and codec.native_suffixes):
+    if suffix in PICTURE_FORMATS and suffix not in codec.native_suffixes:
+        note_picture(target)
+        return
+    if suffix == ".npz" or suffix in codec.native_suffixes or (not suffix and codec.native_suffixes):
         return
     if not codec.native_suffixes:
-        raise ArtforgeError(f"{target}: codec {codec.spec} has no file format of its own; write .png or .npz")
+        raise ArtforgeError(f"{target}: codec {codec.spec} has no file format of its own; write a picture "
+                            "(.png, .jpg, .webp ...) or .npz")
     own = ", ".join(sorted(codec.native_suffixes))
     raise ArtforgeError(f"{target}: codec {codec.spec} writes {own} files of its own, not {target.suffix}; "
-                        f"write .png, .npz or {own}")
+                        f"write a picture (.png, .jpg, .webp ...), .npz or {own}")
 
 
 def _converts(codec, img) -> bool:

@@ -150,16 +150,17 @@ def verify(cache: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | None) -> None:
-    """Decode N samples of a cache into one PNG grid."""
+    """Decode N samples of a cache into one grid picture (PNG, or the format -o names)."""
     import numpy as np
 
     from artforge.codecs import check_item_shape, codec_from_config, decode_checked
     from artforge.data.cache import open_cache
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_input
     from artforge.grid import save_grid
+    from artforge.imageio import check_picture_output
     from artforge.plugins import PluginError
 
-    check_output(output)
+    check_picture_output(output)
     check_not_input(output, [cache])
     with open_cache(cache) as f:
         n = f["tokens"].shape[0]

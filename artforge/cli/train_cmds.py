@@ -530,7 +530,8 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 @click.command()
 @click.argument("run", required=False, type=INPUT)
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
-@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid to write.")
+@click.option("-o", "--output", required=True, type=OUTPUT,
+              help="Grid picture to write (.png, .jpg, .webp ...: the suffix names the format).")
 @click.option("--seed", type=int, callback=check_seed, default=0, show_default=True)
 @click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(1), help="Sample among the k likeliest tokens.")
@@ -547,11 +548,13 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     from artforge.codecs import check_encoded, checked_tokens, codec_from_config, decode_checked
     from artforge.fsutil import check_not_inputs, check_output
     from artforge.grid import save_grid
+    from artforge.imageio import check_picture_output
     from artforge.tokenfile import save_tokens
 
     check_output(output)
     if Path(output).suffix.lower() == ".txt":  # text models write their .txt beside the PNG
         raise BadInput(output, "the sample grid is a PNG; name it .png (text art goes beside it as .txt)")
+    check_picture_output(output)
     check_not_inputs((output, tokens, Path(output).with_suffix(".txt")), interpolate or ())
     t0 = time.perf_counter()
     check_sampling(temperature, top_p)
@@ -731,7 +734,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
 @click.command()
 @click.argument("run", type=INPUT)
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, type=OUTPUT, help="PNG grid: each image, then its reconstruction.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Grid picture: each image, then its reconstruction.")
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
               help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--label", "label_pairs", multiple=True, metavar="NAME=VALUE", help="Labels (conditional models).")
@@ -752,12 +755,13 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     from artforge.codecs import check_encoded, decode_checked
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
-    from artforge.fsutil import check_not_inputs, check_output
+    from artforge.fsutil import check_not_inputs
     from artforge.grid import save_grid
+    from artforge.imageio import check_picture_output
     from artforge.models import check_call, check_model_tokens
     from artforge.tokenfile import save_tokens
 
-    check_output(output)
+    check_picture_output(output)
     inputs = [p for p, _ in expand_inputs(images, None)]
     check_not_inputs((output, tokens), inputs)
     t0 = time.perf_counter()

@@ -232,7 +232,7 @@ def build_cache(
 
     from artforge.codecs import get_codec
     from artforge.data.labels import candidate_keys, from_folders, load_labels
-    from artforge.data.sources import file_fingerprint, fingerprint, open_source
+    from artforge.data.sources import READER_VERSION, file_fingerprint, fingerprint, open_source
 
     t0 = time.perf_counter()
     out = check_output(out)
@@ -244,6 +244,7 @@ def build_cache(
     if not force and out.is_file() and out.stat().st_size and not h5py.is_hdf5(out):
         raise BadInput(out, "exists and is not an HDF5 cache; refusing to replace it (choose another -o, or --force)")
     codec = get_codec(codec_spec)
+    codec.check_read_options(size, resample)  # before the source is read: its items' problems would hide this
     source = open_source(source_spec, codec)
     if codec.needs_fit and is_pipe(source_spec):
         raise BadInput(source_spec, f"a pipe can be read once, and codec {codec.spec} reads its source twice "
@@ -274,6 +275,7 @@ def build_cache(
         table = load_labels(labels, source)
     fp_parts = {
         "schema": SCHEMA,
+        "reader": READER_VERSION,
         "source": source.fingerprint_parts(),
         "codec": codec.config(),
         "size": size,
@@ -414,6 +416,9 @@ def _why_changed(old: dict, parts: dict) -> str:
         return "fingerprint changed"
     now = json.loads(json.dumps(parts, sort_keys=True, default=str))
     changed = [k for k in now if prev.get(k) != now[k]]
+    if "reader" in changed:  # the same files, read differently by another artforge: say so in words
+        was = f"version {prev['reader']}" if "reader" in prev else "of an older artforge"
+        changed[changed.index("reader")] = f"how sources are read (source reader {was} -> version {now['reader']})"
     return ("changed: " + ", ".join(changed)) if changed else "fingerprint changed"
 
 

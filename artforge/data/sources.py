@@ -22,6 +22,12 @@ import numpy as np
 
 from artforge.errors import ArtforgeError, BadInput, as_text, first_line
 
+#: How sources are read, as a number in every cache's fingerprint: a cache built by a reader of another
+#: version is rebuilt. Bump it whenever the reading of a source changes what a cache would hold (which
+#: items, their names, their pixels or texts): e.g. 1 is the reader that decodes an .npz's bytes names
+#: (not "b'cat'") and skips a .jsonl "name": null (not the name "None").
+READER_VERSION = 1
+
 
 @dataclass(frozen=True)
 class Ref:

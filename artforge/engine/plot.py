@@ -23,7 +23,7 @@ def plot_curves(series: dict[str, list[tuple[float, float]]], path: str | os.Pat
     """Draw named (x, y) series as lines with axes and a legend; writes a PNG atomically."""
     from PIL import Image, ImageDraw
 
-    from artforge.imageio import save_png
+    from artforge.imageio import save_picture
 
     w, h = size
     left, right, top, bottom = 70, 20, 30, 40
@@ -32,7 +32,7 @@ def plot_curves(series: dict[str, list[tuple[float, float]]], path: str | os.Pat
     pts = [(x, y) for s in series.values() for x, y in s if math.isfinite(y)]
     d.text((left, 8), title, fill=(0, 0, 0))
     if not pts:
-        save_png(np.asarray(img), path)
+        save_picture(np.asarray(img), path)
         return
     log_y = log_y and all(y > 0 for _, y in pts)
     f = (lambda y: math.log10(y)) if log_y else (lambda y: y)
@@ -68,4 +68,4 @@ def plot_curves(series: dict[str, list[tuple[float, float]]], path: str | os.Pat
         ly = top + 6 + 14 * k
         d.line([w - right - 130, ly + 6, w - right - 110, ly + 6], fill=colour, width=3)
         d.text((w - right - 105, ly), name, fill=(0, 0, 0))
-    save_png(np.asarray(img), path)
+    save_picture(np.asarray(img), path)

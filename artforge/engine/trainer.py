@@ -492,7 +492,7 @@ class Trainer:
         rules out) is one warning naming the culprit, and no further grids are tried: a sample grid is a
         by-product that must never cost the run."""
         from artforge.grid import make_grid
-        from artforge.imageio import save_png
+        from artforge.imageio import save_picture
         from artforge.models import ArtModel
 
         if not self.sampling or type(self.model).sample is ArtModel.sample:
@@ -505,7 +505,7 @@ class Trainer:
             return None
         path = self.run_dir / "samples" / f"step-{self.step:06d}.png"
         path.parent.mkdir(exist_ok=True)
-        save_png(sheet, path)
+        save_picture(sheet, path)
         return path
 
     def _sample_images(self):

@@ -24,6 +24,7 @@ import numpy as np
 
 from artforge.codecs import Codec
 from artforge.errors import ArtforgeError, BadInput
+from artforge.fsutil import read_input_bytes
 from artforge.imageio import folder_problem
 from artforge_ascii.atlas import DEFAULT_PX, GlyphAtlas, build_atlas, resolve_font
 from artforge_ascii.layout import CHARSETS, PRINTABLE, check_charset, check_side, layout, piece_lines
@@ -182,7 +183,7 @@ class AsciiCodec(Codec):
         BadInput. Spaces alone are a blank canvas (see ``layout``), not an empty file."""
         p = Path(path)
         try:
-            data = p.read_bytes()
+            data = read_input_bytes(p)  # a pipe's size is capped
         except FileNotFoundError:
             raise BadInput(p, "no such file") from None
         except IsADirectoryError:
@@ -210,10 +211,13 @@ class AsciiCodec(Codec):
         except ArtforgeError as exc:
             raise BadInput(path, str(exc)) from None
 
-    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> str:
-        """The piece laid out on the grid: ``rows`` lines of ``cols`` characters joined by newlines."""
+    def check_read_options(self, size: int | None = None, resample: str = "lanczos") -> None:
         if size is not None:
             raise ArtforgeError("--size fits images; text codecs take the grid from the spec (e.g. ascii:64x64)")
+
+    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> str:
+        """The piece laid out on the grid: ``rows`` lines of ``cols`` characters joined by newlines."""
+        self.check_read_options(size, resample)
         if not isinstance(payload, str):
             raise ArtforgeError(f"text codec {self.spec} takes text, not {type(payload).__name__}")
         return "\n".join(layout(payload, self.allowed, self.cols, self.rows, self.crop, self.replace))

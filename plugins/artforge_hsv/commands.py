@@ -13,7 +13,7 @@ from artforge.errors import ArtforgeError
 @click.argument("images", nargs=-1, required=True)
 @click.option("-k", "--keep-rows", type=int, required=True, help="Rows kept from the top of each image.")
 @click.option("-n", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="Completions per image.")
-@click.option("-o", "--output", required=True, type=OUTPUT, help="Collage PNG to write.")
+@click.option("-o", "--output", required=True, type=OUTPUT, help="Collage picture to write (.png, .jpg, .webp ...).")
 @click.option("-t", "--temperature", type=float, default=1.0, show_default=True)
 @click.option("--top-k", type=click.IntRange(1))
 @click.option("--top-p", type=float)
@@ -30,12 +30,12 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     from artforge.engine.run import load_run
     from artforge.engine.trainer import pick_device
     from artforge.errors import BadInput
-    from artforge.fsutil import check_not_input, check_output
+    from artforge.fsutil import check_not_input
     from artforge.grid import save_grid
-    from artforge.imageio import load_image
+    from artforge.imageio import check_picture_output, load_image
     from artforge.models import check_model_tokens
 
-    check_output(output)
+    check_picture_output(output)
     check_not_input(output, [p for p, _ in expand_inputs(images, None)])
     check_sampling(temperature, top_p)
     dev = pick_device(device)

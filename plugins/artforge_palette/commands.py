@@ -19,7 +19,7 @@ def palette() -> None:
               help="Colours to keep (transparency is extra).")
 @click.option("-o", "--output", required=True, type=OUTPUT, help="Palette file: .gpl, .json, .hex or .png.")
 @click.option("--size", type=click.IntRange(1, 4096), help="Fit images into SIZE x SIZE first.")
-@click.option("--swatch", type=OUTPUT, help="Also write a swatch PNG of the palette.")
+@click.option("--swatch", type=OUTPUT, help="Also write a swatch picture (.png, .jpg ...) of the palette.")
 def extract(source: str, n: int, output: str, size: int | None, swatch: str | None) -> None:
     """Learn an N-colour palette from SOURCE (image, folder, glob, .npz or builtin:NAME).
 
@@ -40,6 +40,10 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
     check_not_input(swatch, [source])
     if out.suffix.lower() not in SUFFIXES:
         raise ArtforgeError(f"{out}: palette files end in {', '.join(SUFFIXES)}")
+    if swatch is not None:  # a picture: its suffix names its format, checked before the work
+        from artforge.imageio import check_picture_output
+
+        check_picture_output(swatch)
     codec = PaletteCodec.from_spec(f"auto/{n}")
     src = open_source(source, codec)
     check_not_inputs([out, swatch], src.paths())  # a picture inside a SOURCE folder or glob
@@ -68,15 +72,15 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
     colors = codec.palette[1:]
     write_palette(colors, out, name=Path(source).stem or "artforge")
     if swatch:
-        from artforge.imageio import save_png
+        from artforge.imageio import save_picture
 
-        save_png(swatch_image(colors), check_output(swatch))
+        save_picture(swatch_image(colors), check_output(swatch))
     click.echo(f"{codec.fit_summary()} -> {out}" + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
 @palette.command()
 @click.argument("spec")
-@click.option("-o", "--output", type=OUTPUT, help="Write a swatch PNG.")
+@click.option("-o", "--output", type=OUTPUT, help="Write a swatch picture (.png, .jpg ...).")
 def show(spec: str, output: str | None) -> None:
     """List the colours of a palette spec (pico8, nes, FILE.gpl ...; the 'palette:' prefix is optional)."""
     from artforge.codecs import get_codec
@@ -87,16 +91,17 @@ def show(spec: str, output: str | None) -> None:
         raise ArtforgeError(f"{spec} is not a palette spec")
     colors = codec.palette[1:]
     if output:  # checked before anything is printed
-        from artforge.fsutil import check_not_input, check_output
+        from artforge.fsutil import check_not_input
+        from artforge.imageio import check_picture_output
 
-        check_output(output)
+        check_picture_output(output)
         check_not_input(output, [spec.removeprefix("palette:")])
     click.echo(f"{codec.spec}: {len(colors)} colours + transparent (vocab {codec.vocab_size})")
     click.echo(" ".join(to_hex(colors)))
     if output:
-        from artforge.imageio import save_png
+        from artforge.imageio import save_picture
 
-        save_png(swatch_image(colors), output)
+        save_picture(swatch_image(colors), output)
         click.echo(f"swatch -> {output}")
 
 

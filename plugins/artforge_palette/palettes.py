@@ -153,7 +153,7 @@ def read_palette(path: str | os.PathLike) -> np.ndarray:
 def write_palette(colors: np.ndarray, path: str | os.PathLike, name: str = "artforge") -> Path:
     """Write visible RGBA colours as .gpl (with 'Channels: RGBA' when any is translucent), .json, .hex or .png."""
     from artforge.fsutil import atomic_write_text
-    from artforge.imageio import save_png
+    from artforge.imageio import save_picture
 
     path = Path(path)
     colors = np.asarray(colors, np.uint8).reshape(-1, 4)
@@ -169,7 +169,7 @@ def write_palette(colors: np.ndarray, path: str | os.PathLike, name: str = "artf
     elif suffix == ".hex":
         atomic_write_text(path, "".join(h[1:] + "\n" for h in to_hex(colors)))
     elif suffix == ".png":
-        save_png(colors[None], path)  # one row, one pixel per colour, in palette order
+        save_picture(colors[None], path)  # one row, one pixel per colour, in palette order
     else:
         raise BadInput(path, f"unknown palette format {suffix or '(no suffix)'!r}; use .gpl, .json, .hex or .png")
     return path

@@ -110,9 +110,12 @@ class SamlCodec(Codec):
         except ArtforgeError as exc:
             raise BadInput(path, str(exc)) from None
 
-    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> np.ndarray:
+    def check_read_options(self, size: int | None = None, resample: str = "lanczos") -> None:
         if size is not None:
             raise ArtforgeError("--size fits pictures; a Symbol Art's canvas is fixed (192x96)")
+
+    def prepare(self, payload: Any, size: int | None = None, resample: str = "lanczos") -> np.ndarray:
+        self.check_read_options(size, resample)
         layers = payload.layers if isinstance(payload, SymbolArt) else np.asarray(payload)
         if len(layers) > self.layers:
             raise ArtforgeError(f"{len(layers)} visible layers, more than codec {self.spec} holds ({self.layers})")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from artforge.errors import BadInput
+from artforge.fsutil import read_input_bytes
 
 FIELDS = ("symbol", "r", "g", "b", "alpha", "ltx", "lty", "lbx", "lby", "rtx", "rty", "rbx", "rby")
 CORNERS = FIELDS[5:]
@@ -125,7 +126,7 @@ def parse_saml(data: bytes | str, source: str = "<saml>") -> SymbolArt:
 def read_saml(path: str | os.PathLike) -> SymbolArt:
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_input_bytes(p)  # a pipe's size is capped
     except OSError as exc:
         raise BadInput(p, f"cannot read: {exc.strerror or exc}") from None
     if not data.strip():

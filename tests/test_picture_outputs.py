@@ -1,0 +1,94 @@
+"""Every command that writes a picture writes the format its name says (a real JPEG for ``-o x.jpg``, not
+PNG bytes under that name), and refuses a suffix that names no picture format before any work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_HSV as TINY
+from conftest import invoke
+
+
+@pytest.fixture(scope="module")
+def one_token_file(tmp_path_factory, emoji_dir):
+    from click.testing import CliRunner
+
+    d = tmp_path_factory.mktemp("one")
+    invoke(CliRunner(), "encode", "-c", "hsv322", emoji_dir / "a" / "e001.png", "-o", d / "one.npz")
+    invoke(CliRunner(), "encode", "-c", "hsv322", emoji_dir / "a", "-o", d / "many.npz")
+    return d
+
+
+def _format(path) -> str:
+    with Image.open(path) as im:
+        return im.format
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".jpeg", "JPEG"), (".webp", "WEBP"),
+                                         (".gif", "GIF"), (".bmp", "BMP"), (".tif", "TIFF"), (".tga", "TGA"),
+                                         (".ppm", "PPM")])
+def test_decode_writes_the_format_its_suffix_names(runner, tmp_path, one_token_file, suffix, fmt):
+    for which in ("one", "many"):  # one picture, and a grid
+        out = tmp_path / f"{which}{suffix.upper() if suffix == '.jpg' else suffix}"
+        r = invoke(runner, "decode", one_token_file / f"{which}.npz", "-o", out)
+        assert _format(out) == fmt, (which, suffix)
+        assert ("note:" in r.output) == (fmt in ("JPEG", "PPM")), r.output  # lossy or without transparency
+    if fmt == "WEBP":  # pixel art stays exact: lossless
+        invoke(runner, "decode", one_token_file / "one.npz", "-o", tmp_path / "ref.png")
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "one.webp").convert("RGBA")),
+                              np.asarray(Image.open(tmp_path / "ref.png").convert("RGBA")))
+
+
+def test_every_command_writing_a_picture_follows_its_suffix(runner, tmp_path, emoji_dir, tiny_cache,
+                                                            one_token_file):
+    picture = emoji_dir / "a" / "e001.png"
+    invoke(runner, "convert", picture, "-c", "palette:pico8", "-o", tmp_path / "c.jpg", "--png", tmp_path / "p.webp")
+    assert _format(tmp_path / "c.jpg") == "JPEG" and _format(tmp_path / "p.webp") == "WEBP"
+    invoke(runner, "convert", emoji_dir / "a", "-c", "palette:pico8", "-o", tmp_path / "many.gif")  # a folder
+    assert {_format(f) for f in (tmp_path / "many.gif").iterdir()} == {"GIF"}
+    invoke(runner, "convert", picture, "-c", "ascii:8x4", "-o", tmp_path / "a.bmp")  # a text codec's picture
+    assert _format(tmp_path / "a.bmp") == "BMP"
+    invoke(runner, "preview", picture, "-c", "hsv322", "-o", tmp_path / "v.webp")
+    invoke(runner, "render", one_token_file / "one.npz", "-o", tmp_path / "r.jpg")
+    invoke(runner, "data", "preview", tiny_cache, "-n", "4", "-o", tmp_path / "d.tiff")
+    invoke(runner, "palette", "show", "pico8", "-o", tmp_path / "s.jpg")
+    invoke(runner, "palette", "extract", picture, "-n", "4", "-o", tmp_path / "x.gpl", "--swatch", tmp_path / "w.bmp")
+    assert [_format(tmp_path / n) for n in ("v.webp", "r.jpg", "d.tiff", "s.jpg", "w.bmp")] == \
+           ["WEBP", "JPEG", "TIFF", "JPEG", "BMP"]
+    run = tmp_path / "run"
+    invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "2", "-o", run)
+    invoke(runner, "sample", run, "-n", "4", "-o", tmp_path / "sample.jpg")
+    assert _format(tmp_path / "sample.jpg") == "JPEG"
+    r = invoke(runner, "sample", run, "-n", "4", "-o", tmp_path / "sample.xyz", ok=False)
+    assert r.exit_code != 0 and not (tmp_path / "sample.xyz").exists()
+
+
+def test_a_suffix_that_names_no_picture_format_is_refused_before_any_work(runner, tmp_path, emoji_dir,
+                                                                          one_token_file, tiny_cache):
+    picture = emoji_dir / "a" / "e001.png"
+    formats = ".webp, .gif, .bmp, .tif, .tiff, .tga, .jpg, .jpeg, .ppm, .pnm"
+    for name, why in (("x.xyz", ".xyz is not a picture format artforge writes"),
+                      ("x", "no suffix to tell the picture format")):
+        out = tmp_path / name
+        for args in (["decode", one_token_file / "one.npz", "-o", out],
+                     ["decode", one_token_file / "many.npz", "-o", out],
+                     ["render", one_token_file / "one.npz", "-o", out],
+                     ["preview", picture, "-c", "hsv322", "-o", out],
+                     ["data", "preview", tiny_cache, "-o", out],
+                     ["palette", "show", "pico8", "-o", out]):
+            r = invoke(runner, *args, ok=False)
+            assert r.exit_code == 1 and r.output == f"Error: {out}: {why}; name it .png (or {formats})\n", \
+                (args, r.output)
+            assert not out.exists()
+        # convert's --png: refused before the -o file is written
+        r = invoke(runner, "convert", picture, "-c", "palette:pico8", "-o", tmp_path / "c.png", "--png", out,
+                   ok=False)
+        assert r.exit_code == 1 and r.output == f"Error: {out}: {why}; name it .png (or {formats})\n"
+        assert not out.exists() and not (tmp_path / "c.png").exists()
+    r = invoke(runner, "convert", picture, "-c", "palette:pico8", "-o", tmp_path / "c.xyz", ok=False)
+    assert r.exit_code == 1 and "no file format of its own" in r.output and not (tmp_path / "c.xyz").exists()
+    r = invoke(runner, "palette", "extract", picture, "-n", "4", "-o", tmp_path / "x.gpl", "--swatch",
+               tmp_path / "w.xyz", ok=False)
+    assert r.exit_code == 1 and not (tmp_path / "x.gpl").exists() and not (tmp_path / "w.xyz").exists()
