@@ -165,6 +165,8 @@ def as_a_plain_user(*commands: list) -> list:
         if setpriv is None or subprocess.run([setpriv, f"--bounding-set={drop}", "true"]).returncode:
             pytest.skip("root reads every file, and setpriv cannot drop that here")
         cmd = [setpriv, f"--inh-caps={drop}", f"--bounding-set={drop}", *cmd]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    # wide tables: at rich's 80-column default a row folds over lines as the tmp path grows
+    env = {**subprocess_env(), "COLUMNS": "1000"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
