@@ -11,6 +11,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -32,6 +33,13 @@ KINDS = ("codecs", "models", "renderers", "datasets")
 #: every command, `--help` included. KeyboardInterrupt is the user's and goes through.
 PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
+
+
+def plugin_code() -> contextlib.AbstractContextManager:
+    """Around running a plugin's code (its import, a hook, a lazy registration's import): what it prints
+    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`,
+    tokens written to `-`)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 @dataclass
@@ -67,7 +75,8 @@ class Entry:
         if self.lazy:
             module, _, attr = str(self.target).partition(":")
             try:
-                obj = getattr(importlib.import_module(module), attr)
+                with plugin_code():
+                    obj = getattr(importlib.import_module(module), attr)
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
@@ -316,7 +325,8 @@ class PluginManager:
             )
             self.info[ep.name] = info
             try:
-                module = ep.load()
+                with plugin_code():
+                    module = ep.load()
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
@@ -477,7 +487,8 @@ class PluginManager:
                     _problems.append(problem)
 
             try:
-                impl.function(**{a: register for a in impl.argnames})
+                with plugin_code():
+                    impl.function(**{a: register for a in impl.argnames})
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
                 problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
@@ -534,7 +545,8 @@ class PluginManager:
             before = dict(cli.commands)
             cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
-                impl.function(**{a: cli for a in impl.argnames})
+                with plugin_code():
+                    impl.function(**{a: cli for a in impl.argnames})
             except PLUGIN_FAILURES as exc:  # noqa: BLE001
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:

@@ -736,3 +736,38 @@ def test_an_entry_point_without_hooks_is_reported(also_load, tmp_path, monkeypat
     assert "my_plugin.hooks" in pm.info["hollow"].errors[0]
     assert len(plugin_warnings(capsys.readouterr().err, "hollow")) == 1
     assert not any(info.errors for info in pm.info.values() if info.name != "hollow")
+
+
+def test_what_a_plugin_prints_goes_to_stderr(also_load, runner, tmp_path, monkeypatch):
+    """A plugin printing on import, in a hook or in a lazy registration's import wrote into stdout, so
+    `plugins --json`, `codecs --json` and `datasets --json` gave no JSON a program could read."""
+    fake_distribution(tmp_path, "artforge_chatty", "chatty", "chatty_hooks", """
+        print("CHATTY import")
+        from artforge.hookspecs import hookimpl
+
+        @hookimpl
+        def register_codecs(register):
+            print("CHATTY codecs")
+            register("chatty", "chatty_codec:ChattyCodec")
+
+        @hookimpl
+        def register_datasets(register):
+            print("CHATTY datasets")
+
+        @hookimpl
+        def register_commands(cli):
+            print("CHATTY commands")
+        """)
+    (tmp_path / "chatty_codec.py").write_text(
+        "print('CHATTY lazy')\nfrom toy_plugin import Gray2Codec\n\n\n"
+        "class ChattyCodec(Gray2Codec):\n    name = 'chatty'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("chatty")
+    said = set()
+    for command in ("plugins", "codecs", "datasets"):
+        r = invoke(runner, command, "--json")
+        listed = json.loads(r.stdout)  # nothing but the JSON
+        assert listed and "CHATTY" not in r.stdout
+        said |= {line for line in r.stderr.splitlines() if line.startswith("CHATTY")}
+    assert said == {"CHATTY import", "CHATTY codecs", "CHATTY datasets", "CHATTY commands", "CHATTY lazy"}
+    assert not get_plugin_manager().info["chatty"].errors
