@@ -395,6 +395,12 @@ class PluginManager:
                 close = difflib.get_close_matches(attr, HOOKS, 1)
                 hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(HOOKS)}"
                 return f"unknown hook {attr!r} ({hint})", unmarked
+            if opts is not None and (opts.get("hookwrapper") or opts.get("wrapper")):
+                # pluggy would call it as a generator around the other plugins' hooks, which artforge
+                # calls one by one: its registrations would never run
+                which = "hookwrapper" if opts.get("hookwrapper") else "wrapper"
+                return (f"hook {opts.get('specname') or attr} is marked {which}=True; artforge's hooks "
+                        f"register things and cannot be wrapped: use a plain @hookimpl"), unmarked
         for hook in HOOKS:
             fn = getattr(plugin, hook, None)
             if not callable(fn):

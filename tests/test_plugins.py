@@ -771,3 +771,22 @@ def test_what_a_plugin_prints_goes_to_stderr(also_load, runner, tmp_path, monkey
         said |= {line for line in r.stderr.splitlines() if line.startswith("CHATTY")}
     assert said == {"CHATTY import", "CHATTY codecs", "CHATTY datasets", "CHATTY commands", "CHATTY lazy"}
     assert not get_plugin_manager().info["chatty"].errors
+
+
+@pytest.mark.parametrize("marker", ["hookwrapper", "wrapper"])
+def test_a_wrapper_hook_is_refused(runner, capsys, marker):
+    """A hook marked hookwrapper=True or wrapper=True was called as a plain function: its generator was
+    never run, so it registered nothing, without a word."""
+    def register_codecs(register):
+        register(Gray2Codec)
+        yield
+
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(**{marker: True})(register_codecs))
+    pm = get_plugin_manager()
+    assert not pm.register(plugin, "wrapping")
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("artforge: warning: plugin 'wrapping' invalid: "), err
+    assert f"register_codecs is marked {marker}=True" in err
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["wrapping"]["errors"] == [err.strip().removeprefix("artforge: warning: plugin 'wrapping' ")]
+    assert "gray2" not in pm.registry("codecs") and "hsv" in pm.registry("codecs")
