@@ -790,3 +790,19 @@ def test_a_wrapper_hook_is_refused(runner, capsys, marker):
     info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
     assert info["wrapping"]["errors"] == [err.strip().removeprefix("artforge: warning: plugin 'wrapping' ")]
     assert "gray2" not in pm.registry("codecs") and "hsv" in pm.registry("codecs")
+
+
+def test_render_names_a_codec_without_a_renderer(runner, tmp_path):
+    """`render` on tokens of a codec whose plugin registers no renderer said "unknown renderer 'gray2'",
+    as if the user had mistyped a name they never gave."""
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(Gray2Codec)))
+    assert get_plugin_manager().register(plugin, "bare")
+    from PIL import Image
+
+    Image.new("RGBA", (4, 4), (255, 255, 255, 255)).save(tmp_path / "white.png")
+    invoke(runner, "encode", "-c", "gray2", tmp_path / "white.png", "-o", tmp_path / "t.npz")
+    r = invoke(runner, "render", tmp_path / "t.npz", "-o", tmp_path / "t.png", ok=False)
+    assert r.stderr.strip() == ("Error: codec gray2 has no renderer (plugin 'bare' registers none); `artforge "
+                                "decode` makes pictures with the codec itself: artforge decode TOKENS -o PICTURE")
+    assert not (tmp_path / "t.png").exists()
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "t.png")
