@@ -806,3 +806,25 @@ def test_render_names_a_codec_without_a_renderer(runner, tmp_path):
                                 "decode` makes pictures with the codec itself: artforge decode TOKENS -o PICTURE")
     assert not (tmp_path / "t.png").exists()
     invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "t.png")
+
+
+def test_uninstall_goes_by_the_name_of_a_requirement(runner, fake_pip, tmp_path, monkeypatch):
+    """`uninstall pkg==1.0` (or pkg[extra], pkg>=1) said "not installed", and `torch==2.4` or `artforge[dev]`
+    slipped past the refusals to pip, which goes by the name alone and would have removed them."""
+    for package, says in [("artforge[dev]", "artforge: this is artforge itself"),
+                          ("torch==2.13.0", "torch: artforge needs it to run"),
+                          ("Pluggy >= 1", "Pluggy: artforge needs it to run"),
+                          ("filelock[x]>=0; python_version > '3'", "filelock: artforge needs it to run (through torch)"),
+                          ("hsv==0.1", "hsv: this plugin ships with artforge")]:
+        r = invoke(runner, "uninstall", "-y", package, ok=False)
+        assert r.stderr.startswith(f"Error: {says}") and len(r.output.splitlines()) == 1, r.output
+    r = invoke(runner, "uninstall", "-y", "./gray", ok=False)
+    assert r.stderr.strip() == ("Error: './gray' is not a package name (uninstall takes names, as `artforge "
+                                "plugins` and pip list them)")
+    assert not fake_pip
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for package in ("artforge_gray==0.1", "artforge-gray[extra]", "artforge_gray>=0.2"):
+        r = invoke(runner, "uninstall", "-y", package)
+        assert fake_pip[-1][-2:] == ["-y", package[:13]]  # pip is given the name
+        assert f"pip uninstalls by name: {package} is taken as {package[:13]} (installed: 0.1)" in r.stderr
