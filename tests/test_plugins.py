@@ -814,7 +814,8 @@ def test_uninstall_goes_by_the_name_of_a_requirement(runner, fake_pip, tmp_path,
     for package, says in [("artforge[dev]", "artforge: this is artforge itself"),
                           ("torch==2.13.0", "torch: artforge needs it to run"),
                           ("Pluggy >= 1", "Pluggy: artforge needs it to run"),
-                          ("filelock[x]>=0; python_version > '3'", "filelock: artforge needs it to run (through torch)"),
+                          ("filelock[x]>=0; python_version > '3'",
+                           "filelock: artforge needs it to run (through torch)"),
                           ("hsv==0.1", "hsv: this plugin ships with artforge")]:
         r = invoke(runner, "uninstall", "-y", package, ok=False)
         assert r.stderr.startswith(f"Error: {says}") and len(r.output.splitlines()) == 1, r.output

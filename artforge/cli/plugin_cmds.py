@@ -209,7 +209,8 @@ def _plugin_dist_hint(name: str) -> str | None:
 
 
 #: a pip requirement: the name, then optional extras, a version specifier, a URL or markers
-_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(|[\[(;@].*|(?:===|==|!=|<=|>=|~=|<|>)\s*\S.*)", re.S)
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+                          r"(|[\[(;@].*|(?:===|==|!=|<=|>=|~=|<|>)\s*\S.*)", re.S)
 
 
 def _requirement_name(requirement: str) -> str:
