@@ -83,10 +83,15 @@ class Entry:
                 ) from None
             problem = check_entry(self.kind, self.name, obj, self.meta)
             if problem:
-                raise PluginError(f"plugin {self.plugin!r} registers {self.kind[:-1]} {self.name!r} "
+                raise PluginError(f"plugin {self.plugin!r} registers {singular(self.kind)} {self.name!r} "
                                   f"({self.target}) that artforge cannot use: {problem}")
             self.target, self.lazy = obj, False
         return self.target
+
+
+def singular(kind: str) -> str:
+    """One thing of a kind, as messages name it: codec, model, renderer, data set (as the docs write it)."""
+    return "data set" if kind == "datasets" else kind[:-1]
 
 
 def _describe(obj: Any) -> str:
@@ -210,7 +215,7 @@ class Registry:
 
     def add(self, name: str, obj: Any, plugin: str, **meta) -> str | None:
         """Add one registration; returns why it was skipped (for the caller to report), or None."""
-        what = self.kind[:-1]
+        what = singular(self.kind)
         if not isinstance(name, str) or not name:
             return f"registers a {what} without a name: {_describe(obj)}"
         lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
@@ -259,7 +264,7 @@ class Registry:
         if name in self.conflicts:
             both = " and ".join(repr(p) for p in self.conflicts[name])
             raise Conflict(
-                f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
+                f"{singular(self.kind)} {name!r} is registered by both plugins {both}; uninstall one "
                 "or choose with ARTFORGE_LOAD_PLUGINS"
             )
         if name not in self.entries and name in self.refused:
@@ -267,7 +272,7 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} {why}")
         if name not in self.entries:
             known = ", ".join(sorted(self.entries)) or "none"
-            raise ArtforgeError(f"unknown {self.kind[:-1]} {name!r}; known: {known}")
+            raise ArtforgeError(f"unknown {singular(self.kind)} {name!r}; known: {known}")
         return self.entries[name]
 
     def names(self) -> list[str]:
@@ -501,7 +506,7 @@ class PluginManager:
                 self._fail(plugin, problem)
         for name, plugins in reg.conflicts.items():
             for p in plugins[1:]:
-                self._fail(p, f"registers {kind[:-1]} {name!r}, which plugin {plugins[0]!r} registers too")
+                self._fail(p, f"registers {singular(kind)} {name!r}, which plugin {plugins[0]!r} registers too")
         return reg
 
     def add_commands(self, cli: Any) -> None:

@@ -829,3 +829,25 @@ def test_uninstall_goes_by_the_name_of_a_requirement(runner, fake_pip, tmp_path,
         r = invoke(runner, "uninstall", "-y", package)
         assert fake_pip[-1][-2:] == ["-y", package[:13]]  # pip is given the name
         assert f"pip uninstalls by name: {package} is taken as {package[:13]} (installed: 0.1)" in r.stderr
+
+
+def test_messages_say_data_set(runner, tmp_path):
+    """The docs say "data set"; messages about registered data sets said "dataset"."""
+    def datasets(register):
+        register("loop", "builtin:loop")
+        register("", tmp_path)
+        register("twice", tmp_path)
+
+    for name in ("wordy", "wordier"):  # two functions: equal SimpleNamespaces are one plugin to pluggy
+        hook = hookimpl(lambda register: datasets(register))
+        assert get_plugin_manager().register(types.SimpleNamespace(register_datasets=hook), name)
+    r = invoke(runner, "data", "build", "builtin:nope", "-o", tmp_path / "c.h5", ok=False)
+    assert r.stderr.splitlines()[-1].startswith("Error: unknown data set 'nope'; known: "), r.stderr
+    errors = get_plugin_manager().info["wordier"].errors
+    assert errors[0].startswith("registers data set 'loop' that artforge cannot use")
+    assert errors[1].startswith("registers a data set without a name")
+    assert errors[2] == "registers data set 'twice', which plugin 'wordy' registers too"
+    r = invoke(runner, "data", "build", "builtin:twice", "-o", tmp_path / "c.h5", ok=False)
+    assert r.stderr.splitlines()[-1].startswith("Error: data set 'twice' is registered by both plugins 'wordy' "
+                                                "and 'wordier'"), r.stderr
+    assert "dataset" not in " ".join(errors + get_plugin_manager().info["wordy"].errors)
