@@ -43,6 +43,29 @@ def env_flag(name: str) -> bool:
     return False
 
 
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """A whole-number environment variable (torchrun's WORLD_SIZE, RANK, LOCAL_RANK): ``default`` when
+    unset or empty; anything that is not a whole number of at least ``minimum`` is one ArtforgeError
+    naming the variable and its value, not a ValueError from int()."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum:
+        raise ArtforgeError(f"environment variable {name}={os.environ[name]!r} is not a whole number of at least "
+                            f"{minimum}; torchrun sets it for distributed training (unset it to train as one "
+                            "process)")
+    return number
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(WORLD_SIZE, RANK, LOCAL_RANK) as torchrun sets them: (1, 0, 0) outside torchrun."""
+    return env_int("WORLD_SIZE", 1, 1), env_int("RANK", 0), env_int("LOCAL_RANK", 0)
+
+
 class ArtforgeError(Exception):
     """An error caused by the user's input or environment, shown as one line."""
 

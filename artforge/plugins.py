@@ -11,6 +11,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -32,6 +33,13 @@ KINDS = ("codecs", "models", "renderers", "datasets")
 #: every command, `--help` included. KeyboardInterrupt is the user's and goes through.
 PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
+
+
+def plugin_code() -> contextlib.AbstractContextManager:
+    """Around running a plugin's code (its import, a hook, a lazy registration's import): what it prints
+    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`,
+    tokens written to `-`)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 @dataclass
@@ -67,17 +75,23 @@ class Entry:
         if self.lazy:
             module, _, attr = str(self.target).partition(":")
             try:
-                obj = getattr(importlib.import_module(module), attr)
+                with plugin_code():
+                    obj = getattr(importlib.import_module(module), attr)
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
                 ) from None
             problem = check_entry(self.kind, self.name, obj, self.meta)
             if problem:
-                raise PluginError(f"plugin {self.plugin!r} registers {self.kind[:-1]} {self.name!r} "
+                raise PluginError(f"plugin {self.plugin!r} registers {singular(self.kind)} {self.name!r} "
                                   f"({self.target}) that artforge cannot use: {problem}")
             self.target, self.lazy = obj, False
         return self.target
+
+
+def singular(kind: str) -> str:
+    """One thing of a kind, as messages name it: codec, model, renderer, data set (as the docs write it)."""
+    return "data set" if kind == "datasets" else kind[:-1]
 
 
 def _describe(obj: Any) -> str:
@@ -201,7 +215,7 @@ class Registry:
 
     def add(self, name: str, obj: Any, plugin: str, **meta) -> str | None:
         """Add one registration; returns why it was skipped (for the caller to report), or None."""
-        what = self.kind[:-1]
+        what = singular(self.kind)
         if not isinstance(name, str) or not name:
             return f"registers a {what} without a name: {_describe(obj)}"
         lazy = self.kind != "datasets" and isinstance(obj, str) and ":" in obj
@@ -250,7 +264,7 @@ class Registry:
         if name in self.conflicts:
             both = " and ".join(repr(p) for p in self.conflicts[name])
             raise Conflict(
-                f"{self.kind[:-1]} {name!r} is registered by both plugins {both}; uninstall one "
+                f"{singular(self.kind)} {name!r} is registered by both plugins {both}; uninstall one "
                 "or choose with ARTFORGE_LOAD_PLUGINS"
             )
         if name not in self.entries and name in self.refused:
@@ -258,7 +272,7 @@ class Registry:
             raise PluginError(f"plugin {plugin!r} {why}")
         if name not in self.entries:
             known = ", ".join(sorted(self.entries)) or "none"
-            raise ArtforgeError(f"unknown {self.kind[:-1]} {name!r}; known: {known}")
+            raise ArtforgeError(f"unknown {singular(self.kind)} {name!r}; known: {known}")
         return self.entries[name]
 
     def names(self) -> list[str]:
@@ -316,7 +330,8 @@ class PluginManager:
             )
             self.info[ep.name] = info
             try:
-                module = ep.load()
+                with plugin_code():
+                    module = ep.load()
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
@@ -385,6 +400,12 @@ class PluginManager:
                 close = difflib.get_close_matches(attr, HOOKS, 1)
                 hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(HOOKS)}"
                 return f"unknown hook {attr!r} ({hint})", unmarked
+            if opts is not None and (opts.get("hookwrapper") or opts.get("wrapper")):
+                # pluggy would call it as a generator around the other plugins' hooks, which artforge
+                # calls one by one: its registrations would never run
+                which = "hookwrapper" if opts.get("hookwrapper") else "wrapper"
+                return (f"hook {opts.get('specname') or attr} is marked {which}=True; artforge's hooks "
+                        f"register things and cannot be wrapped: use a plain @hookimpl"), unmarked
         for hook in HOOKS:
             fn = getattr(plugin, hook, None)
             if not callable(fn):
@@ -477,14 +498,15 @@ class PluginManager:
                     _problems.append(problem)
 
             try:
-                impl.function(**{a: register for a in impl.argnames})
+                with plugin_code():
+                    impl.function(**{a: register for a in impl.argnames})
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
                 problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
                 self._fail(plugin, problem)
         for name, plugins in reg.conflicts.items():
             for p in plugins[1:]:
-                self._fail(p, f"registers {kind[:-1]} {name!r}, which plugin {plugins[0]!r} registers too")
+                self._fail(p, f"registers {singular(kind)} {name!r}, which plugin {plugins[0]!r} registers too")
         return reg
 
     def add_commands(self, cli: Any) -> None:
@@ -534,7 +556,8 @@ class PluginManager:
             before = dict(cli.commands)
             cli.add_command = add_command  # an instance attribute: click's @cli.command() calls it too
             try:
-                impl.function(**{a: cli for a in impl.argnames})
+                with plugin_code():
+                    impl.function(**{a: cli for a in impl.argnames})
             except PLUGIN_FAILURES as exc:  # noqa: BLE001
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:

@@ -43,8 +43,15 @@ def one_hot(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
 def get_renderer(codec) -> nn.Module:
     """The registered renderer for a codec's family; a factory that fails is named (a ContractError),
     not taken for a problem with the tokens about to be rendered."""
-    from artforge.plugins import lookup
+    from artforge.plugins import lookup, registry
 
+    renderers = registry("renderers")
+    if codec.name not in renderers and codec.name not in renderers.conflicts and codec.name not in renderers.refused:
+        # not an unknown name the user mistyped: the codec's plugin registers no renderer for it
+        codecs = registry("codecs")
+        whose = f" (plugin {codecs.entries[codec.name].plugin!r} registers none)" if codec.name in codecs else ""
+        raise ArtforgeError(f"codec {codec.name} has no renderer{whose}; `artforge decode` makes pictures with "
+                            f"the codec itself: artforge decode TOKENS -o PICTURE")
     factory = lookup("renderers", codec.name).obj
     try:
         return factory(codec)

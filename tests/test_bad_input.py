@@ -651,3 +651,15 @@ def test_a_bad_convert_option_stops_the_batch_in_one_line(runner, tmp_path, monk
     Image.new("RGB", (8, 8), "blue").save(tmp_path / "in" / "c.png")
     r = invoke(runner, "convert", tmp_path / "in", "-c", "palette:pico8", "--dither", "floyd", "-o", tmp_path / "out")
     assert "converted 2" in r.output and "skipped 1" in r.output and "c.png: no blue pictures today" in r.output
+
+
+@pytest.mark.parametrize("variable, value", [("WORLD_SIZE", "two"), ("WORLD_SIZE", "0"), ("RANK", "1.5"),
+                                             ("LOCAL_RANK", "-1")])
+def test_junk_distributed_variables_are_one_line(runner, tiny_cache, tmp_path, monkeypatch, variable, value):
+    """WORLD_SIZE, RANK and LOCAL_RANK (set by torchrun) were read with int(): junk was an internal error
+    (ValueError), and a WORLD_SIZE of 0 divided the batch by zero; nothing of the run may be left."""
+    monkeypatch.setenv(variable, value)
+    r = invoke(runner, "train", "--plugin", "hsv-transformer", "--data", tiny_cache, "--steps", "1",
+               "-o", tmp_path / "run", ok=False)
+    assert r.stderr.startswith(f"Error: environment variable {variable}={value!r} is not a whole number"), r.stderr
+    assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "run").exists()

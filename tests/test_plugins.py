@@ -736,3 +736,118 @@ def test_an_entry_point_without_hooks_is_reported(also_load, tmp_path, monkeypat
     assert "my_plugin.hooks" in pm.info["hollow"].errors[0]
     assert len(plugin_warnings(capsys.readouterr().err, "hollow")) == 1
     assert not any(info.errors for info in pm.info.values() if info.name != "hollow")
+
+
+def test_what_a_plugin_prints_goes_to_stderr(also_load, runner, tmp_path, monkeypatch):
+    """A plugin printing on import, in a hook or in a lazy registration's import wrote into stdout, so
+    `plugins --json`, `codecs --json` and `datasets --json` gave no JSON a program could read."""
+    fake_distribution(tmp_path, "artforge_chatty", "chatty", "chatty_hooks", """
+        print("CHATTY import")
+        from artforge.hookspecs import hookimpl
+
+        @hookimpl
+        def register_codecs(register):
+            print("CHATTY codecs")
+            register("chatty", "chatty_codec:ChattyCodec")
+
+        @hookimpl
+        def register_datasets(register):
+            print("CHATTY datasets")
+
+        @hookimpl
+        def register_commands(cli):
+            print("CHATTY commands")
+        """)
+    (tmp_path / "chatty_codec.py").write_text(
+        "print('CHATTY lazy')\nfrom toy_plugin import Gray2Codec\n\n\n"
+        "class ChattyCodec(Gray2Codec):\n    name = 'chatty'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    also_load("chatty")
+    said = set()
+    for command in ("plugins", "codecs", "datasets"):
+        r = invoke(runner, command, "--json")
+        listed = json.loads(r.stdout)  # nothing but the JSON
+        assert listed and "CHATTY" not in r.stdout
+        said |= {line for line in r.stderr.splitlines() if line.startswith("CHATTY")}
+    assert said == {"CHATTY import", "CHATTY codecs", "CHATTY datasets", "CHATTY commands", "CHATTY lazy"}
+    assert not get_plugin_manager().info["chatty"].errors
+
+
+@pytest.mark.parametrize("marker", ["hookwrapper", "wrapper"])
+def test_a_wrapper_hook_is_refused(runner, capsys, marker):
+    """A hook marked hookwrapper=True or wrapper=True was called as a plain function: its generator was
+    never run, so it registered nothing, without a word."""
+    def register_codecs(register):
+        register(Gray2Codec)
+        yield
+
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(**{marker: True})(register_codecs))
+    pm = get_plugin_manager()
+    assert not pm.register(plugin, "wrapping")
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("artforge: warning: plugin 'wrapping' invalid: "), err
+    assert f"register_codecs is marked {marker}=True" in err
+    info = {p["name"]: p for p in json.loads(invoke(runner, "plugins", "--json").stdout)}
+    assert info["wrapping"]["errors"] == [err.strip().removeprefix("artforge: warning: plugin 'wrapping' ")]
+    assert "gray2" not in pm.registry("codecs") and "hsv" in pm.registry("codecs")
+
+
+def test_render_names_a_codec_without_a_renderer(runner, tmp_path):
+    """`render` on tokens of a codec whose plugin registers no renderer said "unknown renderer 'gray2'",
+    as if the user had mistyped a name they never gave."""
+    plugin = types.SimpleNamespace(register_codecs=hookimpl(lambda register: register(Gray2Codec)))
+    assert get_plugin_manager().register(plugin, "bare")
+    from PIL import Image
+
+    Image.new("RGBA", (4, 4), (255, 255, 255, 255)).save(tmp_path / "white.png")
+    invoke(runner, "encode", "-c", "gray2", tmp_path / "white.png", "-o", tmp_path / "t.npz")
+    r = invoke(runner, "render", tmp_path / "t.npz", "-o", tmp_path / "t.png", ok=False)
+    assert r.stderr.strip() == ("Error: codec gray2 has no renderer (plugin 'bare' registers none); `artforge "
+                                "decode` makes pictures with the codec itself: artforge decode TOKENS -o PICTURE")
+    assert not (tmp_path / "t.png").exists()
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", tmp_path / "t.png")
+
+
+def test_uninstall_goes_by_the_name_of_a_requirement(runner, fake_pip, tmp_path, monkeypatch):
+    """`uninstall pkg==1.0` (or pkg[extra], pkg>=1) said "not installed", and `torch==2.4` or `artforge[dev]`
+    slipped past the refusals to pip, which goes by the name alone and would have removed them."""
+    for package, says in [("artforge[dev]", "artforge: this is artforge itself"),
+                          ("torch==2.13.0", "torch: artforge needs it to run"),
+                          ("Pluggy >= 1", "Pluggy: artforge needs it to run"),
+                          ("filelock[x]>=0; python_version > '3'",
+                           "filelock: artforge needs it to run (through torch)"),
+                          ("hsv==0.1", "hsv: this plugin ships with artforge")]:
+        r = invoke(runner, "uninstall", "-y", package, ok=False)
+        assert r.stderr.startswith(f"Error: {says}") and len(r.output.splitlines()) == 1, r.output
+    r = invoke(runner, "uninstall", "-y", "./gray", ok=False)
+    assert r.stderr.strip() == ("Error: './gray' is not a package name (uninstall takes names, as `artforge "
+                                "plugins` and pip list them)")
+    assert not fake_pip
+    fake_distribution(tmp_path, "artforge_gray", "gray", "gray_hooks", "")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for package in ("artforge_gray==0.1", "artforge-gray[extra]", "artforge_gray>=0.2"):
+        r = invoke(runner, "uninstall", "-y", package)
+        assert fake_pip[-1][-2:] == ["-y", package[:13]]  # pip is given the name
+        assert f"pip uninstalls by name: {package} is taken as {package[:13]} (installed: 0.1)" in r.stderr
+
+
+def test_messages_say_data_set(runner, tmp_path):
+    """The docs say "data set"; messages about registered data sets said "dataset"."""
+    def datasets(register):
+        register("loop", "builtin:loop")
+        register("", tmp_path)
+        register("twice", tmp_path)
+
+    for name in ("wordy", "wordier"):  # two functions: equal SimpleNamespaces are one plugin to pluggy
+        hook = hookimpl(lambda register: datasets(register))
+        assert get_plugin_manager().register(types.SimpleNamespace(register_datasets=hook), name)
+    r = invoke(runner, "data", "build", "builtin:nope", "-o", tmp_path / "c.h5", ok=False)
+    assert r.stderr.splitlines()[-1].startswith("Error: unknown data set 'nope'; known: "), r.stderr
+    errors = get_plugin_manager().info["wordier"].errors
+    assert errors[0].startswith("registers data set 'loop' that artforge cannot use")
+    assert errors[1].startswith("registers a data set without a name")
+    assert errors[2] == "registers data set 'twice', which plugin 'wordy' registers too"
+    r = invoke(runner, "data", "build", "builtin:twice", "-o", tmp_path / "c.h5", ok=False)
+    assert r.stderr.splitlines()[-1].startswith("Error: data set 'twice' is registered by both plugins 'wordy' "
+                                                "and 'wordier'"), r.stderr
+    assert "dataset" not in " ".join(errors + get_plugin_manager().info["wordy"].errors)

@@ -208,29 +208,52 @@ def _plugin_dist_hint(name: str) -> str | None:
             f"{' and '.join(dists)}: artforge uninstall {' '.join(dists)}")
 
 
+#: a pip requirement: the name, then optional extras, a version specifier, a URL or markers
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+                          r"(|[\[(;@].*|(?:===|==|!=|<=|>=|~=|<|>)\s*\S.*)", re.S)
+
+
+def _requirement_name(requirement: str) -> str:
+    """The package name of a pip requirement (``pkg==1.0``, ``pkg[extra]``, ``pkg>=1``: ``pkg``), which is
+    all `pip uninstall` goes by: it removes the installed version whatever version is given."""
+    match = _REQUIREMENT.fullmatch(requirement)
+    if match is None:
+        raise ArtforgeError(f"{requirement!r} is not a package name (uninstall takes names, as "
+                            "`artforge plugins` and pip list them)")
+    return match.group(1)
+
+
 @click.command()
 @click.argument("packages", nargs=-1, required=True)
 @click.option("-y", "--yes", is_flag=True, help="Don't ask for confirmation.")
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugin packages with pip.
 
-    artforge itself, the packages it needs and the plugins that ship with it are refused.
+    artforge itself, the packages it needs and the plugins that ship with it are refused. As with pip,
+    a version or extras (pkg==1.0, pkg[extra]) are ignored: the installed version of pkg is removed.
     """
     from importlib.metadata import PackageNotFoundError, distribution
 
-    for name in packages:
+    # checked by name, as pip uninstalls: `torch==2.4` or `artforge[dev]` must not slip past the refusals
+    names = [_requirement_name(package) for package in packages]
+    for name in names:
         why = _not_removable(name)
         if why:
             raise ArtforgeError(why)
-    for name in packages:  # pip only warns about these and exits 0
+    versions = {}
+    for name in names:  # pip only warns about these and exits 0
         try:
-            distribution(name)
+            versions[name] = distribution(name).version
         except PackageNotFoundError:
             raise ArtforgeError(_plugin_dist_hint(name) or
                                 f"{name}: not installed in this Python ({sys.executable})") from None
+    for package, name in zip(packages, names, strict=True):
+        if package.strip() != name:
+            click.echo(f"artforge: note: pip uninstalls by name: {package} is taken as {name} "
+                       f"(installed: {versions[name]})", err=True)
     if not yes and not sys.stdin.isatty():  # pip would ask anyway, then fail with a traceback on EOF
-        raise ArtforgeError(f"there is no terminal to confirm on; add -y to uninstall {' '.join(packages)}")
-    _pip(["uninstall", *(["-y"] if yes else []), *packages])
+        raise ArtforgeError(f"there is no terminal to confirm on; add -y to uninstall {' '.join(names)}")
+    _pip(["uninstall", *(["-y"] if yes else []), *names])
 
 
 def register(cli: click.Group) -> None:

@@ -21,11 +21,11 @@ from artforge.cli.params import (
     complete_data,
     complete_models,
 )
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, distributed_env
 
 
 def _echo(msg: str) -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
+    if distributed_env()[1] == 0:
         click.echo(msg)
 
 
@@ -126,7 +126,7 @@ def resolve_data(data: str, codec: str | None, size: int | None, labels: str | N
     spec = codec or default_codec(data)
     if not spec:
         raise ArtforgeError(f"{data} is not a cache (.h5); give --codec to build one from it")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if distributed_env()[0] > 1:
         raise ArtforgeError("under torchrun, pass --data CACHE.h5 built first with `artforge data build`")
     cache_root.mkdir(parents=True, exist_ok=True)
     out = cache_root / f"{_slug(data)}-{_slug(spec)}{f'-{size}' if size else ''}.h5"
@@ -237,7 +237,8 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     )
     from artforge.models import DataInfo, check_codec, get_model_class, make_config
 
-    main = int(os.environ.get("RANK", "0")) == 0
+    world, rank, _ = distributed_env()  # all three checked before anything is read or written
+    main = rank == 0
     options = {"steps": steps, "batch_size": batch_size, "lr": lr, "device": device, "compile": compile_ or None,
                "precision": precision, "seed": seed, "sample_every": sample_every, "eval_every": eval_every,
                "max_time": max_time, "num_workers": workers}
@@ -364,7 +365,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
     held = [n for n in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "samples", "loss.png")
             if (run_dir / n).exists()]  # a model that cannot sample leaves no samples/
     _echo(f"run folder {run_dir}: " + ", ".join(n + "/" if (run_dir / n).is_dir() else n for n in held))
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if world > 1:
         import torch
 
         torch.distributed.destroy_process_group()

@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import signal
 import time
 import uuid
@@ -30,7 +29,7 @@ from artforge import __version__
 from artforge.data.splits import leaves_no_training
 from artforge.engine.checkpoint import fit_error, load_checkpoint, save_checkpoint
 from artforge.engine.run import BEST, CONFIG, LAST, read_metrics, split_fractions
-from artforge.errors import ArtforgeError, ContractError, first_line
+from artforge.errors import ArtforgeError, ContractError, distributed_env, first_line
 from artforge.fsutil import atomic_write_text
 from artforge.signals import deferred_stop
 
@@ -235,9 +234,7 @@ class Trainer:
             raise ArtforgeError(f"unknown precision {cfg.precision!r}; use {', '.join(PRECISIONS)}")
         if cfg.compile_mode not in COMPILE_MODES:
             raise ArtforgeError(f"unknown train.compile_mode {cfg.compile_mode!r}; use {', '.join(COMPILE_MODES)}")
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.world, self.rank, local = distributed_env()
         self.device = pick_device(cfg.device, local)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
