@@ -62,8 +62,11 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
 
 
 def distributed_env() -> tuple[int, int, int]:
-    """(WORLD_SIZE, RANK, LOCAL_RANK) as torchrun sets them: (1, 0, 0) outside torchrun."""
-    return env_int("WORLD_SIZE", 1, 1), env_int("RANK", 0), env_int("LOCAL_RANK", 0)
+    """(WORLD_SIZE, RANK, LOCAL_RANK) as torchrun sets them: (1, 0, 0) outside torchrun. Some launchers
+    set LOCAL_RANK=-1 to mean "not distributed": one process takes it as 0; several may not."""
+    world, rank = env_int("WORLD_SIZE", 1, 1), env_int("RANK", 0)
+    local = env_int("LOCAL_RANK", 0, -1 if world == 1 else 0)
+    return world, rank, max(local, 0)
 
 
 class ArtforgeError(Exception):

@@ -654,7 +654,7 @@ def test_a_bad_convert_option_stops_the_batch_in_one_line(runner, tmp_path, monk
 
 
 @pytest.mark.parametrize("variable, value", [("WORLD_SIZE", "two"), ("WORLD_SIZE", "0"), ("RANK", "1.5"),
-                                             ("LOCAL_RANK", "-1")])
+                                             ("LOCAL_RANK", "-2")])
 def test_junk_distributed_variables_are_one_line(runner, tiny_cache, tmp_path, monkeypatch, variable, value):
     """WORLD_SIZE, RANK and LOCAL_RANK (set by torchrun) were read with int(): junk was an internal error
     (ValueError), and a WORLD_SIZE of 0 divided the batch by zero; nothing of the run may be left."""
@@ -663,3 +663,15 @@ def test_junk_distributed_variables_are_one_line(runner, tiny_cache, tmp_path, m
                "-o", tmp_path / "run", ok=False)
     assert r.stderr.startswith(f"Error: environment variable {variable}={value!r} is not a whole number"), r.stderr
     assert len(r.stderr.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_local_rank_minus_one_means_one_process(monkeypatch):
+    """Some launchers set LOCAL_RANK=-1 for "not distributed": one process trains on device 0 (not
+    cuda:-1); with several processes each needs its own device, so -1 is refused."""
+    from artforge.errors import ArtforgeError, distributed_env
+
+    monkeypatch.setenv("LOCAL_RANK", "-1")
+    assert distributed_env() == (1, 0, 0)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ArtforgeError, match="LOCAL_RANK='-1' is not a whole number of at least 0"):
+        distributed_env()
