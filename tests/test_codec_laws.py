@@ -139,6 +139,8 @@ def test_picture_codec_laws(spec, images, palette_file):
     # determinism, and batches are encoded item by item (no item changes another's tokens)
     np.testing.assert_array_equal(codec.encode(images.copy()), tokens)
     np.testing.assert_array_equal(np.stack([codec.encode(images[i : i + 1])[0] for i in range(n)]), tokens)
+    # one token per pixel: a mirrored (non-contiguous) view encodes to the mirrored tokens
+    np.testing.assert_array_equal(codec.encode(images[:, ::-1, ::-1]), tokens[:, ::-1, ::-1])
     # decode: (N, H, W, 4) uint8, and encode -> decode -> encode is a fixed point
     pics = decode_checked(codec, tokens)
     assert pics.shape == (n, h, w, 4) and pics.dtype == np.uint8
@@ -149,6 +151,8 @@ def test_picture_codec_laws(spec, images, palette_file):
     assert again.config() == codec.config() and again.spec == codec.spec
     assert again.vocab_size == codec.vocab_size and not again.needs_fit
     np.testing.assert_array_equal(again.encode(images), tokens)
+    if not spec.startswith("palette:auto"):  # the canonical spec names the same codec (auto: unfitted)
+        assert get_codec(codec.spec).config() == codec.config()
 
 
 @LAWS
@@ -230,6 +234,9 @@ def test_auto_palette_fit_is_deterministic(spec, images):
     b.fit([images[::-1, ::-1]])  # other data first
     b.fit([images])
     assert a.config() == b.config()
+    c = get_codec(spec)  # the same pictures as a stream of single pictures, in another order
+    c.fit(iter([img for img in images[::-1]]))
+    assert c.config() == a.config()
 
 
 # -- ascii: text -----------------------------------------------------------------------------------
@@ -298,6 +305,32 @@ def test_ascii_convert_laws(spec, images):
             assert (tokens[i] == codec.space).all(), codec.to_text(tokens[i])
 
 
+charsets = st.lists(st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters="\x7f"), unique=True,
+                    min_size=0, max_size=12).map(lambda cs: "".join(dict.fromkeys([" ", *cs])))
+
+
+@LAWS
+@given(chars=charsets, data=st.data())
+def test_ascii_specs_name_their_codec(chars, data):
+    """A codec's canonical spec (escapes and all) builds the same codec, and so does its config."""
+    from artforge_ascii.codec import AsciiCodec
+
+    try:
+        chars_ok = AsciiCodec(chars=chars).chars
+    except ArtforgeError as exc:
+        assert "control characters" in str(exc)
+        reject()
+    grid = data.draw(st.one_of(st.none(), st.tuples(st.integers(1, 512), st.integers(1, 512))))
+    replace = data.draw(st.one_of(st.none(), st.sampled_from(chars_ok)))
+    crop = data.draw(st.booleans())
+    codec = AsciiCodec(*(grid or (None, None)), chars=chars_ok, crop=crop, replace=replace)
+    assert get_codec(codec.spec).config() == codec.config()
+    assert codec_from_config(json.loads(json.dumps(codec.config()))).spec == codec.spec
+    text = "".join(data.draw(st.lists(st.sampled_from(chars_ok + "\n"), min_size=1, max_size=20)))
+    if text.strip(" \n") and grid is None:
+        np.testing.assert_array_equal(get_codec(codec.spec).encode(text), codec.encode(text))
+
+
 # -- saml: layer rows --------------------------------------------------------------------------------
 layer_rows = st.lists(
     st.tuples(st.integers(0, 2046), *[st.integers(0, 255)] * 3, st.integers(0, 7), *[st.integers(-128, 127)] * 8),
@@ -359,3 +392,41 @@ def test_saml_convert_laws(images, layers, steps):
     for fit in codec._fits:
         assert fit.psnr_fit >= fit.psnr_baseline
     np.testing.assert_array_equal(codec.convert(images.copy()), tokens)
+
+
+@pytest.mark.parametrize("spec", ["ascii:7x3,crop,replace=?", "ascii", "saml:5"])
+def test_encode_and_decode_commands_for_text_and_saml(runner, tmp_path, spec):
+    """The same for the codecs whose inputs are files of their own (.txt, .saml)."""
+    from artforge.imageio import load_image
+    from artforge_saml.codec import layers_to_tokens
+
+    codec = get_codec(spec)
+    src = tmp_path / "in"
+    src.mkdir()
+    if codec.name == "ascii":
+        texts = ["  /\\_/\\\n ( o.o )\n  > ^ <", "\t\u00e9x\n\n", "    \n   "]
+        if spec == "ascii":
+            texts = ["\tx\n ~\n\n"]  # the grid fits each text: one size in a file
+        for i, t in enumerate(texts):
+            (src / f"{i}.txt").write_text(t)
+        want = codec.encode([codec.prepare(codec.load(src / f"{i}.txt")) for i in range(len(texts))])
+        suffix = ".txt"
+    else:
+        rng = np.random.default_rng(3)
+        want = []
+        for i, n in enumerate([0, 2, 5]):
+            rows = np.concatenate([rng.integers(0, 2047, (n, 1)), rng.integers(0, 256, (n, 3)),
+                                   rng.integers(0, 8, (n, 1)), rng.integers(-128, 128, (n, 8))], 1)
+            t = layers_to_tokens(rows, 5)
+            codec.write_native(t, src / f"{i}.saml")
+            want.append(t)
+        want = codec.encode(np.stack(want))
+        suffix = ".saml"
+    invoke(runner, "encode", "-c", spec, src, "-o", tmp_path / "t.npz")
+    tf, back = load_token_codec(tmp_path / "t.npz")
+    assert back.config() == codec.config() and tf.tokens.dtype == codec.token_dtype
+    np.testing.assert_array_equal(tf.tokens, want)
+    assert tf.names == [f"{i}{suffix}" for i in range(len(want))]
+    invoke(runner, "decode", tmp_path / "t.npz", "-o", f"{tmp_path / 'out'}/")
+    for i in range(len(want)):
+        np.testing.assert_array_equal(load_image(tmp_path / "out" / f"{i}.png"), codec.decode(want[i]))
