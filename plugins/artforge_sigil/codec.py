@@ -35,7 +35,12 @@ class BinaryCodec(Codec):
         return cls(int(args))
 
     def encode(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W, 4) or (H, W, 4) uint8 RGBA -> (N, H, W) or (H, W) bits; anything else is refused,
+        as hsv and palette refuse it (an RGB array crashed on its missing alpha, and float or 16-bit
+        pictures were thresholded as if they were bytes: 0..1 floats came out all ink)."""
         images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim < 3 or images.shape[-1] != 4:
+            raise ArtforgeError(f"binary codec expects uint8 RGBA images, got {images.dtype} {images.shape}")
         luma = images[..., :3].astype(np.float32) @ LUMA
         return ((luma < self.threshold) & (images[..., 3] >= 128)).astype(np.uint8)
 
