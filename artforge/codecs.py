@@ -220,6 +220,51 @@ def decode_checked(codec: Codec, tokens: np.ndarray) -> np.ndarray:
     return images
 
 
+#: backslash escapes in codec spec options (a charset, a path): `\s` space, `\,` comma, `\\` backslash
+SPEC_ESCAPES = {"s": " ", ",": ",", "\\": "\\"}
+
+
+def split_spec_options(args: str) -> list[str]:
+    """Split a spec's arguments (``64x64,crop,chars=\\s.\\,:``) on the commas that are not escaped
+    with a backslash; escapes are kept for :func:`unescape_spec`. Empty options are dropped."""
+    parts, cur, i = [], "", 0
+    while i < len(args):
+        if args[i] == "\\" and i + 1 < len(args):
+            cur += args[i : i + 2]
+            i += 2
+            continue
+        if args[i] == ",":
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += args[i]
+        i += 1
+    parts.append(cur)
+    return [p for p in parts if p != ""]
+
+
+def unescape_spec(value: str) -> str:
+    """An option's value with its escapes (:data:`SPEC_ESCAPES`) resolved; another escape is an error."""
+    out, i = "", 0
+    while i < len(value):
+        if value[i] == "\\":
+            nxt = value[i + 1 : i + 2]
+            if nxt not in SPEC_ESCAPES:
+                raise ArtforgeError(f"unknown escape '\\{nxt}' in codec spec (use \\s, \\, or \\\\)")
+            out += SPEC_ESCAPES[nxt]
+            i += 2
+        else:
+            out += value[i]
+            i += 1
+    return out
+
+
+def escape_spec(value: str) -> str:
+    """The inverse of :func:`unescape_spec`, for canonical specs: ``unescape_spec(escape_spec(v)) == v``,
+    and the result holds no bare comma, space or backslash."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\s")
+
+
 def smallest_uint(vocab_size: int) -> np.dtype:
     """The smallest unsigned dtype that holds token values ``0 .. vocab_size-1``."""
     for dt in (np.uint8, np.uint16, np.uint32):

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from artforge.codecs import Codec
+from artforge.codecs import escape_spec as escape
+from artforge.codecs import split_spec_options as split_options
+from artforge.codecs import unescape_spec as unescape
 from artforge.errors import ArtforgeError, BadInput
 from artforge.fsutil import read_input_bytes
 from artforge.imageio import folder_problem
@@ -30,44 +33,6 @@ from artforge_ascii.atlas import DEFAULT_PX, GlyphAtlas, build_atlas, resolve_fo
 from artforge_ascii.layout import CHARSETS, PRINTABLE, check_charset, check_side, layout, piece_lines
 
 _GRID = re.compile(r"^(\d+)x(\d+)$")
-_ESCAPES = {"s": " ", ",": ",", "\\": "\\"}
-
-
-def split_options(args: str) -> list[str]:
-    """Split a spec's arguments on commas that are not escaped with a backslash."""
-    parts, cur, i = [], "", 0
-    while i < len(args):
-        if args[i] == "\\" and i + 1 < len(args):
-            cur += args[i : i + 2]
-            i += 2
-            continue
-        if args[i] == ",":
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += args[i]
-        i += 1
-    parts.append(cur)
-    return [p for p in parts if p != ""]
-
-
-def unescape(value: str) -> str:
-    out, i = "", 0
-    while i < len(value):
-        if value[i] == "\\":
-            nxt = value[i + 1 : i + 2]
-            if nxt not in _ESCAPES:
-                raise ArtforgeError(f"unknown escape '\\{nxt}' in codec spec (use \\s, \\, or \\\\)")
-            out += _ESCAPES[nxt]
-            i += 2
-        else:
-            out += value[i]
-            i += 1
-    return out
-
-
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\s")
 
 
 class AsciiCodec(Codec):

@@ -9,6 +9,9 @@ Specs (options after the layer count, separated by commas)::
     saml:16,net=RUN      start the fit from a trained saml-net's layers (RUN: its run folder or a
                          checkpoint) instead of the quadtree mosaic; with steps=0 they are kept as is
 
+A path (DIR, RUN) writes a comma as ``\\,``, a backslash as ``\\\\`` and may write a space as ``\\s``,
+as the ascii codec's options do (``saml,symbols=art\\,2024``); the canonical spec escapes them so.
+
 Tokens per layer (row 0 is drawn in front; empty rows are all zero and come last)::
 
     symbol id + 1 (0 = empty), r, g, b (0..255), alpha step (0..7), then the corners
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from artforge.codecs import Codec
+from artforge.codecs import Codec, escape_spec, split_spec_options, unescape_spec
 from artforge.errors import ArtforgeError, BadInput
 from artforge_saml.samlfile import ALPHA_STEPS, FIELDS, MAX_SYMBOL, SymbolArt, format_saml, read_saml
 
@@ -74,8 +77,8 @@ class SamlCodec(Codec):
         self.layers, self.steps, self.symbols, self.net = layers, steps, symbols, net
         opts = [str(layers)] if layers != MAX_LAYERS else []
         opts += [f"steps={steps}"] if steps != 200 else []
-        opts += [f"symbols={symbols}"] if symbols else []
-        opts += [f"net={net}"] if net else []
+        opts += [f"symbols={escape_spec(symbols)}"] if symbols else []  # a comma in a path stays in it
+        opts += [f"net={escape_spec(net)}"] if net else []
         self.spec = "saml" + (":" + ",".join(opts) if opts else "")
         self.vocab_size = MAX_SYMBOL + 2
         self.token_shape = (layers, len(FIELDS))
@@ -84,14 +87,15 @@ class SamlCodec(Codec):
     @classmethod
     def from_spec(cls, args: str) -> SamlCodec:
         kw: dict[str, Any] = {}
-        for part in [p.strip() for p in args.split(",") if p.strip()]:
+        # split on unescaped commas only, as the ascii codec does: a path may hold a comma (written \,)
+        for part in [p.strip() for p in split_spec_options(args) if p.strip()]:
             key, eq, value = part.partition("=")
             if not eq and key.isdigit():
                 kw["layers"] = int(key)
             elif key == "steps" and value.isdigit():
                 kw["steps"] = int(value)
             elif key in ("symbols", "net") and value:
-                kw[key] = value
+                kw[key] = unescape_spec(value)
             else:
                 raise ArtforgeError(f"bad codec spec 'saml:{args}': unknown option {part!r} "
                                     "(expected LAYERS, steps=N, symbols=DIR or net=RUN)")
