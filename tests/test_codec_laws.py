@@ -433,12 +433,13 @@ def test_encode_and_decode_commands_for_text_and_saml(runner, tmp_path, spec):
 
 
 @pytest.mark.parametrize("spec", ["hsv544", "binary", "binary:200", "palette:pico8"])
-@pytest.mark.parametrize("bad", ["rgb", "float", "uint16", "flat"])
+@pytest.mark.parametrize("bad", ["rgb", "float", "uint16", "flat", "pixels", "row"])
 def test_picture_codecs_refuse_what_is_not_rgba_bytes(spec, bad):
     """docs/hooks.md: images travel as (N, H, W, 4) uint8 RGBA, and an input a codec cannot take is an
     ArtforgeError, never a crash or tokens computed from misread values."""
     img = np.full((1, 2, 3, 4), 40, np.uint8)
     img = {"rgb": img[..., :3], "float": img.astype(np.float32) / 255, "uint16": img.astype(np.uint16) * 257,
-           "flat": img.reshape(-1)}[bad]
-    with pytest.raises(ArtforgeError, match="expects uint8 RGBA images"):
+           "flat": img.reshape(-1), "pixels": img.reshape(-1, 4), "row": img[0, 0]}[bad]  # (P, 4), (W, 4)
+    family = spec.partition(":")[0].rstrip("0123456789")
+    with pytest.raises(ArtforgeError, match=rf"^{family} codec expects uint8 RGBA images, got \w+ \([\d, ]+\)$"):
         get_codec(spec).encode(img)

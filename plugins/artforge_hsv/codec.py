@@ -179,9 +179,10 @@ class HSVCodec(Codec):
 
     # -- the contract ---------------------------------------------------------------------------
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W, 4) or (H, W, 4) uint8 RGBA -> (N, H, W) or (H, W) tokens."""
+        """(N, H, W, 4) or (H, W, 4) uint8 RGBA -> (N, H, W) or (H, W) tokens; anything else is refused, as
+        palette and binary refuse it (a flat (P, 4) list of pixels is not a picture)."""
         images = np.asarray(images)
-        if images.dtype != np.uint8 or images.shape[-1] != 4:
+        if images.dtype != np.uint8 or images.ndim < 3 or images.shape[-1] != 4:
             raise ArtforgeError(f"hsv codec expects uint8 RGBA images, got {images.dtype} {images.shape}")
         shape = images.shape[:-1]
         flat = np.ascontiguousarray(images).reshape(-1, 4)
