@@ -75,6 +75,25 @@ def test_too_big_is_an_error_unless_cropped():
     assert g == ["234567", "234567"]  # the centre two rows and columns 2..7
 
 
+def test_a_crop_that_leaves_no_ink_is_a_blank_canvas_through_the_cli(runner, tmp_path):
+    """docs/plugins/ascii.md: a text with no ink is a blank canvas, which any fixed grid takes, and
+    ,crop keeps the grid's centre: where the centre holds no ink, the piece is that blank grid (it was
+    refused with 'nothing is left of the piece'). Without ,crop the piece is still refused, naming the file."""
+    corners = tmp_path / "corners.txt"
+    corners.write_text("#        #\n\n\n\n#        #\n")  # 10x5, ink only in the corners
+    r = invoke(runner, "encode", corners, "-c", "ascii:4x1,crop", "-o", tmp_path / "c.npz")
+    assert "nothing is left" not in r.output
+    with np.load(tmp_path / "c.npz") as z:
+        tokens = z["tokens"]
+    assert tokens.shape == (1, 1, 4) and (tokens == get_codec("ascii:4x1,crop").space).all()
+    invoke(runner, "decode", tmp_path / "c.npz", "-o", tmp_path / "c.png")
+    r = invoke(runner, "encode", corners, "-c", "ascii:4x1", "-o", tmp_path / "n.npz", ok=False)
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "corners.txt" in errors[0], r.output
+    assert "corners.txt: piece is 10x5 characters, larger than the 4x1 grid" in r.output
+    assert not (tmp_path / "n.npz").exists()
+
+
 def test_characters_outside_the_charset_error_or_are_replaced():
     with pytest.raises(ArtforgeError, match=r"'é' \(U\+00E9\) at line 2, column 3 .*replace="):
         get_codec("ascii:8x4").encode(["abc\nxyé\n"])

@@ -259,7 +259,7 @@ def test_ascii_text_laws(spec, batch):
     try:
         tokens = codec.encode(batch)
     except ArtforgeError as exc:  # refusals the docs and test_ascii_codec.py promise
-        assert re.match("blank text: nothing but line breaks|nothing is left of the piece after cropping", str(exc))
+        assert re.match("blank text: nothing but line breaks", str(exc))  # a crop with no ink left is blank
         reject()
     check_tokens_law(codec, tokens, (len(batch), *codec.token_shape))
     np.testing.assert_array_equal(codec.encode(list(batch)), tokens)

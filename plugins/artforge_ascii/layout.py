@@ -119,8 +119,8 @@ def layout(text: str, allowed: frozenset[str], cols: int | None, rows: int | Non
         top, left = max(0, (h - rows) // 2), max(0, (w - cols) // 2)
         lines = [line[left : left + cols] for line in lines[top : top + rows]]
         lines = piece_lines("\n".join(lines))  # cropping can leave blank edges
-        if not lines:
-            raise ArtforgeError(f"nothing is left of the piece after cropping it to {cols}x{rows}")
+        if not lines:  # the grid's centre holds no ink: what it holds is a blank canvas, as the docs say
+            return [" " * cols] * rows
         h, w = len(lines), max(len(line) for line in lines)
     top, left = (rows - h) // 2, (cols - w) // 2
     blank = " " * cols
