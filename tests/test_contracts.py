@@ -36,6 +36,8 @@ class GrayCodec(Codec):
 
     def __init__(self, bug: str = ""):
         self.bug = bug
+        if bug == "chatty":  # prints whenever it is built, as plugin code with debugging left in does
+            print("gray codec: built")
         self.spec = f"gray:{bug}" if bug else "gray"
         self.vocab_size = 3 if bug == "vocab3" else 5  # vocab3: claims 3 levels, encodes 5
 
@@ -44,6 +46,8 @@ class GrayCodec(Codec):
         return cls(args)
 
     def encode(self, images):
+        if self.bug == "chatty":
+            print(f"gray codec: encoding {len(images)} pictures")
         t = (np.asarray(images)[..., :3].mean(-1) * 5 // 256).astype(np.int64)
         if self.bug == "neg":
             return t - 1
@@ -88,7 +92,7 @@ class GrayConfig:
     recon_bug: str = ""  # the same, for reconstruct and interpolate
     forward_bug: str = ""  # tensor, noloss, float, vector
     validate_bug: str = ""  # noloss, tensor
-    evaluate_bug: str = ""  # tensor, vector
+    evaluate_bug: str = ""  # tensor, vector, print
 
 
 def _broken(t: torch.Tensor, bug: str):
@@ -144,6 +148,8 @@ class GrayModel(ArtModel):
     @torch.no_grad()
     def evaluate(self, batches, codec):
         figures = super().validate(batches)
+        if self.config.evaluate_bug == "print":
+            print("gray-model: evaluating")
         if self.config.evaluate_bug == "tensor":
             return {k: torch.tensor(v) for k, v in figures.items()}
         if self.config.evaluate_bug == "vector":
@@ -325,6 +331,27 @@ def test_validate_and_evaluate_figures(runner, gray, pictures, tmp_path):
     run, _ = _train(runner, pictures, tmp_path / "v", "evaluate_bug=vector")
     line = _error(invoke(runner, "eval", run, ok=False).output)
     assert "gray-model.evaluate must return" in line and "'per_level' is a Tensor of shape (3,)" in line, line
+
+
+def test_json_output_stays_json_when_plugin_code_prints(runner, gray, pictures, tmp_path):
+    """docs/hooks.md: stdout is the command's. A codec that prints when built or encoding and a model
+    that prints in evaluate must not corrupt `--json` output: what they print goes to stderr."""
+    run, _ = _train(runner, pictures, tmp_path, "evaluate_bug=print", codec="gray:chatty")
+    cache = tmp_path / "gray-chatty.h5"
+    commands = [("eval", run, "--json"), ("data", "info", cache, "--json"), ("runs", run, "--json"),
+                ("runs", tmp_path, "--json"), ("models", "gray-model", "--json"), ("models", "--json"),
+                ("codecs", "--json"), ("plugins", "--json"), ("datasets", "--json")]
+    for args in commands:
+        r = invoke(runner, *args)
+        try:
+            json.loads(r.stdout)
+        except json.JSONDecodeError:
+            pytest.fail(f"artforge {' '.join(map(str, args))} printed more than JSON:\n{r.stdout}")
+    r = invoke(runner, "eval", run, "--json")
+    assert "gray-model: evaluating" in r.stderr and "gray codec: built" in r.stderr
+    assert json.loads(r.stdout)["figures"]["loss"] > 0
+    # without --json the output is for people: what plugins print stays where it was
+    assert "gray-model: evaluating" in invoke(runner, "eval", run).stdout
 
 
 def test_renderer_and_decode_failures_blame_the_plugin_not_the_file(runner, gray, pictures, tmp_path):

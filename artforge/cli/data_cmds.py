@@ -6,6 +6,7 @@ import json
 
 import click
 
+from artforge.cli.display import echo_json, json_stdout
 from artforge.cli.params import INPUT, OUTPUT, SCALE_HELP, complete_codecs, complete_data
 from artforge.errors import ArtforgeError, BadInput, ContractError, shown
 
@@ -80,6 +81,7 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
 @click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Split shown: training's train.test_fraction.")
 @click.option("--json", "as_json", is_flag=True)
+@json_stdout
 def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -> None:
     """Counts, codec, shapes, sizes, compression, labels and skipped items of a cache, and how
     training would split it (by name: see --val-fraction and --test-fraction)."""
@@ -97,7 +99,7 @@ def info(cache: str, val_fraction: float, test_fraction: float, as_json: bool) -
     i["splits"] = {"val_fraction": val_fraction, "test_fraction": test_fraction,
                    **{k: len(sets[k]) for k in ("train", "val", "test")}}
     if as_json:
-        click.echo(json.dumps(i, indent=2))
+        echo_json(json.dumps(i, indent=2))
         return
     from artforge.cli.display import print_table
 
@@ -190,6 +192,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
+@json_stdout
 def datasets(as_json: bool) -> None:
     """List built-in data sets (use them as builtin:NAME)."""
     from artforge.plugins import registry
@@ -199,7 +202,7 @@ def datasets(as_json: bool) -> None:
              "description": reg.get(n).meta.get("description", ""), "path": str(reg.get(n).obj)}
             for n in reg.names()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(json.dumps(rows, indent=2))
         return
     from artforge.cli.display import print_table
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import click
 
+from artforge.cli.display import echo_json, json_stdout
 from artforge.errors import ArtforgeError
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_stdout
 def plugins(as_json: bool) -> None:
     """List installed plugins: version, hooks, what each provides, load errors."""
     from artforge.cli import cli
@@ -26,7 +28,7 @@ def plugins(as_json: bool) -> None:
     cli._add_plugin_commands()
     infos = pm.describe()
     if as_json:
-        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        echo_json(json.dumps([asdict(i) for i in infos], indent=2))
         return
     from artforge.cli.display import print_table
 
@@ -38,6 +40,7 @@ def plugins(as_json: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_stdout
 def codecs(as_json: bool) -> None:
     """List codec families, their spec syntax and the plugin that provides each."""
     from artforge.plugins import registry
@@ -54,7 +57,7 @@ def codecs(as_json: bool) -> None:
         for name, entry in reg.loaded()
     ]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(json.dumps(rows, indent=2))
         return
     from artforge.cli.display import print_table
 

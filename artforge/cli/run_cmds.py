@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from artforge.cli.display import echo_json, json_stdout
 from artforge.errors import BadInput, first_line, shown
 
 SKIP = {".cache", "__pycache__", "onnx", "samples"}  # folders of a run or of the runs root, never runs
@@ -199,6 +200,7 @@ def _show_one(row: dict) -> None:
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(readable=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every run's summary.")
+@json_stdout
 def runs(paths: tuple[Path, ...], as_json: bool) -> None:
     """List training runs: model, codec, steps, best validation loss, time, eval and export.
 
@@ -226,7 +228,7 @@ def runs(paths: tuple[Path, ...], as_json: bool) -> None:
         unread += [u for u in below if u not in unread]
     rows = [summarize(r) for r in found]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo_json(json.dumps(rows, indent=2))
         if unread:  # stdout stays the JSON list
             click.echo(_unread_note(unread), err=True)
         return

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from artforge.cli.display import echo_json, json_stdout
 from artforge.cli.params import (
     INPUT,
     OUTPUT,
@@ -80,6 +81,7 @@ def _describe_model(row: dict) -> None:
 @click.command()
 @click.argument("name", required=False, shell_complete=complete_models)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_stdout
 def models(name: str | None, as_json: bool) -> None:
     """List models: codecs they take, config fields with defaults, presets.
 
@@ -91,13 +93,13 @@ def models(name: str | None, as_json: bool) -> None:
     if name is not None:
         row = _model_row(name, lookup("models", name))
         if as_json:
-            click.echo(json.dumps(row, indent=2, default=str))
+            echo_json(json.dumps(row, indent=2, default=str))
         else:
             _describe_model(row)
         return
     rows = [_model_row(n, entry, with_help=as_json) for n, entry in registry("models").loaded()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        echo_json(json.dumps(rows, indent=2, default=str))
         return
     from artforge.cli.display import print_table
 
@@ -660,6 +662,7 @@ def _json_safe(value):
 @click.option("--refine", type=click.IntRange(0, 100000), default=0, show_default=True, metavar="STEPS",
               help="Autoencoders: polish each image's code by STEPS gradient steps before decoding.")
 @click.option("--json", "as_json", is_flag=True)
+@json_stdout
 def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> None:
     """The model's own figures on held-out data, written to eval.json in the run folder.
 
@@ -721,7 +724,7 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
     target = loaded.output_path("eval.json", f"{loaded.checkpoint.stem}.eval.json")
     atomic_write_text(target, json.dumps(_json_safe(result), indent=2) + "\n")
     if as_json:
-        click.echo(json.dumps(_json_safe(result), indent=2))
+        echo_json(json.dumps(_json_safe(result), indent=2))
         return
     counted = f"all {len(ds)}" if split == "all" else f"{len(ds)} {split}"  # `which` is the checkpoint
     click.echo(f"{loaded.model.name} step {loaded.step} on {counted} samples of {cache}:")
