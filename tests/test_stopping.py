@@ -123,3 +123,26 @@ def test_sigterm_to_the_group_stops_training_with_a_checkpoint(tiny_cache, tmp_p
     assert p.returncode == 143, err  # 128 + SIGTERM, as for every other command
     assert "interrupted at step" in out and "Traceback" not in err
     assert torch.load(run / "last.pt", weights_only=True)["step"] > 0
+
+
+LATE_STOP = """
+import os, subprocess, sys, threading, time
+from artforge import signals
+signals.stop_cleanly()
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a thread that does not block signals
+signals.mark_done()
+signals.ignore_stops()  # as main() does once the command succeeded
+# Ctrl-C, held down until this process is gone (and reaped: its pipes must not be held by the loop)
+subprocess.Popen(["sh", "-c", f"while kill -INT {os.getpid()} 2>/dev/null; do :; done"],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(0.2)
+"""
+
+
+def test_a_stop_signal_during_exit_does_not_undo_a_finished_command():
+    """Python's shutdown put the SIGINT handler back to the default action (end the process): a Ctrl-C
+    then delivered to any other thread (torch has several) turned a finished command's exit 0 into
+    130, with no word (seen on `complete`)."""
+    r = subprocess.run([sys.executable, "-c", LATE_STOP], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr)
