@@ -146,3 +146,58 @@ def test_a_stop_signal_during_exit_does_not_undo_a_finished_command():
     r = subprocess.run([sys.executable, "-c", LATE_STOP], env=subprocess_env(), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, (r.returncode, r.stderr)
+
+
+KILLED_PARENT = """
+import multiprocessing as mp, os, time
+from artforge.data.workers import ordered_map
+
+def slow(job):
+    time.sleep(0.1)
+    return job
+
+def init():
+    pass
+
+if __name__ == "__main__":
+    for start in ("fork", "spawn"):  # spawn too: where fork is not used (macOS, Windows)
+        if start in mp.get_all_start_methods():
+            ctx = mp.get_context(start)
+            break
+    for x in ordered_map(slow, list(range(10000)), 2, init, (), ctx):
+        if x == 2:
+            print(" ".join(str(p.pid) for p in mp.active_children()), flush=True)
+            os.kill(os.getpid(), 9)  # as the OOM killer ends a build: no stop reaches the workers
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie not yet reaped: it has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_build_workers_end_when_the_build_is_killed_outright(tmp_path):
+    """A build killed outright (SIGKILL, the OOM killer) left its worker processes waiting on their
+    queues forever, each with its copy of the codec and source."""
+    script = tmp_path / "killed_parent.py"
+    script.write_text(KILLED_PARENT)
+    out = tmp_path / "pids"  # a file, not a pipe: workers that live on would hold a pipe open
+    with open(out, "w") as fh:
+        r = subprocess.run([sys.executable, script], env=subprocess_env(), stdout=fh, stderr=subprocess.STDOUT,
+                           timeout=60)
+    assert r.returncode == -signal.SIGKILL, out.read_text()
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.time() + 15
+    try:
+        while not all(_gone(p) for p in pids):
+            assert time.time() < deadline, "the workers outlived their killed parent"
+            time.sleep(0.1)
+    finally:
+        for p in pids:
+            if not _gone(p):
+                os.kill(p, signal.SIGKILL)
