@@ -201,3 +201,28 @@ def test_build_workers_end_when_the_build_is_killed_outright(tmp_path):
         for p in pids:
             if not _gone(p):
                 os.kill(p, signal.SIGKILL)
+
+
+EARLY_STOP = """
+import builtins, signal, sys
+real = builtins.__import__
+
+def stopped(name, *args, **kwargs):
+    if name == "click":  # while the command group is still being imported
+        signal.raise_signal(signal.{sig})
+    return real(name, *args, **kwargs)
+
+builtins.__import__ = stopped
+sys.argv = ["artforge", "--version"]
+from artforge.__main__ import main  # the console script's entry point
+main()
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 1, "Aborted!"), ("SIGTERM", 143, "Terminated (SIGTERM).")])
+def test_a_stop_while_the_command_starts_is_one_line(sig, code, line):
+    """Ctrl-C in the first tenth of a second (while click and the commands are imported) printed a
+    traceback; it is now the one line a stop prints later."""
+    r = subprocess.run([sys.executable, "-c", EARLY_STOP.replace("{sig}", sig)], env=subprocess_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr.strip()) == (code, line), r.stderr
