@@ -1,6 +1,25 @@
-"""`python -m artforge` works like `artforge` (torchrun needs it)."""
+"""`python -m artforge` works like `artforge` (torchrun needs it); both start here."""
 
-from artforge.cli import main
+import sys
+
+
+def main() -> None:
+    """The ``artforge`` command. Ctrl-C and SIGTERM are handled from the first moment: importing the
+    command group (click, every command module) takes a tenth of a second, and a Ctrl-C in it
+    printed a traceback."""
+    from artforge.signals import Terminated, stop_cleanly  # the standard library only: quick
+
+    stop_cleanly()
+    try:
+        from artforge.cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.stderr.write("\nAborted!\n")  # as click says it once a command runs
+        sys.exit(1)
+    except Terminated:
+        sys.stderr.write("Terminated (SIGTERM).\n")
+        raise
+    cli_main()
+
 
 if __name__ == "__main__":
     main()

@@ -82,9 +82,13 @@ def deferred_stop() -> Iterator[DeferredStop]:
 
 
 def ignore_stops() -> None:
-    """From here on, Ctrl-C and SIGTERM are held back (the process is about to exit)."""
+    """From here on, Ctrl-C and SIGTERM are held back (the process is about to exit).
+
+    Blocking them covers only this thread; they are ignored too, because Python's shutdown puts every
+    signal it handled back to the default action (end the process), and a signal then delivered to
+    another thread (torch's worker threads) ended a command that had done its work with status 130."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    elif _main_thread():
+    if _main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -453,3 +453,32 @@ def test_set_checks_choices_and_json_objects():
         with pytest.raises(ArtforgeError, match=f"--set {key}={value}: expected {says}"):
             make_config(M, {key: value})
     assert type_label(typing.get_type_hints(Cfg)["act"]) == "Literal['relu', 'gelu']"
+
+
+def test_a_checkpoint_save_cut_halfway_keeps_the_previous_checkpoints(runner, tiny_cache, tmp_path, monkeypatch):
+    """A stop in the middle of writing last.pt (after half its bytes) leaves the earlier last.pt and
+    best.pt whole and loadable, no partial file, and a run that --resume finishes."""
+    import artforge.engine.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    real = torch.save
+    calls = []
+
+    def cut(state, path, *a, **kw):
+        calls.append(path)
+        if len(calls) == 3:  # last.pt and best.pt at step 2, then last.pt at step 4
+            real(state, path, *a, **kw)
+            data = Path(path).read_bytes()
+            Path(path).write_bytes(data[: len(data) // 2])
+            raise KeyboardInterrupt
+        return real(state, path, *a, **kw)
+
+    monkeypatch.setattr(checkpoint.torch, "save", cut)
+    r = invoke(runner, "train", *TINY, "--data", tiny_cache, "--steps", "6", "--eval-every", "2", "-o", run, ok=False)
+    assert r.exit_code != 0 and len(calls) == 3
+    monkeypatch.setattr(checkpoint.torch, "save", real)
+    assert checkpoint.load_checkpoint(run / "last.pt")["step"] == 2
+    assert checkpoint.load_checkpoint(run / "best.pt")["step"] == 2
+    assert not [p.name for p in run.iterdir() if ".partial-" in p.name]
+    invoke(runner, "train", "--resume", "--out", run, "-q")
+    assert checkpoint.load_checkpoint(run / "last.pt")["step"] == 6

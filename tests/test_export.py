@@ -187,6 +187,46 @@ def test_a_stopped_or_failed_export_keeps_the_previous_one(exported, runner, tmp
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+
+def test_ctrl_c_while_the_new_files_move_in_finishes_the_move(exported, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) landing between the renames that move a new export in used to stop there:
+    the old manifest gone, one file new and the other old, so neither export was left. The move now
+    finishes, then the command stops."""
+    import os
+    import shutil
+    import signal
+
+    import artforge.engine.export as export
+
+    run, _ = exported
+    out = tmp_path / "onnx"
+    shutil.copytree(run / "onnx", out)
+    for name in ("logits.onnx", "step.onnx"):  # an older export: other bytes than the one made below
+        model = onnx.load(str(out / name))
+        onnx.helper.set_model_props(model, {"older": "yes"})
+        onnx.save(model, str(out / name))
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = os.replace
+    moved = []
+
+    def replace(src, dst, *a, **kw):
+        real(src, dst, *a, **kw)
+        if str(dst).endswith(".onnx") and os.path.dirname(dst) == str(out):
+            moved.append(dst)
+            if len(moved) == 1:  # one Ctrl-C, after the first file (a second one stops at once)
+                signal.raise_signal(signal.SIGINT)  # handled as the rename returns, as a real one is
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        export.export_run(run, out, echo=lambda _: None)
+    monkeypatch.setattr(os, "replace", real)
+    now = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(now) == ["logits.onnx", "manifest.json", "step.onnx"]  # a manifest, and no staging folder
+    assert now["logits.onnx"] != old["logits.onnx"] and now["step.onnx"] != old["step.onnx"]  # both new
+    m = json.loads(now["manifest.json"])  # and the manifest that describes them
+    assert all(len(now[mod["file"]]) == mod["bytes"] for mod in m["modules"].values())
+
+
 PLAIN_SAMPLER = '''
 from artforge.onnx_runtime import latent_decoder
 

@@ -123,3 +123,106 @@ def test_sigterm_to_the_group_stops_training_with_a_checkpoint(tiny_cache, tmp_p
     assert p.returncode == 143, err  # 128 + SIGTERM, as for every other command
     assert "interrupted at step" in out and "Traceback" not in err
     assert torch.load(run / "last.pt", weights_only=True)["step"] > 0
+
+
+LATE_STOP = """
+import os, subprocess, sys, threading, time
+from artforge import signals
+signals.stop_cleanly()
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()  # a thread that does not block signals
+signals.mark_done()
+signals.ignore_stops()  # as main() does once the command succeeded
+# Ctrl-C, held down until this process is gone (and reaped: its pipes must not be held by the loop)
+subprocess.Popen(["sh", "-c", f"while kill -INT {os.getpid()} 2>/dev/null; do :; done"],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(0.2)
+"""
+
+
+def test_a_stop_signal_during_exit_does_not_undo_a_finished_command():
+    """Python's shutdown put the SIGINT handler back to the default action (end the process): a Ctrl-C
+    then delivered to any other thread (torch has several) turned a finished command's exit 0 into
+    130, with no word (seen on `complete`)."""
+    r = subprocess.run([sys.executable, "-c", LATE_STOP], env=subprocess_env(), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+
+
+KILLED_PARENT = """
+import multiprocessing as mp, os, time
+from artforge.data.workers import ordered_map
+
+def slow(job):
+    time.sleep(0.1)
+    return job
+
+def init():
+    pass
+
+if __name__ == "__main__":
+    for start in ("fork", "spawn"):  # spawn too: where fork is not used (macOS, Windows)
+        if start in mp.get_all_start_methods():
+            ctx = mp.get_context(start)
+            break
+    for x in ordered_map(slow, list(range(10000)), 2, init, (), ctx):
+        if x == 2:
+            print(" ".join(str(p.pid) for p in mp.active_children()), flush=True)
+            os.kill(os.getpid(), 9)  # as the OOM killer ends a build: no stop reaches the workers
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie not yet reaped: it has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_build_workers_end_when_the_build_is_killed_outright(tmp_path):
+    """A build killed outright (SIGKILL, the OOM killer) left its worker processes waiting on their
+    queues forever, each with its copy of the codec and source."""
+    script = tmp_path / "killed_parent.py"
+    script.write_text(KILLED_PARENT)
+    out = tmp_path / "pids"  # a file, not a pipe: workers that live on would hold a pipe open
+    with open(out, "w") as fh:
+        r = subprocess.run([sys.executable, script], env=subprocess_env(), stdout=fh, stderr=subprocess.STDOUT,
+                           timeout=60)
+    assert r.returncode == -signal.SIGKILL, out.read_text()
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.time() + 15
+    try:
+        while not all(_gone(p) for p in pids):
+            assert time.time() < deadline, "the workers outlived their killed parent"
+            time.sleep(0.1)
+    finally:
+        for p in pids:
+            if not _gone(p):
+                os.kill(p, signal.SIGKILL)
+
+
+EARLY_STOP = """
+import builtins, signal, sys
+real = builtins.__import__
+
+def stopped(name, *args, **kwargs):
+    if name == "click":  # while the command group is still being imported
+        signal.raise_signal(signal.{sig})
+    return real(name, *args, **kwargs)
+
+builtins.__import__ = stopped
+sys.argv = ["artforge", "--version"]
+from artforge.__main__ import main  # the console script's entry point
+main()
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 1, "Aborted!"), ("SIGTERM", 143, "Terminated (SIGTERM).")])
+def test_a_stop_while_the_command_starts_is_one_line(sig, code, line):
+    """Ctrl-C in the first tenth of a second (while click and the commands are imported) printed a
+    traceback; it is now the one line a stop prints later."""
+    r = subprocess.run([sys.executable, "-c", EARLY_STOP.replace("{sig}", sig)], env=subprocess_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr.strip()) == (code, line), r.stderr

@@ -17,11 +17,30 @@ from artforge.errors import ArtforgeError
 IN_FLIGHT = 2  # jobs queued per worker, so none waits while the parent writes
 
 
+def _exit_with_parent(every: float = 0.5) -> None:
+    """End this worker once its parent is gone. A parent killed outright (SIGKILL, the OOM killer) never
+    sends the stop or kills its workers, and a worker waits on its queue forever: a forked one holds
+    the queue's write end itself, so it never sees the end of it."""
+    import os
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is handed to init (or a subreaper)
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="artforge-parent-watch", daemon=True).start()
+
+
 def _serve(jobs, results, fn: Callable, init: Callable, init_args: tuple) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the build, between jobs
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _exit_with_parent()
     init(*init_args)
     while True:
         try:

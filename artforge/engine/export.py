@@ -19,6 +19,7 @@ import torch
 from artforge import __version__
 from artforge.errors import ArtforgeError, first_line
 from artforge.fsutil import PARTIAL, atomic_path, atomic_write_text, output_folder
+from artforge.signals import deferred_stop
 
 MANIFEST = "manifest.json"
 TOLERANCE = 1e-4
@@ -240,10 +241,15 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                  f"{at} ({f'traced at {traced}' if at != traced else 'the traced batch'}): max abs diff {diff:.2e}")
             if not diff <= TOLERANCE:
                 raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
-        (out / MANIFEST).unlink(missing_ok=True)  # from here until the new one lands, no export is offered
-        for entry in manifest["modules"].values():
-            os.replace(stage / entry["file"], out / entry["file"])
-        atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        # The swap is not cut by Ctrl-C or SIGTERM (they stop the command once it is done): stopped half-way
+        # it would leave neither export, new files without a manifest. Only SIGKILL can still land in it,
+        # and then no manifest names the mix, so nothing offers it as an export.
+        with deferred_stop() as stop:
+            (out / MANIFEST).unlink(missing_ok=True)  # from here until the new one lands, no export is offered
+            for entry in manifest["modules"].values():
+                os.replace(stage / entry["file"], out / entry["file"])
+            atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        stop.check()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return manifest
