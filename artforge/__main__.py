@@ -13,8 +13,8 @@ def main() -> None:
     try:
         from artforge.cli import main as cli_main
     except KeyboardInterrupt:
-        sys.stderr.write("\nAborted!\n")  # as click says it once a command runs
-        sys.exit(1)
+        sys.stderr.write("\nAborted!\n")  # as a command says it once it runs
+        sys.exit(130)  # artforge.cli.ABORTED, not imported: the interrupt may have come during that import
     except Terminated:
         sys.stderr.write("Terminated (SIGTERM).\n")
         raise

@@ -12,6 +12,9 @@ HEADER = """# Command-line reference
 Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_docs.py` fails when
 this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
 (`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
+Exit status: 0 done (a batch that skipped bad items says how many, and still exits 0), 1 an error,
+2 a usage error (an unknown option, a value out of range), 130 after Ctrl-C (`Aborted!`), 143 after
+SIGTERM (`Terminated (SIGTERM).`); a stopped command leaves no partial file and its previous output whole.
 An input may come through a pipe (`artforge encode -c hsv544 <(curl -s URL) -o t.npz`,
 `cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole, up to 1 GiB (the largest
 picture artforge opens, uncompressed; more is refused: save it to a file); a codec fitted to the

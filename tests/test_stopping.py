@@ -78,7 +78,7 @@ def _signalled(cmd: list, env: dict, sig: int, delay: float, group: bool) -> sub
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
-@pytest.mark.parametrize("sig, group, code", [(signal.SIGINT, True, 1), (signal.SIGTERM, True, 143),
+@pytest.mark.parametrize("sig, group, code", [(signal.SIGINT, True, 130), (signal.SIGTERM, True, 143),
                                               (signal.SIGTERM, False, 143)])
 def test_a_stopped_build_keeps_the_old_cache_and_leaves_nothing(slow_env, many, tmp_path, sig, group, code):
     out = tmp_path / "c.h5"
@@ -219,7 +219,7 @@ main()
 """
 
 
-@pytest.mark.parametrize("sig, code, line", [("SIGINT", 1, "Aborted!"), ("SIGTERM", 143, "Terminated (SIGTERM).")])
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "Aborted!"), ("SIGTERM", 143, "Terminated (SIGTERM).")])
 def test_a_stop_while_the_command_starts_is_one_line(sig, code, line):
     """Ctrl-C in the first tenth of a second (while click and the commands are imported) printed a
     traceback; it is now the one line a stop prints later."""

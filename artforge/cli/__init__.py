@@ -9,6 +9,8 @@ import click
 from artforge import __version__
 from artforge.errors import ArtforgeError, env_flag
 
+ABORTED = 130  # the exit status after Ctrl-C: 128 + SIGINT, as a shell reports it (train's too)
+
 
 class ArtforgeGroup(click.Group):
     """A click group that adds plugin commands on first use and turns errors into one line."""
@@ -55,7 +57,10 @@ class ArtforgeGroup(click.Group):
             return result
         except ArtforgeError as exc:
             raise click.ClickException(str(exc)) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit,
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; a shell reports Ctrl-C as 130
+            click.echo("\nAborted!", err=True)
+            raise click.exceptions.Exit(ABORTED) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit,
                 BrokenPipeError):  # output piped into `head`: click exits quietly on a closed pipe
             raise
         except MemoryError:
