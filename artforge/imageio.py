@@ -299,4 +299,10 @@ def save_picture(img: np.ndarray, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-save_png = save_picture  # the name plugins know; it too writes the format the suffix names
+def save_png(img: np.ndarray, path: str | os.PathLike) -> Path:
+    """The name plugins know: like :func:`save_picture` for a picture suffix (``x.jpg`` is a real JPEG), but
+    PNG for any other name, as it always wrote, instead of refusing it (a plugin's ``thumb``, ``x.tmp``)."""
+    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "PNG")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(picture_bytes(img, fmt))
+    return Path(path)

@@ -92,3 +92,15 @@ def test_a_suffix_that_names_no_picture_format_is_refused_before_any_work(runner
     r = invoke(runner, "palette", "extract", picture, "-n", "4", "-o", tmp_path / "x.gpl", "--swatch",
                tmp_path / "w.xyz", ok=False)
     assert r.exit_code == 1 and not (tmp_path / "x.gpl").exists() and not (tmp_path / "w.xyz").exists()
+
+
+def test_save_png_keeps_writing_png_under_any_other_name(tmp_path):
+    """save_png is the name third-party plugins call: a name without a picture suffix (a temporary file,
+    'thumb') was written as PNG before pictures followed their suffix, and must not be refused now."""
+    from artforge.imageio import save_png
+
+    img = np.zeros((3, 2, 4), np.uint8)
+    img[..., 3] = 255
+    for name, fmt in (("thumb", "PNG"), ("x.dat", "PNG"), ("x.PNG", "PNG"), ("x.jpg", "JPEG")):
+        assert save_png(img, tmp_path / name) == tmp_path / name
+        assert _format(tmp_path / name) == fmt, name
