@@ -224,7 +224,9 @@ PICTURE_FORMATS = {
     ".png": "PNG", ".webp": "WEBP", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
     ".tga": "TGA", ".jpg": "JPEG", ".jpeg": "JPEG", ".ppm": "PPM", ".pnm": "PPM",
 }  # fmt: skip
-_NO_ALPHA = {"JPEG", "PPM"}  # transparent pixels are laid on white (as grids are)
+#: transparent pixels are laid on white (as grids are): BMP too, whose 32-bit pixels Pillow writes with the
+#: alpha byte unused (read back, a transparent background showed the colour hidden under it, often black)
+_NO_ALPHA = {"JPEG", "PPM", "BMP"}
 _SAVE_OPTIONS = {
     "WEBP": {"lossless": True, "quality": 100},  # pixel art: WebP's default is lossy
     "JPEG": {"quality": 95, "subsampling": 0},  # 4:4:4: no colour bleeding across hard pixel edges
@@ -232,6 +234,8 @@ _SAVE_OPTIONS = {
 _NOTES = {
     "JPEG": "JPEG is lossy and has no transparency (laid on white); .png or .webp keep pixel art exact",
     "PPM": "PPM has no transparency (laid on white)",
+    "BMP": "BMP has no transparency (laid on white)",
+    "GIF": "GIF holds at most 256 colours and on/off transparency; .png or .webp keep pixel art exact",
 }
 
 
