@@ -297,7 +297,10 @@ def to_png_bytes(img: np.ndarray) -> bytes:
 def save_picture(img: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an (H, W[, 3|4]) uint8 array, atomically, in the format ``path``'s suffix names
     (:func:`picture_format`: a real JPEG for ``x.jpg``, never PNG bytes under another name)."""
-    fmt = picture_format(path)
+    return _write_picture(img, path, picture_format(path))
+
+
+def _write_picture(img: np.ndarray, path: str | os.PathLike, fmt: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(picture_bytes(img, fmt))
     return Path(path)
@@ -306,7 +309,4 @@ def save_picture(img: np.ndarray, path: str | os.PathLike) -> Path:
 def save_png(img: np.ndarray, path: str | os.PathLike) -> Path:
     """The name plugins know: like :func:`save_picture` for a picture suffix (``x.jpg`` is a real JPEG), but
     PNG for any other name, as it always wrote, instead of refusing it (a plugin's ``thumb``, ``x.tmp``)."""
-    fmt = PICTURE_FORMATS.get(Path(path).suffix.lower(), "PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(picture_bytes(img, fmt))
-    return Path(path)
+    return _write_picture(img, path, PICTURE_FORMATS.get(Path(path).suffix.lower(), "PNG"))
