@@ -94,9 +94,11 @@ def test_a_suffix_that_names_no_picture_format_is_refused_before_any_work(runner
     assert r.exit_code == 1 and not (tmp_path / "x.gpl").exists() and not (tmp_path / "w.xyz").exists()
 
 
-def test_save_png_keeps_writing_png_under_any_other_name(tmp_path):
-    """save_png is the name third-party plugins call: a name without a picture suffix (a temporary file,
-    'thumb') was written as PNG before pictures followed their suffix, and must not be refused now."""
+def test_save_png_and_save_grid_keep_writing_png_under_any_other_name(tmp_path):
+    """save_png and save_grid are what third-party plugins call: a name without a picture suffix (a
+    temporary file, 'thumb') was written as PNG before pictures followed their suffix, and must not be
+    refused now, after the plugin's work."""
+    from artforge.grid import save_grid
     from artforge.imageio import save_png
 
     img = np.zeros((3, 2, 4), np.uint8)
@@ -104,6 +106,8 @@ def test_save_png_keeps_writing_png_under_any_other_name(tmp_path):
     for name, fmt in (("thumb", "PNG"), ("x.dat", "PNG"), ("x.PNG", "PNG"), ("x.jpg", "JPEG")):
         assert save_png(img, tmp_path / name) == tmp_path / name
         assert _format(tmp_path / name) == fmt, name
+        assert save_grid(img[None].repeat(2, 0), tmp_path / f"grid-{name}") == tmp_path / f"grid-{name}"
+        assert _format(tmp_path / f"grid-{name}") == fmt, name
 
 
 @pytest.mark.parametrize("suffix", [".bmp", ".jpg", ".ppm"])
