@@ -877,6 +877,12 @@ def test_sigterm_while_a_plugin_runs_stops_the_command(also_load, tmp_path, monk
     with pytest.raises(Terminated):
         pm.registry("codecs")
     pm.unregister("stopped")
+    import click
+
+    assert pm.register(types.SimpleNamespace(register_commands=hookimpl(lambda cli: stopped(None))), "stopped2")
+    with pytest.raises(Terminated):
+        pm.add_commands(click.Group())
+    pm.unregister("stopped2")
     (tmp_path / "slow_lazy.py").write_text("from artforge.signals import Terminated\nraise Terminated(143)\n")
     assert pm.register(types.SimpleNamespace(
         register_codecs=hookimpl(lambda register: register("slowlazy", "slow_lazy:Codec"))), "slowlazy")
