@@ -39,8 +39,7 @@ HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artfo
 
 def plugin_code() -> contextlib.AbstractContextManager:
     """Around running a plugin's code (its import, a hook, a lazy registration's import): what it prints
-    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`,
-    tokens written to `-`)."""
+    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`)."""
     return contextlib.redirect_stdout(sys.stderr)
 
 
