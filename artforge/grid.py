@@ -104,12 +104,13 @@ def make_grid(
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, **kwargs) -> Path:
-    """:func:`make_grid` written to ``path`` in the format its suffix names (:func:`artforge.imageio.save_picture`);
-    a sheet too large to make names ``path``."""
-    from artforge.imageio import save_picture
+    """:func:`make_grid` written to ``path`` in the format its picture suffix names, else as PNG, as it always
+    was (:func:`artforge.imageio.save_png`: plugins call this too; commands check their ``-o`` first with
+    :func:`artforge.imageio.check_picture_output`); a sheet too large to make names ``path``."""
+    from artforge.imageio import save_png
 
     try:
         sheet = make_grid(images, **kwargs)
     except ArtforgeError as exc:
         raise BadInput(path, str(exc)) from None
-    return save_picture(sheet, path)
+    return save_png(sheet, path)

@@ -224,7 +224,9 @@ PICTURE_FORMATS = {
     ".png": "PNG", ".webp": "WEBP", ".gif": "GIF", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
     ".tga": "TGA", ".jpg": "JPEG", ".jpeg": "JPEG", ".ppm": "PPM", ".pnm": "PPM",
 }  # fmt: skip
-_NO_ALPHA = {"JPEG", "PPM"}  # transparent pixels are laid on white (as grids are)
+#: transparent pixels are laid on white (as grids are): BMP too, whose 32-bit pixels Pillow writes with the
+#: alpha byte unused (read back, a transparent background showed the colour hidden under it, often black)
+_NO_ALPHA = {"JPEG", "PPM", "BMP"}
 _SAVE_OPTIONS = {
     "WEBP": {"lossless": True, "quality": 100},  # pixel art: WebP's default is lossy
     "JPEG": {"quality": 95, "subsampling": 0},  # 4:4:4: no colour bleeding across hard pixel edges
@@ -232,6 +234,8 @@ _SAVE_OPTIONS = {
 _NOTES = {
     "JPEG": "JPEG is lossy and has no transparency (laid on white); .png or .webp keep pixel art exact",
     "PPM": "PPM has no transparency (laid on white)",
+    "BMP": "BMP has no transparency (laid on white)",
+    "GIF": "GIF holds at most 256 colours and on/off transparency; .png or .webp keep pixel art exact",
 }
 
 
@@ -293,10 +297,16 @@ def to_png_bytes(img: np.ndarray) -> bytes:
 def save_picture(img: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an (H, W[, 3|4]) uint8 array, atomically, in the format ``path``'s suffix names
     (:func:`picture_format`: a real JPEG for ``x.jpg``, never PNG bytes under another name)."""
-    fmt = picture_format(path)
+    return _write_picture(img, path, picture_format(path))
+
+
+def _write_picture(img: np.ndarray, path: str | os.PathLike, fmt: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(picture_bytes(img, fmt))
     return Path(path)
 
 
-save_png = save_picture  # the name plugins know; it too writes the format the suffix names
+def save_png(img: np.ndarray, path: str | os.PathLike) -> Path:
+    """The name plugins know: like :func:`save_picture` for a picture suffix (``x.jpg`` is a real JPEG), but
+    PNG for any other name, as it always wrote, instead of refusing it (a plugin's ``thumb``, ``x.tmp``)."""
+    return _write_picture(img, path, PICTURE_FORMATS.get(Path(path).suffix.lower(), "PNG"))

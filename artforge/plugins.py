@@ -24,21 +24,22 @@ import pluggy
 
 from artforge import hookspecs
 from artforge.errors import ArtforgeError, env_flag, first_line
+from artforge.signals import Terminated
 
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
 #: what running a plugin's code (its import, a hook) may raise and the plugin is blamed for: SystemExit
 #: too (a module that calls sys.exit() when something it needs is missing), which would otherwise end
-#: every command, `--help` included. KeyboardInterrupt is the user's and goes through.
+#: every command, `--help` included. KeyboardInterrupt is the user's and goes through, and so is SIGTERM's
+#: Terminated, a SystemExit too: every ``except PLUGIN_FAILURES`` is preceded by ``except Terminated: raise``.
 PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
 def plugin_code() -> contextlib.AbstractContextManager:
     """Around running a plugin's code (its import, a hook, a lazy registration's import): what it prints
-    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`,
-    tokens written to `-`)."""
+    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`)."""
     return contextlib.redirect_stdout(sys.stderr)
 
 
@@ -77,6 +78,8 @@ class Entry:
             try:
                 with plugin_code():
                     obj = getattr(importlib.import_module(module), attr)
+            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
+                raise
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
                     f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
@@ -332,6 +335,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     module = ep.load()
+            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
+                raise
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
                 self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
@@ -500,6 +505,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     impl.function(**{a: register for a in impl.argnames})
+            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
+                raise
             except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
                 problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
@@ -558,6 +565,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     impl.function(**{a: cli for a in impl.argnames})
+            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
+                raise
             except PLUGIN_FAILURES as exc:  # noqa: BLE001
                 problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
             finally:

@@ -21,8 +21,9 @@ picture artforge opens, uncompressed; more is refused: save it to a file); a cod
 data (`palette:auto`) cannot `data build` from one, as it reads its source twice.
 
 A picture written by any command (`-o`, `--png`, `--swatch`) is in the format its name's suffix
-says: `.png`, `.webp` (lossless), `.gif`, `.bmp`, `.tif`/`.tiff`, `.tga`, `.jpg`/`.jpeg` (lossy, and
-without transparency: laid on white, with a note) or `.ppm`/`.pnm` (laid on white). Any other suffix,
+says: `.png`, `.webp` (lossless), `.tif`/`.tiff`, `.tga`, `.gif` (at most 256 colours and on/off
+transparency), `.bmp`, `.ppm`/`.pnm` (no transparency: laid on white) or `.jpg`/`.jpeg` (lossy, and
+laid on white); a format that loses colours or transparency says so in a note. Any other suffix,
 or none, is refused in one line before any work (`Error: x.xyz: .xyz is not a picture format artforge
 writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG.
 

@@ -34,7 +34,7 @@ def test_decode_writes_the_format_its_suffix_names(runner, tmp_path, one_token_f
         out = tmp_path / f"{which}{suffix.upper() if suffix == '.jpg' else suffix}"
         r = invoke(runner, "decode", one_token_file / f"{which}.npz", "-o", out)
         assert _format(out) == fmt, (which, suffix)
-        assert ("note:" in r.output) == (fmt in ("JPEG", "PPM")), r.output  # lossy or without transparency
+        assert ("note:" in r.output) == (fmt in ("JPEG", "PPM", "BMP", "GIF")), r.output  # loses colours or alpha
     if fmt == "WEBP":  # pixel art stays exact: lossless
         invoke(runner, "decode", one_token_file / "one.npz", "-o", tmp_path / "ref.png")
         assert np.array_equal(np.asarray(Image.open(tmp_path / "one.webp").convert("RGBA")),
@@ -92,3 +92,33 @@ def test_a_suffix_that_names_no_picture_format_is_refused_before_any_work(runner
     r = invoke(runner, "palette", "extract", picture, "-n", "4", "-o", tmp_path / "x.gpl", "--swatch",
                tmp_path / "w.xyz", ok=False)
     assert r.exit_code == 1 and not (tmp_path / "x.gpl").exists() and not (tmp_path / "w.xyz").exists()
+
+
+def test_save_png_and_save_grid_keep_writing_png_under_any_other_name(tmp_path):
+    """save_png and save_grid are what third-party plugins call: a name without a picture suffix (a
+    temporary file, 'thumb') was written as PNG before pictures followed their suffix, and must not be
+    refused now, after the plugin's work."""
+    from artforge.grid import save_grid
+    from artforge.imageio import save_png
+
+    img = np.zeros((3, 2, 4), np.uint8)
+    img[..., 3] = 255
+    for name, fmt in (("thumb", "PNG"), ("x.dat", "PNG"), ("x.PNG", "PNG"), ("x.jpg", "JPEG")):
+        assert save_png(img, tmp_path / name) == tmp_path / name
+        assert _format(tmp_path / name) == fmt, name
+        assert save_grid(img[None].repeat(2, 0), tmp_path / f"grid-{name}") == tmp_path / f"grid-{name}"
+        assert _format(tmp_path / f"grid-{name}") == fmt, name
+
+
+@pytest.mark.parametrize("suffix", [".bmp", ".jpg", ".ppm"])
+def test_formats_without_transparency_lay_it_on_white(runner, tmp_path, suffix):
+    """A transparent background is laid on white in every format that cannot hold it: BMP showed the
+    colour hidden under it (black for a converted picture), unlike JPEG and PPM."""
+    img = np.zeros((8, 8, 4), np.uint8)
+    img[2:6, 2:6] = (255, 0, 77, 255)
+    Image.fromarray(img, "RGBA").save(tmp_path / "t.png")
+    r = invoke(runner, "convert", tmp_path / "t.png", "-c", "palette:pico8", "-o", tmp_path / f"c{suffix}")
+    assert "no transparency (laid on white)" in r.output
+    with Image.open(tmp_path / f"c{suffix}") as im:
+        back = np.asarray(im.convert("RGB")).astype(int)
+    assert (back[0, 0] >= 245).all() and abs(back[3, 3] - (255, 0, 77)).max() <= 8, (back[0, 0], back[3, 3])

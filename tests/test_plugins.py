@@ -851,3 +851,41 @@ def test_messages_say_data_set(runner, tmp_path):
     assert r.stderr.splitlines()[-1].startswith("Error: data set 'twice' is registered by both plugins 'wordy' "
                                                 "and 'wordier'"), r.stderr
     assert "dataset" not in " ".join(errors + get_plugin_manager().info["wordy"].errors)
+
+
+def test_sigterm_while_a_plugin_runs_stops_the_command(also_load, tmp_path, monkeypatch):
+    """SIGTERM raises Terminated (a SystemExit, see artforge.signals) wherever the process is, most likely
+    while plugins import torch: it must stop the command, not be taken for a plugin that called sys.exit()
+    and leave the command running without that plugin."""
+    from artforge.plugins import PluginError
+    from artforge.signals import Terminated
+
+    fake_distribution(tmp_path, "artforge_slow", "slow", "slow_hooks",
+                      "from artforge.signals import Terminated\nraise Terminated(143)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(Terminated):
+        also_load("slow")
+        get_plugin_manager()
+
+    also_load()  # artforge's own plugins alone again
+
+    def stopped(register):
+        raise Terminated(143)
+
+    pm = get_plugin_manager()
+    assert pm.register(types.SimpleNamespace(register_codecs=hookimpl(stopped)), "stopped")
+    with pytest.raises(Terminated):
+        pm.registry("codecs")
+    pm.unregister("stopped")
+    import click
+
+    assert pm.register(types.SimpleNamespace(register_commands=hookimpl(lambda cli: stopped(None))), "stopped2")
+    with pytest.raises(Terminated):
+        pm.add_commands(click.Group())
+    pm.unregister("stopped2")
+    (tmp_path / "slow_lazy.py").write_text("from artforge.signals import Terminated\nraise Terminated(143)\n")
+    assert pm.register(types.SimpleNamespace(
+        register_codecs=hookimpl(lambda register: register("slowlazy", "slow_lazy:Codec"))), "slowlazy")
+    with pytest.raises((Terminated, PluginError)) as caught:
+        _ = pm.registry("codecs").get("slowlazy").obj
+    assert caught.type is Terminated
