@@ -40,6 +40,17 @@ def check_output(path: str | os.PathLike) -> Path:
     return path
 
 
+def writes_in_place(path: str | os.PathLike) -> bool:
+    """Whether an output is written straight into ``path``, not through a temporary file beside it: an
+    existing target that is no regular file (``/dev/null``, a pipe), or one named through ``/dev`` or
+    ``/proc`` (``-o /dev/stdout`` with stdout sent to a file: no temporary file can be made in /dev,
+    and replacing the name would not reach the file behind it)."""
+    path = Path(path)
+    if not path.exists() or path.is_dir():
+        return False
+    return not path.is_file() or str(path.absolute()).startswith(("/dev/", "/proc/"))
+
+
 def check_readable(path: str | os.PathLike) -> None:
     """Refuse a file this process may not read in one line (:class:`BadInput`); a missing path or a
     folder passes, for the caller to name as it sees fit."""
@@ -164,16 +175,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name starts with a dot and contains ``.partial-``, so a crash leaves nothing
     a reader could mistake for the real file. An existing target that is not a regular file
-    (``/dev/null``, a pipe) is written directly: replacing it would destroy the device node.
+    (``/dev/null``, a pipe), or ``/dev/stdout`` sent to a file, is written directly
+    (:func:`writes_in_place`): replacing it would destroy the device node, or miss the file.
     """
     path = check_output(path)
-    sweep_partials(path.parent)
-    if path.exists() and not path.is_file():
+    if writes_in_place(path):
         try:
             yield path
         except OSError as exc:
             raise _cannot_write(path, exc) from None
         return
+    sweep_partials(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}{os.getpid()}-", dir=path.parent)
         os.close(fd)

@@ -241,13 +241,15 @@ _NOTES = {
 
 def picture_format(path: str | os.PathLike) -> str:
     """The Pillow format a picture written to ``path`` is saved in, by its suffix (:data:`PICTURE_FORMATS`);
-    an existing target that is no regular file or folder (``/dev/null``, a pipe) takes PNG. Any other
-    suffix, or none, is a one-line :class:`BadInput`."""
+    a target written in place (``/dev/null``, a pipe, ``/dev/stdout``: :func:`artforge.fsutil.writes_in_place`)
+    takes PNG. Any other suffix, or none, is a one-line :class:`BadInput`."""
+    from artforge.fsutil import writes_in_place
+
     path = Path(path)
     fmt = PICTURE_FORMATS.get(path.suffix.lower())
     if fmt is not None:
         return fmt
-    if path.exists() and not path.is_file() and not path.is_dir():
+    if writes_in_place(path):
         return "PNG"
     what = f"{path.suffix} is not a picture format artforge writes" if path.suffix else "no suffix to tell " \
            "the picture format"

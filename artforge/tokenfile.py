@@ -18,7 +18,7 @@ import numpy as np
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, BadInput, as_text
-from artforge.fsutil import atomic_path, check_readable, is_pipe, read_pipe
+from artforge.fsutil import atomic_path, check_readable, is_pipe, read_pipe, writes_in_place
 
 
 @dataclass
@@ -29,10 +29,10 @@ class TokenFile:
 
 
 def token_path(path: str | os.PathLike) -> Path:
-    """Where a token file for ``path`` goes: ``.npz`` added when missing, except to an existing
-    target that is not a regular file (``/dev/null``, a pipe)."""
+    """Where a token file for ``path`` goes: ``.npz`` added when missing, except to a target written in
+    place (``/dev/null``, a pipe, ``/dev/stdout``: :func:`artforge.fsutil.writes_in_place`)."""
     path = Path(path)
-    if path.suffix != ".npz" and not (path.exists() and not path.is_file()):
+    if path.suffix != ".npz" and not writes_in_place(path):
         path = path.with_name(path.name + ".npz")
     return path
 

@@ -25,7 +25,9 @@ says: `.png`, `.webp` (lossless), `.tif`/`.tiff`, `.tga`, `.gif` (at most 256 co
 transparency), `.bmp`, `.ppm`/`.pnm` (no transparency: laid on white) or `.jpg`/`.jpeg` (lossy, and
 laid on white); a format that loses colours or transparency says so in a note. Any other suffix,
 or none, is refused in one line before any work (`Error: x.xyz: .xyz is not a picture format artforge
-writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG.
+writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG. `-o /dev/stdout` writes
+to standard output (`artforge decode t.npz -o /dev/stdout > x.png`, PNG; a token file as `.npz`), and the
+command's report lines then go to stderr.
 
 Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data
 preview`, `sample`, `reconstruct`, `complete`) zoom small pictures (nearest neighbour) until the

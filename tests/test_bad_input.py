@@ -43,6 +43,32 @@ def test_writing_to_a_device_keeps_the_device(runner, tokens_file, emoji_dir):
     assert not Path(os.devnull + ".npz").exists()  # not given a .npz suffix either
 
 
+def test_dev_stdout_sent_to_a_file_is_written(tokens_file, tmp_path):
+    """`decode -o /dev/stdout > x.png`: the atomic writer tried to make its temporary file in /dev (and
+    the name has no picture suffix, while the file behind it is a regular one)."""
+    import subprocess
+    import sys
+
+    with open(tmp_path / "x.png", "wb") as out:
+        done = subprocess.run([sys.executable, "-m", "artforge", "decode", tokens_file, "-o", "/dev/stdout"],
+                              stdout=out, stderr=subprocess.PIPE, text=True, env=subprocess_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("decoded ") and done.stderr.endswith("-> /dev/stdout (grid)\n"), done.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "x.png") as picture:  # its report line went to stderr, not into the file
+        assert picture.format == "PNG" and picture.size[0] > 0
+    from artforge.tokenfile import load_tokens
+
+    # a token file too, with no .npz added to the name (it made /dev/stdout.npz)
+    with open(tmp_path / "t.npz", "wb") as out:
+        done = subprocess.run([sys.executable, "-m", "artforge", "encode", "-c", "hsv322", tmp_path / "x.png", "-o",
+                               "/dev/stdout"], stdout=out, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+                              timeout=120)
+    assert done.returncode == 0 and "-> /dev/stdout " in done.stderr, done.stderr
+    assert load_tokens(tmp_path / "t.npz").tokens.shape[0] == 1
+
+
 def test_output_paths(runner, tokens_file, run, tmp_path):
     r = invoke(runner, "decode", tokens_file, "-o", "", ok=False)
     assert "empty path" in r.output

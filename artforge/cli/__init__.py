@@ -104,12 +104,29 @@ def _register_core_commands() -> None:
 _register_core_commands()
 
 
+#: names of the standard output as a file: `decode t.npz -o /dev/stdout > x.png`
+STDOUT_NAMES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def _writes_to_stdout(args: list[str]) -> bool:
+    """Whether an argument names stdout as an output file (`-o /dev/stdout`, `--png=/dev/stdout`,
+    `-o/dev/stdout`): the command's report lines must then not go there too."""
+    return any(a in STDOUT_NAMES or a.partition("=")[2] in STDOUT_NAMES
+               or (a[:1] == "-" and a[1:2] != "-" and a[2:] in STDOUT_NAMES) for a in args)
+
+
 def main() -> None:
+    import contextlib
+
     from artforge.signals import Terminated, ignore_stops, stop_cleanly
 
     stop_cleanly()
+    # a picture or token file written to /dev/stdout: what the command says goes to stderr, or its
+    # "decoded 6 ..." line lands inside the file
+    reports = contextlib.redirect_stdout(sys.stderr) if _writes_to_stdout(sys.argv[1:]) else contextlib.nullcontext()
     try:
-        cli.main(prog_name="artforge")
+        with reports:
+            cli.main(prog_name="artforge")
     except Terminated:
         click.echo("Terminated (SIGTERM).", err=True)
         raise

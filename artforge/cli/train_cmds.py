@@ -547,17 +547,16 @@ def parse_labels(pairs: tuple[str, ...], columns: list[str]):
 @click.option("--device", default="auto", show_default=True)
 def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tokens, which, onnx_dir, interpolate,
            device) -> None:
-    """Sample new pieces from a trained run (or an ONNX export) into a PNG grid."""
+    """Sample new pieces from a trained run (or an ONNX export) into a picture grid."""
     from artforge.codecs import check_encoded, checked_tokens, codec_from_config, decode_checked
-    from artforge.fsutil import check_not_inputs, check_output
+    from artforge.fsutil import check_not_inputs
     from artforge.grid import save_grid
     from artforge.imageio import check_picture_output
     from artforge.tokenfile import save_tokens
 
-    check_output(output)
-    if Path(output).suffix.lower() == ".txt":  # text models write their .txt beside the PNG
-        raise BadInput(output, "the sample grid is a PNG; name it .png (text art goes beside it as .txt)")
-    check_picture_output(output)
+    if Path(output).suffix.lower() == ".txt":  # text models write their .txt beside the picture
+        raise BadInput(output, "the sample grid is a picture; name it .png (text art goes beside it as .txt)")
+    check_picture_output(output)  # its folder too
     check_not_inputs((output, tokens, Path(output).with_suffix(".txt")), interpolate or ())
     t0 = time.perf_counter()
     check_sampling(temperature, top_p)
