@@ -48,7 +48,8 @@ def writes_in_place(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.exists() or path.is_dir():
         return False
-    return not path.is_file() or str(path.absolute()).startswith(("/dev/", "/proc/"))
+    folder = path.absolute().parent  # /dev/stdout, /dev/fd/1, /proc/self/fd/1; not a file in /dev/shm
+    return not path.is_file() or folder in (Path("/dev"), Path("/dev/fd")) or folder.match("/proc/*/fd")
 
 
 def check_readable(path: str | os.PathLike) -> None:
