@@ -11,10 +11,12 @@ HEADER = """# Command-line reference
 
 Generated from the commands themselves by `python docs/gen_cli.py`; `tests/test_docs.py` fails when
 this page is out of date. Every command takes `-h/--help`. Bad input exits non-zero with one line
-(`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` to see a traceback for an internal error.
+(`Error: FILE: problem`); set `ARTFORGE_DEBUG=1` (or `true`, `yes`, `on`; `0`, `false`, `no`, `off`
+or empty leave it off, anything else too, with a warning) to see a traceback for an internal error.
 Exit status: 0 done (a batch that skipped bad items says how many, and still exits 0), 1 an error,
 2 a usage error (an unknown option, a value out of range), 130 after Ctrl-C (`Aborted!`), 143 after
-SIGTERM (`Terminated (SIGTERM).`); a stopped command leaves no partial file and its previous output whole.
+SIGTERM (`Terminated (SIGTERM).`), as a shell reports a signal (128 + its number), so a script can
+tell a stop from a failure; a stopped command leaves no partial file and its previous output whole.
 An input may come through a pipe (`artforge encode -c hsv544 <(curl -s URL) -o t.npz`,
 `cat t.npz | artforge decode /dev/stdin -o x.png`): it is read once, whole, up to 1 GiB (the largest
 picture artforge opens, uncompressed; more is refused: save it to a file); a codec fitted to the
@@ -22,12 +24,12 @@ data (`palette:auto`) cannot `data build` from one, as it reads its source twice
 
 A picture written by any command (`-o`, `--png`, `--swatch`) is in the format its name's suffix
 says: `.png`, `.webp` (lossless), `.tif`/`.tiff`, `.tga`, `.gif` (at most 256 colours and on/off
-transparency), `.bmp`, `.ppm`/`.pnm` (no transparency: laid on white) or `.jpg`/`.jpeg` (lossy, and
-laid on white); a format that loses colours or transparency says so in a note. Any other suffix,
-or none, is refused in one line before any work (`Error: x.xyz: .xyz is not a picture format artforge
-writes; name it .png (or ...)`); a device such as `-o /dev/null` takes PNG. `-o /dev/stdout` writes
-to standard output (`artforge decode t.npz -o /dev/stdout > x.png`, PNG; a token file as `.npz`), and the
-command's report lines then go to stderr.
+transparency), `.bmp`, `.ppm`/`.pnm` or `.jpg`/`.jpeg` (lossy); the last three have no
+transparency, so pictures are laid on white. A format that loses colours or transparency says so in
+a note. Any other suffix, or none, is refused in one line before any work (`Error: x.xyz: .xyz is
+not a picture format artforge writes; name it .png (or ...)`); a device such as `-o /dev/null`
+takes PNG. `-o /dev/stdout` writes to standard output (`artforge decode t.npz -o /dev/stdout >
+x.png`, PNG; a token file as `.npz`), and the command's report lines then go to stderr.
 
 Commands that write a grid of pictures (`preview`, `decode` and `render` of several items, `data
 preview`, `sample`, `reconstruct`, `complete`) zoom small pictures (nearest neighbour) until the

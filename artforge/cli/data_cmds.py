@@ -148,11 +148,12 @@ def verify(cache: str) -> None:
 @data.command("preview")
 @click.argument("cache", type=INPUT)
 @click.option("-n", "count", type=click.IntRange(1, 4096), default=64, show_default=True)
-@click.option("-o", "--output", required=True, type=OUTPUT)
+@click.option("-o", "--output", required=True, type=OUTPUT,
+              help="Grid picture to write (.png, .jpg, .webp ...: the suffix names the format).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, seeded).")
 @click.option("--scale", type=click.IntRange(1, 64), help=SCALE_HELP)
 def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | None) -> None:
-    """Decode N samples of a cache into one grid picture (PNG, or the format -o names)."""
+    """Decode N samples of a cache into one grid picture."""
     import numpy as np
 
     from artforge.codecs import check_item_shape, codec_from_config, decode_checked
