@@ -232,8 +232,10 @@ def _requirement_name(requirement: str) -> str:
 def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     """Uninstall plugin packages with pip.
 
-    artforge itself, the packages it needs and the plugins that ship with it are refused. As with pip,
-    a version or extras (pkg==1.0, pkg[extra]) are ignored: the installed version of pkg is removed.
+    artforge itself, the packages it needs (directly or through another: torch needs filelock) and the
+    plugins that ship with it are refused, since removing them breaks artforge. A plugin's name (as
+    `artforge plugins` lists it) names its package. As with pip, a version or extras (pkg==1.0,
+    pkg[extra]) are ignored: the installed version of pkg is removed. Without a terminal, pass -y.
     """
     from importlib.metadata import PackageNotFoundError, distribution
 
