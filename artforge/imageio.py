@@ -268,7 +268,7 @@ def check_picture_output(path: str | os.PathLike) -> Path:
 
 def note_picture(path: str | os.PathLike) -> None:
     """:func:`picture_format` for ``path`` (refusing a suffix that names none), and one note on stderr
-    where that format loses pixels or transparency (JPEG, PPM)."""
+    where that format loses pixels or transparency (JPEG, PPM, BMP, GIF)."""
     from artforge.errors import shown
 
     fmt = picture_format(path)

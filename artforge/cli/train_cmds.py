@@ -619,7 +619,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
     if tokens:
         p = save_tokens(tokens, toks, names, codec.config())
         msg += f" (tokens: {p})"
-    if codec.input_kind == "text" and hasattr(codec, "write_texts"):  # text art: the .txt beside the PNG
+    if codec.input_kind == "text" and hasattr(codec, "write_texts"):  # text art: the .txt beside the picture
         txt = Path(output).with_suffix(".txt")
         codec.write_texts(toks, txt)
         msg += f" (text: {txt})"
