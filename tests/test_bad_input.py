@@ -126,6 +126,30 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
     assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
 
 
+def test_damaged_compressed_token_files_and_names_that_are_not_a_list(runner, tokens_file, tmp_path):
+    """A flipped byte inside a compressed member surfaced zlib's own error ("internal error: error: Error
+    -3 while decompressing data"), and a 0-d 'names' array "iteration over a 0-d array"."""
+    import zipfile
+
+    data = bytearray(tokens_file.read_bytes())
+    with zipfile.ZipFile(tokens_file) as z:
+        info = z.getinfo("tokens.npy")
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    at = info.header_offset  # the local header's own name and extra lengths (its extra differs)
+    start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+    data[start:start + 16] = b"\xff" * 16  # no valid deflate block starts so
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    for command in ("decode", "render"):
+        r = invoke(runner, command, tmp_path / "bad.npz", "-o", tmp_path / "x.png", ok=False)
+        assert r.output.startswith(f"Error: {tmp_path / 'bad.npz'}: not a readable token file (")
+        assert "internal error" not in r.output and len(r.output.strip().splitlines()) == 1
+    with np.load(tokens_file) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(tmp_path / "names.npz", **{**arrays, "names": np.asarray("one")})
+    r = invoke(runner, "decode", tmp_path / "names.npz", "-o", tmp_path / "x.png", ok=False)
+    assert r.output.strip() == f"Error: {tmp_path / 'names.npz'}: 'names' must be a list (1-d), got shape ()"
+
+
 def test_a_stored_codec_config_whose_args_are_not_text(runner, tokens_file, tmp_path):
     """'args' of 322 (a number, not "322") ended as "'int' object has no attribute 'replace'"."""
     with np.load(tokens_file) as z:
