@@ -244,6 +244,45 @@ def test_damaged_caches(runner, tiny_cache, tmp_path):
 
 
 
+def test_cache_attributes_and_datasets_of_the_wrong_kind_are_one_line(runner, tiny_cache, tmp_path):
+    """Found by fuzzing: an array 'layout' ("truth value of an array ... is ambiguous"), a 'skipped'
+    that is not (name, reason) rows ("not enough values to unpack"), names that are not UTF-8 bytes
+    ("'ascii' codec can't decode") and a text attribute of such bytes (a surrogate that no output
+    takes) were internal errors."""
+    def damaged(name, change):
+        path = tmp_path / f"{name}.h5"
+        path.write_bytes(tiny_cache.read_bytes())
+        with h5py.File(path, "a") as f:
+            change(f)
+        return path
+
+    def replace(key, value):
+        def change(f):
+            del f[key]
+            f[key] = value
+        return change
+
+    cases = {
+        "layout": (lambda f: f.attrs.__setitem__("layout", np.array([1, 2])), ["info", "verify", "preview"],
+                   "cache layout array([1, 2]) is not supported"),
+        "skipped": (replace("skipped", np.zeros(3, np.int32)), ["info", "verify", "preview"],
+                    "damaged artforge cache (skipped is not a list of (name, reason) rows)"),
+        "names": (replace("names", np.array([b"\xff"] * 64)), ["info"],
+                  "damaged artforge cache (UnicodeDecodeError: "),
+        "version": (lambda f: f.attrs.__setitem__("artforge_version", b"\xff\xfe"), ["info"],
+                    "damaged artforge cache (ValueError: attribute 'artforge_version' is not UTF-8 text)"),
+    }
+    for name, (change, commands, message) in cases.items():
+        path = damaged(name, change)
+        for command in commands:
+            extra = ["-o", tmp_path / "p.png"] if command == "preview" else []
+            r = invoke(runner, "data", command, path, *extra, ok=False)
+            assert r.output.startswith(f"Error: {path}: {message}"), (name, command, r.output)
+            assert len(r.output.strip().splitlines()) == 1, r.output
+    r = invoke(runner, "data", "verify", tmp_path / "names.h5", ok=False)
+    assert "names: unreadable (" in r.output and "internal error" not in r.output
+
+
 def test_damaged_caches_are_named_by_preview_verify_and_info(runner, tiny_cache, tmp_path):
     """Tokens outside the cache's codec, a codec attribute that disagrees with vocab_size, attributes
     missing or of the wrong type: one line naming the cache, never "tokens:" or an internal error."""
