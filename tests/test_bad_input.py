@@ -283,6 +283,30 @@ def test_cache_attributes_and_datasets_of_the_wrong_kind_are_one_line(runner, ti
     assert "names: unreadable (" in r.output and "internal error" not in r.output
 
 
+def test_negative_tokens_and_undecodable_names_in_a_cache_are_one_line_for_train(runner, tiny_cache, tmp_path):
+    """A cache of signed tokens below 0 passed `data verify` and failed training with "internal error:
+    IndexError: index out of range in self"; names that are not UTF-8 failed in the dataset's reader."""
+    neg = tmp_path / "neg.h5"
+    neg.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(neg, "a") as f:
+        tokens = f["tokens"][:].astype(np.int16)
+        tokens[0, 0, 0] = -1
+        del f["tokens"]
+        f["tokens"] = tokens
+    r = invoke(runner, "data", "verify", neg, ok=False)
+    assert "token -1 < 0" in r.output
+    r = invoke(runner, "train", *TINY, "--data", neg, "--steps", "1", "-o", tmp_path / "r1", ok=False)
+    assert r.output.strip().splitlines()[-1] == (f"Error: {neg}: token -1 is outside the vocabulary of 129; "
+                                                 "check it with `artforge data verify`")
+    names = tmp_path / "names.h5"
+    names.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(names, "a") as f:
+        del f["names"]
+        f["names"] = np.array([b"\xff%d" % i for i in range(64)])
+    r = invoke(runner, "train", *TINY, "--data", names, "--steps", "1", "-o", tmp_path / "r2", ok=False)
+    assert f"Error: {names}: damaged artforge cache (" in r.output and "internal error" not in r.output
+
+
 def test_damaged_caches_are_named_by_preview_verify_and_info(runner, tiny_cache, tmp_path):
     """Tokens outside the cache's codec, a codec attribute that disagrees with vocab_size, attributes
     missing or of the wrong type: one line naming the cache, never "tokens:" or an internal error."""

@@ -635,6 +635,8 @@ def verify_cache(path: str | os.PathLike) -> list[str]:
                 continue
             if block.size and int(block.max()) >= vocab:
                 problems.append(f"items {i}..{i + step}: token {int(block.max())} >= vocab {vocab}")
+            if block.size and int(block.min()) < 0:  # a signed dtype: an embedding lookup fails on these too
+                problems.append(f"items {i}..{i + step}: token {int(block.min())} < 0")
         try:
             names = f["names"][:].astype(str)
         except (OSError, UnicodeDecodeError) as exc:
