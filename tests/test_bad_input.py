@@ -491,6 +491,23 @@ def test_damaged_onnx_manifest(runner, run, tmp_path):
     (out / "step.onnx").write_text("not a model")
     r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
     assert "step.onnx: not a loadable ONNX model" in r.output
+    # a 'sampler' that is not text was "internal error: AttributeError: 'int' object has no attribute 'partition'"
+    (out / "manifest.json").write_text(json.dumps({**manifest, "sampler": 5}))
+    r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
+    assert r.output.strip() == (f"Error: {out / 'manifest.json'}: 'sampler' must be text "
+                                "('package.module:function'), not 5")
+
+
+def test_metrics_lines_nested_too_deeply_are_left_out_like_other_damaged_lines(runner, run, tmp_path):
+    """A metrics.jsonl line of lists nested 100,000 deep was "internal error: RecursionError" in `runs`."""
+    import shutil
+
+    copy = tmp_path / "runs" / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(".train.lock"))
+    with open(copy / "metrics.jsonl", "a") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    r = invoke(runner, "runs", copy.parent)
+    assert "internal error" not in r.output and "run" in r.output
 
 
 def test_outputs_never_replace_inputs(runner, emoji_dir, tmp_path):
