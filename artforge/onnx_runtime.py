@@ -69,6 +69,8 @@ def sample_onnx(path: str | os.PathLike, n: int, seed: int = 0, temperature: flo
         raise ArtforgeError(f"{folder}: model {manifest.get('model')!r} names no ONNX sampler, so `sample --onnx` "
                             f"cannot use it; the export ({files}, described in manifest.json) is for your own "
                             "onnxruntime code")
+    if not isinstance(target, str):
+        raise BadInput(folder / "manifest.json", f"'sampler' must be text ('package.module:function'), not {target!r}")
     module, _, func = target.partition(":")
     try:
         fn = getattr(importlib.import_module(module), func)

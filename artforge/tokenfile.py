@@ -10,6 +10,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,14 @@ def load_tokens(path: str | os.PathLike, data: bytes | None = None) -> TokenFile
                 raise BadInput(path, "not an artforge token file (no 'tokens'/'codec' arrays)")
             tokens = z["tokens"]
             codec = json.loads(str(z["codec"]))
-            names = [as_text(n) for n in z["names"]] if "names" in z else []
+            stored = z["names"] if "names" in z else np.array([], str)
+            if stored.ndim != 1:
+                raise BadInput(path, f"'names' must be a list (1-d), got shape {stored.shape}")
+            names = [as_text(n) for n in stored]
     except BadInput:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError, EOFError) as exc:
+        # zlib.error: a damaged compressed member (savez_compressed) fails while it is inflated
         raise BadInput(path, f"not a readable token file ({exc})") from None
     if tokens.dtype.kind not in "iu":
         raise BadInput(path, f"tokens are {tokens.dtype}, not integers")

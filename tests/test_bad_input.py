@@ -126,6 +126,30 @@ def test_damaged_token_files(runner, tokens_file, tmp_path):
     assert "grid.npz: grids of 4x3 characters do not fit codec ascii:5x3" in r.output
 
 
+def test_damaged_compressed_token_files_and_names_that_are_not_a_list(runner, tokens_file, tmp_path):
+    """A flipped byte inside a compressed member surfaced zlib's own error ("internal error: error: Error
+    -3 while decompressing data"), and a 0-d 'names' array "iteration over a 0-d array"."""
+    import zipfile
+
+    data = bytearray(tokens_file.read_bytes())
+    with zipfile.ZipFile(tokens_file) as z:
+        info = z.getinfo("tokens.npy")
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    at = info.header_offset  # the local header's own name and extra lengths (its extra differs)
+    start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+    data[start:start + 16] = b"\xff" * 16  # no valid deflate block starts so
+    (tmp_path / "bad.npz").write_bytes(bytes(data))
+    for command in ("decode", "render"):
+        r = invoke(runner, command, tmp_path / "bad.npz", "-o", tmp_path / "x.png", ok=False)
+        assert r.output.startswith(f"Error: {tmp_path / 'bad.npz'}: not a readable token file (")
+        assert "internal error" not in r.output and len(r.output.strip().splitlines()) == 1
+    with np.load(tokens_file) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(tmp_path / "names.npz", **{**arrays, "names": np.asarray("one")})
+    r = invoke(runner, "decode", tmp_path / "names.npz", "-o", tmp_path / "x.png", ok=False)
+    assert r.output.strip() == f"Error: {tmp_path / 'names.npz'}: 'names' must be a list (1-d), got shape ()"
+
+
 def test_a_stored_codec_config_whose_args_are_not_text(runner, tokens_file, tmp_path):
     """'args' of 322 (a number, not "322") ended as "'int' object has no attribute 'replace'"."""
     with np.load(tokens_file) as z:
@@ -218,6 +242,69 @@ def test_damaged_caches(runner, tiny_cache, tmp_path):
         error = [line for line in r.output.splitlines() if line.startswith("Error:")]
         assert len(error) == 1 and error[0] == r.output.strip().splitlines()[-1]
 
+
+
+def test_cache_attributes_and_datasets_of_the_wrong_kind_are_one_line(runner, tiny_cache, tmp_path):
+    """Found by fuzzing: an array 'layout' ("truth value of an array ... is ambiguous"), a 'skipped'
+    that is not (name, reason) rows ("not enough values to unpack"), names that are not UTF-8 bytes
+    ("'ascii' codec can't decode") and a text attribute of such bytes (a surrogate that no output
+    takes) were internal errors."""
+    def damaged(name, change):
+        path = tmp_path / f"{name}.h5"
+        path.write_bytes(tiny_cache.read_bytes())
+        with h5py.File(path, "a") as f:
+            change(f)
+        return path
+
+    def replace(key, value):
+        def change(f):
+            del f[key]
+            f[key] = value
+        return change
+
+    cases = {
+        "layout": (lambda f: f.attrs.__setitem__("layout", np.array([1, 2])), ["info", "verify", "preview"],
+                   "cache layout array([1, 2]) is not supported"),
+        "skipped": (replace("skipped", np.zeros(3, np.int32)), ["info", "verify", "preview"],
+                    "damaged artforge cache (skipped is not a list of (name, reason) rows)"),
+        "names": (replace("names", np.array([b"\xff"] * 64)), ["info"],
+                  "damaged artforge cache (UnicodeDecodeError: "),
+        "version": (lambda f: f.attrs.__setitem__("artforge_version", b"\xff\xfe"), ["info"],
+                    "damaged artforge cache (ValueError: attribute 'artforge_version' is not UTF-8 text)"),
+    }
+    for name, (change, commands, message) in cases.items():
+        path = damaged(name, change)
+        for command in commands:
+            extra = ["-o", tmp_path / "p.png"] if command == "preview" else []
+            r = invoke(runner, "data", command, path, *extra, ok=False)
+            assert r.output.startswith(f"Error: {path}: {message}"), (name, command, r.output)
+            assert len(r.output.strip().splitlines()) == 1, r.output
+    r = invoke(runner, "data", "verify", tmp_path / "names.h5", ok=False)
+    assert "names: unreadable (" in r.output and "internal error" not in r.output
+
+
+def test_negative_tokens_and_undecodable_names_in_a_cache_are_one_line_for_train(runner, tiny_cache, tmp_path):
+    """A cache of signed tokens below 0 passed `data verify` and failed training with "internal error:
+    IndexError: index out of range in self"; names that are not UTF-8 failed in the dataset's reader."""
+    neg = tmp_path / "neg.h5"
+    neg.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(neg, "a") as f:
+        tokens = f["tokens"][:].astype(np.int16)
+        tokens[0, 0, 0] = -1
+        del f["tokens"]
+        f["tokens"] = tokens
+    r = invoke(runner, "data", "verify", neg, ok=False)
+    assert "token -1 < 0" in r.output
+    r = invoke(runner, "train", *TINY, "--data", neg, "--steps", "1", "-o", tmp_path / "r1", ok=False)
+    assert r.output.strip().splitlines()[-1] == (f"Error: {neg}: token -1 is outside the vocabulary of 129; "
+                                                 "check it with `artforge data verify`")
+    names = tmp_path / "names.h5"
+    names.write_bytes(tiny_cache.read_bytes())
+    with h5py.File(names, "a") as f:
+        del f["names"]
+        f["names"] = np.array([b"\xff%d" % i for i in range(64)])
+    r = invoke(runner, "train", *TINY, "--data", names, "--steps", "1", "-o", tmp_path / "r2", ok=False)
+    assert f"Error: {names}: damaged artforge cache (" in r.output and "internal error" not in r.output
 
 
 def test_damaged_caches_are_named_by_preview_verify_and_info(runner, tiny_cache, tmp_path):
@@ -404,6 +491,23 @@ def test_damaged_onnx_manifest(runner, run, tmp_path):
     (out / "step.onnx").write_text("not a model")
     r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
     assert "step.onnx: not a loadable ONNX model" in r.output
+    # a 'sampler' that is not text was "internal error: AttributeError: 'int' object has no attribute 'partition'"
+    (out / "manifest.json").write_text(json.dumps({**manifest, "sampler": 5}))
+    r = invoke(runner, "sample", "--onnx", out, "-o", tmp_path / "x.png", ok=False)
+    assert r.output.strip() == (f"Error: {out / 'manifest.json'}: 'sampler' must be text "
+                                "('package.module:function'), not 5")
+
+
+def test_metrics_lines_nested_too_deeply_are_left_out_like_other_damaged_lines(runner, run, tmp_path):
+    """A metrics.jsonl line of lists nested 100,000 deep was "internal error: RecursionError" in `runs`."""
+    import shutil
+
+    copy = tmp_path / "runs" / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns(".train.lock"))
+    with open(copy / "metrics.jsonl", "a") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    r = invoke(runner, "runs", copy.parent)
+    assert "internal error" not in r.output and "run" in r.output
 
 
 def test_outputs_never_replace_inputs(runner, emoji_dir, tmp_path):

@@ -430,6 +430,7 @@ def test_palette_write_read_round_trip(tmp_path, suffix):
     ("bad.json", '["#ff0000", "#12345"]', "entry 2: bad colour '#12345'"),
     ("bad2.json", '{"a": 1}', "expected a JSON list"),
     ("bad3.json", "[not json", "invalid JSON"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, r"invalid JSON \(nested too deeply\)"),  # was a RecursionError
     ("bad.hex", "ff0000\nnothex\n", "entry 2: bad colour"),
     ("empty.json", "[]", "no visible colours"),
     ("pal.txt", "ff0000\n", "unknown palette format"),

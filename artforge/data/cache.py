@@ -470,7 +470,12 @@ def open_cache(path: str | os.PathLike):
         f = h5py.File(path, "r")
     except OSError as exc:
         raise BadInput(path, f"not an HDF5 cache ({exc})") from None
-    schema = f.attrs.get("schema")
+    try:  # a damaged attribute block fails as it is read
+        schema = f.attrs.get("schema")
+        layout = f.attrs.get("layout", "fixed")
+    except (OSError, KeyError, ValueError) as exc:
+        f.close()
+        raise _damaged(path, exc) from None
     if "tokens" not in f or schema is None:
         f.close()
         raise BadInput(path, "not an artforge token cache (no tokens/schema); build one with `artforge data build`")
@@ -478,8 +483,7 @@ def open_cache(path: str | os.PathLike):
         f.close()
         raise BadInput(path, f"cache schema {schema} is not {SCHEMA} (made by another artforge version); "
                              "rebuild it with `artforge data build ... --force`")
-    layout = f.attrs.get("layout", "fixed")
-    if layout != "fixed":
+    if not isinstance(layout, str) or layout != "fixed":  # an array attribute has no single truth value
         f.close()
         raise BadInput(path, f"cache layout {layout!r} is not supported by this artforge version")
     try:
@@ -502,6 +506,9 @@ def _structure_problem(f) -> str | None:
     n = tok.shape[0]
     if not isinstance(f.get("names"), h5py.Dataset) or f["names"].shape != (n,):
         return f"names is not a list of {n} names"
+    skipped = f.get("skipped")
+    if skipped is not None and (not isinstance(skipped, h5py.Dataset) or skipped.ndim != 2 or skipped.shape[1] != 2):
+        return "skipped is not a list of (name, reason) rows"
     codec = json.loads(f.attrs["codec"])
     if not isinstance(codec, dict):
         return "the codec attribute is not a codec config"
@@ -519,7 +526,10 @@ def _structure_problem(f) -> str | None:
 def cache_names(path: str | os.PathLike) -> list[str]:
     """Every item's name, in cache order (what the splits hash)."""
     with open_cache(path) as f:
-        return f["names"][:].astype(str).tolist()
+        try:
+            return f["names"][:].astype(str).tolist()
+        except (OSError, UnicodeDecodeError) as exc:  # a damaged chunk, or bytes that are not text
+            raise _damaged(path, exc) from None
 
 
 def _damaged(path: str | os.PathLike, exc: Exception) -> BadInput:
@@ -532,8 +542,18 @@ def cache_info(path: str | os.PathLike) -> dict:
     with open_cache(path) as f:
         try:
             return _cache_info(path, f)
-        except (KeyError, ValueError, TypeError) as exc:  # an attribute missing or not of its type
-            raise _damaged(path, exc) from None
+        except (KeyError, ValueError, TypeError, OSError) as exc:  # an attribute missing or not of its type,
+            raise _damaged(path, exc) from None                      # or a damaged chunk
+
+
+def _text(attrs, key: str) -> str:
+    """A text attribute; h5py keeps bytes that are not UTF-8 as lone surrogates, which no output takes."""
+    text = str(attrs[key])
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"attribute {key!r} is not UTF-8 text") from None
+    return text
 
 
 def _cache_info(path: str | os.PathLike, f) -> dict:
@@ -545,7 +565,7 @@ def _cache_info(path: str | os.PathLike, f) -> dict:
         "path": str(path),
         "items": int(tok.shape[0]),
         "codec": json.loads(a["codec"]),
-        "codec_spec": str(a["codec_spec"]),
+        "codec_spec": _text(a, "codec_spec"),
         "vocab_size": int(a["vocab_size"]),
         "token_shape": list(tok.shape[1:]),
         "dtype": str(tok.dtype),
@@ -555,7 +575,7 @@ def _cache_info(path: str | os.PathLike, f) -> dict:
         "token_bytes_raw": raw,
         "token_bytes_stored": stored,
         "compression_ratio": round(raw / stored, 2) if stored else None,
-        "source": str(a["source"]),
+        "source": _text(a, "source"),
         "size": int(a["size"]) or None,
         "read": int(a["n_read"]),
         "skipped": int(a["n_skipped"]),
@@ -563,15 +583,15 @@ def _cache_info(path: str | os.PathLike, f) -> dict:
         "labels": None,
         "labels_without_image": int(a.get("n_labels_without_image", 0)),
         "schema": int(a["schema"]),
-        "artforge_version": str(a["artforge_version"]),
-        "created": str(a["created"]),
-        "fingerprint": str(a["fingerprint"]),
+        "artforge_version": _text(a, "artforge_version"),
+        "created": _text(a, "created"),
+        "fingerprint": _text(a, "fingerprint"),
     }
     if "labels" in f:
         cols = json.loads(f["labels"].attrs["columns"])
         lab = f["labels"][:]
         info["labels"] = {
-            "source": str(a["labels_source"]),
+            "source": _text(a, "labels_source"),
             "columns": cols,
             "frequency": {c: round(float((lab[:, i] != 0).mean()), 4) for i, c in enumerate(cols)},
         }
@@ -615,7 +635,13 @@ def verify_cache(path: str | os.PathLike) -> list[str]:
                 continue
             if block.size and int(block.max()) >= vocab:
                 problems.append(f"items {i}..{i + step}: token {int(block.max())} >= vocab {vocab}")
-        names = f["names"][:].astype(str)
+            if block.size and int(block.min()) < 0:  # a signed dtype: an embedding lookup fails on these too
+                problems.append(f"items {i}..{i + step}: token {int(block.min())} < 0")
+        try:
+            names = f["names"][:].astype(str)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"names: unreadable ({first_line(exc)})")
+            names = []
         if len(set(names)) != len(names):
             problems.append("duplicate names")
         if "labels" in f and not np.isfinite(f["labels"][:]).all():

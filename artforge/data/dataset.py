@@ -22,7 +22,7 @@ from artforge.data.splits import (  # noqa: F401 - the split rule, importable fr
     split_indices,
     split_of,
 )
-from artforge.errors import BadInput
+from artforge.errors import BadInput, first_line
 
 IN_MEMORY_BYTES = 512 * 1024 * 1024  # caches below this are read whole into each process
 
@@ -41,7 +41,11 @@ class TokenDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be train, val, test or all, not {split!r}")
         self.path = Path(path)
         with open_cache(self.path) as f:  # read metadata, then close before any fork
-            self.names_all = f["names"][:].astype(str).tolist()
+            try:
+                self.names_all = f["names"][:].astype(str).tolist()
+            except (OSError, UnicodeDecodeError) as exc:  # a damaged chunk, or bytes that are not text
+                raise BadInput(self.path, f"damaged artforge cache (names: {first_line(exc)}); check it with "
+                                          "`artforge data verify`") from None
             self.codec_config = json.loads(f.attrs["codec"])
             self.token_shape = tuple(f["tokens"].shape[1:])
             self.vocab_size = int(f.attrs["vocab_size"])
@@ -81,8 +85,9 @@ class TokenDataset(torch.utils.data.Dataset):
         if self.in_memory:
             self._tokens = tok[:]
             self._labels = lab[:] if lab is not None else None
-            if self._tokens.size and int(self._tokens.max()) >= self.vocab_size:
-                raise BadInput(self.path, f"token {int(self._tokens.max())} is outside the vocabulary of "
+            if self._tokens.size and (int(self._tokens.max()) >= self.vocab_size or int(self._tokens.min()) < 0):
+                bad = int(self._tokens.max()) if int(self._tokens.max()) >= self.vocab_size else int(self._tokens.min())
+                raise BadInput(self.path, f"token {bad} is outside the vocabulary of "
                                           f"{self.vocab_size}; check it with `artforge data verify`")
         else:
             self._tokens, self._labels = tok, lab

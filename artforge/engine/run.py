@@ -280,7 +280,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     for line in text.splitlines():
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: lists nested thousands deep
             continue
         if isinstance(rec, dict):
             out.append(rec)

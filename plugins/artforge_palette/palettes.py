@@ -135,6 +135,8 @@ def read_palette(path: str | os.PathLike) -> np.ndarray:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise BadInput(path, f"invalid JSON ({exc})") from None
+        except RecursionError:  # lists nested thousands deep
+            raise BadInput(path, "invalid JSON (nested too deeply)") from None
         if isinstance(data, dict) and isinstance(data.get("colors"), list):
             data = data["colors"]
         if not isinstance(data, list):
