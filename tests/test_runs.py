@@ -244,3 +244,26 @@ def test_a_folder_that_may_not_be_read_is_named_after_the_listing_not_listed_as_
     assert [r["run"] for r in rows] == [str(root / "a"), str(root / "damaged")] and "problem" in rows[1], listed
     assert code_empty == 0 and empty.splitlines() == [f"no runs (folders with a config.json or checkpoints) in "
                                                       f"{root / 'group'}", f"could not read 1 folder: {deep}"], empty
+
+
+@pytest.mark.parametrize("codec, source, shown_codec, problem", [
+    ({"a": 1}, None, None, "config.json: 'data.codec' names no codec"),
+    ({"codec": "hsv", "spec": 5}, ["x"], "hsv", None),  # a spec or source that is not text: the name stands
+])
+def test_a_config_with_a_damaged_codec_or_source_is_a_row_not_an_internal_error(runner, runs_root, tmp_path, codec,
+                                                                                source, shown_codec, problem):
+    """A run config whose data.codec named no codec (or whose spec or source was not text) ended the
+    whole listing as an internal error (rich cannot show None or a number as text)."""
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(runs_root / "a", run)
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(codec=codec, source=source)
+    (run / "config.json").write_text(json.dumps(config))
+    listing = invoke(runner, "runs", tmp_path)
+    assert "1 run(s)" in listing.stdout and "internal error" not in listing.output
+    row = json.loads(invoke(runner, "runs", run, "--json").stdout)[0]
+    assert row.get("problem") == problem and row.get("codec") == shown_codec, row
+    if problem is None:
+        assert row["data"] == config["data"]["cache"]

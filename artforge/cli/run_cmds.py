@@ -117,7 +117,8 @@ def summarize(run: Path) -> dict:
     data, train = config["data"], config["train"]
     codec = data["codec"]
     row.update(model=config["model"], preset=config.get("preset"), created=config.get("created"),
-               codec=codec.get("spec") or codec.get("codec"), data=data.get("source") or data["cache"],
+               codec=codec["spec"] if isinstance(codec.get("spec"), str) and codec["spec"] else codec["codec"],
+               data=data["source"] if isinstance(data.get("source"), str) and data["source"] else data["cache"],
                planned_steps=train.get("steps"), init=config.get("init"))
     records = read_metrics(run)
     trained = [r for r in records if r.get("split") == "train" and _count(r.get("step")) is not None]

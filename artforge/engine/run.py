@@ -223,6 +223,8 @@ def run_config_problem(config: Any) -> str | None:
     data = config["data"]
     if not isinstance(data.get("cache"), str) or not isinstance(data.get("codec"), dict):
         return "'data' lacks its cache path or codec"
+    if not isinstance(data["codec"].get("codec"), str):  # what every codec config names (codec_from_config)
+        return "'data.codec' names no codec"
     if not isinstance(data.get("token_shape"), list) or not isinstance(data.get("vocab_size"), int):
         return "'data' lacks its token shape or vocabulary size"
     return None
