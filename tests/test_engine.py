@@ -393,6 +393,14 @@ def test_bad_checkpoints(runner, tmp_path):
     assert "not a readable artforge checkpoint" in r.output
     r = invoke(runner, "sample", tmp_path / "nowhere", "-o", tmp_path / "x.png", ok=False)
     assert "no such run folder" in r.output
+    # markers of the wrong type: a tensor compared with == was an internal error ("Boolean value of Tensor")
+    marker = "artforge-checkpoint"
+    for markers, says in (({"format": torch.zeros(2)}, "(no artforge format marker)"),
+                          ({"format": marker, "version": torch.ones(3)}, "checkpoint version Tensor is not 1"),
+                          ({"format": marker, "version": 1.0}, "checkpoint version 1.0 is not 1")):
+        torch.save(markers, tmp_path / "marked.pt")
+        r = invoke(runner, "sample", tmp_path / "marked.pt", "-o", tmp_path / "x.png", ok=False)
+        assert r.output.strip().endswith(says) and "internal error" not in r.output, r.output
 
 
 def test_sample_bad_options(runner, tiny_cache, tmp_path):

@@ -41,10 +41,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         if first.startswith("Weights only load failed"):
             first = "it holds Python objects, not only tensors and plain values"
         raise BadInput(path, f"not a readable artforge checkpoint ({first})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    # the markers' types first: a tensor compared with == is a tensor, and its truth an internal error
+    if not isinstance(state, dict) or not isinstance(state.get("format"), str) or state["format"] != FORMAT:
         raise BadInput(path, "not an artforge checkpoint (no artforge format marker)")
-    if state.get("version") != VERSION:
-        raise BadInput(path, f"checkpoint version {state.get('version')} is not {VERSION}")
+    version = state.get("version")
+    if type(version) is not type(VERSION) or version != VERSION:
+        shown_version = version if isinstance(version, int | float | str | None) else type(version).__name__
+        raise BadInput(path, f"checkpoint version {shown_version} is not {VERSION}")
     return state
 
 
