@@ -128,6 +128,33 @@ def test_cli_build_info_verify_preview(runner, emoji_dir, tmp_path):
     assert Image.open(tmp_path / "p.png").size[0] > 3 * 32
 
 
+def test_names_beyond_ascii_are_read_back(runner, emoji_dir, tmp_path):
+    """numpy's astype(str) decodes bytes as ASCII: one picture named café.png made the cache it was
+    built into "damaged" for info, verify, train and the splits."""
+    from artforge.data.cache import cache_names
+
+    from conftest import TINY_HSV
+
+    src = tmp_path / "src"
+    src.mkdir()
+    pictures = sorted((emoji_dir / "a").glob("*.png"))[:3]
+    wanted = ["café", "naïve 日本", "plain"]
+    for picture, name in zip(pictures, wanted, strict=True):
+        (src / f"{name}.png").write_bytes(picture.read_bytes())
+    out = tmp_path / "c.h5"
+    invoke(runner, "data", "build", src, "-c", "hsv322", "--size", "8", "-o", out, "-q")
+    assert sorted(cache_names(out)) == sorted(f"{n}.png" for n in wanted)
+    assert "ok" in invoke(runner, "data", "verify", out).output
+    assert json.loads(invoke(runner, "data", "info", out, "--json").stdout)["items"] == 3
+    invoke(runner, "train", *TINY_HSV, "--data", out, "--steps", "1", "--batch-size", "2", "--set", "val_fraction=0",
+           "-o", tmp_path / "run")
+    # an .npz label column of UTF-8 bytes (it was an internal error: UnicodeDecodeError)
+    images = np.stack([np.asarray(Image.open(p).convert("RGBA").resize((8, 8))) for p in pictures[:2]])
+    np.savez(tmp_path / "l.npz", images=images, names=np.array(["a", "b"]), kind=np.array(["café".encode(), b"x"]))
+    invoke(runner, "data", "build", tmp_path / "l.npz", "-c", "hsv322", "--labels", "npz:kind", "-o", tmp_path / "l.h5")
+    assert "kind=café" in invoke(runner, "data", "info", tmp_path / "l.h5").output
+
+
 def test_preview_zoom_keeps_the_grid_under_16_mpx(runner, tmp_path):
     """1,700 16-px items would be 16.6 Mpx at the usual 6x; the automatic zoom drops to 5x."""
     np.savez(tmp_path / "dots.npz", images=np.full((1700, 16, 16, 3), 128, np.uint8))

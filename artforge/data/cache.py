@@ -523,11 +523,22 @@ def _structure_problem(f) -> str | None:
     return None
 
 
+def text_items(dataset) -> np.ndarray:
+    """A string dataset's items as str, decoded as UTF-8 (what ``h5py.string_dtype()`` stores): numpy's
+    ``astype(str)`` decodes bytes as ASCII, so one item name with an accent (``café.png``) made the
+    whole cache "damaged". Bytes that are not UTF-8 raise UnicodeDecodeError."""
+    data = dataset[:]
+    if data.dtype.kind not in "OS":
+        return data.astype(str)
+    items = [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in data.ravel()]
+    return np.array(items, dtype=object).reshape(data.shape)
+
+
 def cache_names(path: str | os.PathLike) -> list[str]:
     """Every item's name, in cache order (what the splits hash)."""
     with open_cache(path) as f:
         try:
-            return f["names"][:].astype(str).tolist()
+            return text_items(f["names"]).tolist()
         except (OSError, UnicodeDecodeError) as exc:  # a damaged chunk, or bytes that are not text
             raise _damaged(path, exc) from None
 
@@ -579,7 +590,7 @@ def _cache_info(path: str | os.PathLike, f) -> dict:
         "size": int(a["size"]) or None,
         "read": int(a["n_read"]),
         "skipped": int(a["n_skipped"]),
-        "skipped_items": [[str(x) for x in row] for row in f["skipped"][:].astype(str)] if "skipped" in f else [],
+        "skipped_items": [[str(x) for x in row] for row in text_items(f["skipped"])] if "skipped" in f else [],
         "labels": None,
         "labels_without_image": int(a.get("n_labels_without_image", 0)),
         "schema": int(a["schema"]),
@@ -638,7 +649,7 @@ def verify_cache(path: str | os.PathLike) -> list[str]:
             if block.size and int(block.min()) < 0:  # a signed dtype: an embedding lookup fails on these too
                 problems.append(f"items {i}..{i + step}: token {int(block.min())} < 0")
         try:
-            names = f["names"][:].astype(str)
+            names = text_items(f["names"]).tolist()
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"names: unreadable ({first_line(exc)})")
             names = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artforge.data.cache import open_cache
+from artforge.data.cache import open_cache, text_items
 from artforge.data.splits import (  # noqa: F401 - the split rule, importable from here as before
     SPLITS,
     is_validation,
@@ -42,7 +42,7 @@ class TokenDataset(torch.utils.data.Dataset):
         self.path = Path(path)
         with open_cache(self.path) as f:  # read metadata, then close before any fork
             try:
-                self.names_all = f["names"][:].astype(str).tolist()
+                self.names_all = text_items(f["names"]).tolist()
             except (OSError, UnicodeDecodeError) as exc:  # a damaged chunk, or bytes that are not text
                 raise BadInput(self.path, f"damaged artforge cache (names: {first_line(exc)}); check it with "
                                           "`artforge data verify`") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artforge.errors import BadInput
+from artforge.errors import BadInput, as_text
 from artforge.fsutil import is_pipe, read_pipe
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -119,8 +119,8 @@ def load_labels(spec: str, source=None) -> Labels:
                                  f"of {values.dtype}")
         if len(values) != len(source.names):
             raise BadInput(spec, f"has {len(values)} values for {len(source.names)} images")
-        if values.dtype.kind == "S":  # bytes names: as text, not "b'x'"
-            values = values.astype(str)
+        if values.dtype.kind == "S":  # bytes names: as text, not "b'x'" (astype(str) would refuse non-ASCII)
+            values = np.array([as_text(v) for v in values])
         return _encode_records({n: {spec[4:]: str(v)} for n, v in zip(source.names, values, strict=True)}, spec)
     path = Path(spec)
     pipe = is_pipe(path)  # --labels <(cat l.csv): read once; no suffix, so told by its first character
