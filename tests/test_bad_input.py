@@ -671,6 +671,19 @@ def test_label_files_that_would_lose_values_are_refused(runner, emoji, tmp_path)
         assert name in r.output and message in r.output, r.output
 
 
+def test_label_files_past_the_parsers_limits_are_one_line_errors(runner, emoji, tmp_path):
+    """Found by fuzzing labels files: each was an internal error (csv.Error, OverflowError, ValueError)."""
+    np.savez(tmp_path / "e.npz", images=emoji[:2], names=np.array(["a", "b"]))
+    cases = {"bigfield.csv": ("name,w\na," + "x" * 200_000 + "\n", "not a readable CSV (field larger than"),
+             "bigint.json": ('{"a": {"w": 1' + "0" * 400 + "}}", "labels must be finite float32 numbers"),
+             "digits.json": ('{"a": {"w": 1' + "0" * 5000 + "}}", "invalid JSON (Exceeds the limit")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "--labels", tmp_path / name,
+                   "-o", tmp_path / "x.h5", ok=False)
+        assert f"{name}: " in r.output and message in r.output and "internal error" not in r.output, r.output
+
+
 def test_diverged_weights_are_refused(runner, run, tmp_path):
     state = torch.load(run / "best.pt", weights_only=True)
     key = next(k for k, v in state["model"].items() if v.is_floating_point())

@@ -53,6 +53,15 @@ def _check_number(x: float, v, k: str, key: str, source: str) -> None:
         raise BadInput(source, f"label {k!r} of {key!r} is {v!r}: labels must be finite float32 numbers")
 
 
+def _as_float(v: int | float) -> float:
+    """A JSON number as a float: an integer too large for one (JSON allows 400 digits) is infinite, which
+    :func:`_check_number` refuses, instead of Python's OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return float("inf")
+
+
 def _encode_records(records: dict[str, dict], source: str) -> Labels:
     numeric: set[str] = set()
     categorical: dict[str, set[str]] = {}
@@ -61,7 +70,7 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
             raise BadInput(source, f"labels for {key!r} are not a mapping of name to value")
         for k, v in rec.items():
             if isinstance(v, bool) or isinstance(v, int | float):
-                _check_number(float(v), v, k, key, source)
+                _check_number(_as_float(v), v, k, key, source)
                 numeric.add(k)
             elif isinstance(v, str):
                 try:
@@ -135,7 +144,7 @@ def load_labels(spec: str, source=None) -> Labels:
     if suffix == ".json":
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or an integer over 4300 digits
             raise BadInput(path, f"invalid JSON ({str(exc)[:120]})") from None
         if isinstance(data, list):  # [{"name": ..., ...}, ...]
             data = {str(r.pop("name", r.pop("id", i))): r for i, r in enumerate(data) if isinstance(r, dict)}
@@ -143,7 +152,10 @@ def load_labels(spec: str, source=None) -> Labels:
             raise BadInput(path, "expected an object keyed by image name/number")
         return _encode_records({str(k): v for k, v in data.items()}, str(path))
     if suffix == ".csv":
-        rows = list(csv.reader(text.splitlines()))
+        try:
+            rows = list(csv.reader(text.splitlines()))
+        except csv.Error as exc:  # a field over csv's 128 KiB limit
+            raise BadInput(path, f"not a readable CSV ({exc})") from None
         if len(rows) < 2 or len(rows[0]) < 2:
             raise BadInput(path, "expected a header 'name,label1,...' and at least one row")
         header = [h.strip() for h in rows[0]]
