@@ -22,8 +22,16 @@ RESAMPLE = ("lanczos", "box", "bilinear", "nearest")
 
 
 def _pil():
+    import logging
+
     from PIL import Image
 
+    # Pillow logs some damaged files (a TIFF with 8 samples per pixel) at ERROR before it raises; with no
+    # handler configured Python's last resort prints that to stderr, a stray line before the file's one-line
+    # error. The exception says what is wrong; a program that configures logging still gets the record.
+    pil_log = logging.getLogger("PIL")
+    if not pil_log.handlers:
+        pil_log.addHandler(logging.NullHandler())
     return Image
 
 

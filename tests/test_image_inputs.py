@@ -3,6 +3,7 @@ transparency, extreme aspect ratios."""
 
 from __future__ import annotations
 
+import io
 import tracemalloc
 
 import numpy as np
@@ -222,3 +223,22 @@ def test_data_build_info_and_convert_report_a_name_with_a_line_break_on_one_line
     for output, name in ((r.output, "bad"), (info.output, "bad"), (conv.output, "clear")):
         lines = [line for line in output.splitlines() if "name.png" in line]
         assert len(lines) == 1 and f"{name}\\nname.png" in lines[0], output
+
+
+def test_a_tiff_pillow_logs_about_is_reported_in_one_line(tmp_path):
+    """Found by fuzzing: Pillow logs "More samples per pixel than can be decoded" before it refuses such a
+    TIFF, which Python printed as a stray stderr line (a subprocess: pytest's own log handler hides it)."""
+    import subprocess
+
+    from conftest import ARTFORGE, subprocess_env
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (4, 4)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    entry = data.index(bytes([0x15, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00]))  # SamplesPerPixel, 1 SHORT
+    data[entry + 8] = 9  # more than any mode Pillow decodes
+    (tmp_path / "bad.tif").write_bytes(data)
+    r = subprocess.run([*ARTFORGE, "encode", "-c", "hsv544", "-o", tmp_path / "t.npz", tmp_path / "bad.tif"],
+                       capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 1 and all("bad.tif" in line for line in lines), r.stderr
