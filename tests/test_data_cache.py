@@ -274,6 +274,19 @@ def test_duplicate_names_are_skipped(emoji, tmp_path):
     assert r.n_items == 3 and r.skipped == [("a", "duplicate name (the first one is kept)")]
 
 
+def test_names_a_cache_cannot_store_are_escaped(emoji, tmp_path):
+    """Found by fuzzing .npz and .jsonl sources: a name holding NUL (HDF5 strings cannot) or a lone
+    surrogate (not UTF-8) ended the build as an internal error; they are escaped as in file names."""
+    from artforge.data.cache import cache_names
+
+    np.savez(tmp_path / "d.npz", images=emoji[:3], names=np.array(["a\0b", "\ud800", "c"]))
+    build(str(tmp_path / "d.npz"), "hsv544", tmp_path / "c.h5")
+    assert sorted(cache_names(tmp_path / "c.h5")) == ["\\ud800", "a\\x00b", "c"]
+    (tmp_path / "t.jsonl").write_text('{"name": "a\\u0000b", "text": "hi"}\n{"name": "\\ud800", "text": "ho"}\n')
+    build(str(tmp_path / "t.jsonl"), "ascii:8x4", tmp_path / "t.h5")
+    assert sorted(cache_names(tmp_path / "t.h5")) == ["\\ud800", "a\\x00b"]
+
+
 def test_missing_output_folder_and_empty_source(tmp_path, emoji_dir):
     with pytest.raises(ArtforgeError, match="does not exist"):
         build(str(emoji_dir), "hsv544", tmp_path / "no" / "c.h5")

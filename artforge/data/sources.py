@@ -38,6 +38,13 @@ class Ref:
     folder: str = ""  # parent folder relative to the source root ("" when none)
 
 
+def storable_name(name: str) -> str:
+    """An item name from inside a file (an .npz's ``names``, a .jsonl's ``"name"``) as text a cache can
+    store: NUL (which HDF5 strings cannot hold) and lone surrogates (which are not UTF-8) become escapes,
+    as bytes that are not UTF-8 in file names do (:func:`artforge.imageio.readable_name`)."""
+    return name.replace("\0", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Source:
     kind = "image"  # "image" payloads are RGBA arrays, "text" payloads are str
     description = ""
@@ -158,7 +165,8 @@ class NpzSource(Source):
                 if images.dtype.kind not in "biuf":
                     raise BadInput(path, f"'images' must hold numbers, got {images.dtype}")
                 n = images.shape[0]
-                names = [as_text(x) for x in z["names"]] if "names" in z else [f"{i:06d}" for i in range(n)]
+                names = ([storable_name(as_text(x)) for x in z["names"]] if "names" in z
+                         else [f"{i:06d}" for i in range(n)])
                 if len(names) != n:
                     raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
                 self.top = _value_range(images, path)
@@ -245,7 +253,7 @@ class JsonlSource(Source):
                                                           f"'text' holds {_json_type(text)}, not a string"))
                         continue
                     name = obj.get("name")  # "name": null is no name, not the name "None" of every such line
-                    self.items.append((f"line{i}" if name is None else str(name), text))
+                    self.items.append((f"line{i}" if name is None else storable_name(str(name)), text))
         except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
             raise BadInput(path, f"cannot read as UTF-8 JSON lines ({exc})") from None
 
