@@ -684,6 +684,22 @@ def test_label_files_past_the_parsers_limits_are_one_line_errors(runner, emoji, 
         assert f"{name}: " in r.output and message in r.output and "internal error" not in r.output, r.output
 
 
+def test_a_damaged_npz_labels_array_is_a_one_line_error(runner, emoji, tmp_path):
+    """Found by fuzzing .npz sources: a labels member with a bad CRC (the images intact) was an internal
+    error (BadZipFile) for --labels npz:KEY."""
+    import zipfile
+
+    np.savez(tmp_path / "e.npz", images=emoji[:2], labels=np.array([0, 1]))
+    with zipfile.ZipFile(tmp_path / "e.npz") as z:
+        info = z.getinfo("labels.npy")
+    data = bytearray((tmp_path / "e.npz").read_bytes())
+    data[info.header_offset + len(info.FileHeader()) + info.compress_size - 1] ^= 1  # last byte: CRC mismatch
+    (tmp_path / "e.npz").write_bytes(data)
+    r = invoke(runner, "data", "build", tmp_path / "e.npz", "-c", "hsv322", "--labels", "npz:labels",
+               "-o", tmp_path / "x.h5", ok=False)
+    assert "e.npz: array 'labels' is damaged (Bad CRC-32 for file 'labels.npy')" in r.output, r.output
+
+
 def test_diverged_weights_are_refused(runner, run, tmp_path):
     state = torch.load(run / "best.pt", weights_only=True)
     key = next(k for k, v in state["model"].items() if v.is_floating_point())

@@ -191,6 +191,8 @@ class NpzSource(Source):
                 return z[key]
             except ValueError as exc:  # an object array: it would need pickle
                 raise BadInput(self.path, f"array {key!r} cannot be read as labels ({exc})") from None
+            except Exception as exc:  # noqa: BLE001 - a damaged member (bad CRC, cut short, bad deflate data)
+                raise BadInput(self.path, f"array {key!r} is damaged ({first_line(exc, 120)})") from None
 
     def _images(self) -> np.ndarray:
         key = str(_stat(self.path))  # path, size and mtime: a rewritten file is read again
