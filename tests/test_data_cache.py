@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -285,6 +286,28 @@ def test_names_a_cache_cannot_store_are_escaped(emoji, tmp_path):
     (tmp_path / "t.jsonl").write_text('{"name": "a\\u0000b", "text": "hi"}\n{"name": "\\ud800", "text": "ho"}\n')
     build(str(tmp_path / "t.jsonl"), "ascii:8x4", tmp_path / "t.h5")
     assert sorted(cache_names(tmp_path / "t.h5")) == ["\\ud800", "a\\x00b"]
+
+
+def test_npz_names_and_images_of_the_wrong_kind_are_refused(emoji, tmp_path):
+    """Found by fuzzing .npz sources: 2-D or boolean 'names' were taken as "['a' 'b']" and "True" (then
+    skipped as duplicates), and a member that is no .npy was miscounted or an AttributeError's text."""
+    import zipfile
+
+    cases = {"rows.npz": (np.array([["a", "b"]] * 3), "got shape (3, 2) of <U1"),
+             "flags.npz": (np.array([True, False, True]), "got shape (3,) of bool")}
+    for name, (names, message) in cases.items():
+        np.savez(tmp_path / name, images=emoji[:3], names=names)
+        with pytest.raises(BadInput, match=rf"{name}: 'names' must be a 1-D array of names .*{re.escape(message)}"):
+            build(str(tmp_path / name), "hsv544", tmp_path / "c.h5")
+    np.savez(tmp_path / "t.npz", images=emoji[:3])
+    with zipfile.ZipFile(tmp_path / "t.npz", "a") as z:
+        z.writestr("names.npy", b"hello")
+    with pytest.raises(BadInput, match="t.npz: 'names' is not a numpy array"):
+        build(str(tmp_path / "t.npz"), "hsv544", tmp_path / "c.h5")
+    with zipfile.ZipFile(tmp_path / "i.npz", "w") as z:
+        z.writestr("images.npy", b"hello")
+    with pytest.raises(BadInput, match="i.npz: 'images' is not a numpy array"):
+        build(str(tmp_path / "i.npz"), "hsv544", tmp_path / "c.h5")
 
 
 def test_missing_output_folder_and_empty_source(tmp_path, emoji_dir):

@@ -148,6 +148,17 @@ def _rgba(arr: np.ndarray, top: float = 255.0) -> np.ndarray:
     return arr
 
 
+def _names(names, path: Path) -> list[str]:
+    """An .npz's ``names`` array as item names: one text (or whole-number) name per image; any other
+    array (2-D rows, booleans, dates, a member that is no .npy) is refused, not shown as "['a' 'b']"."""
+    if not isinstance(names, np.ndarray):
+        raise BadInput(path, "'names' is not a numpy array (its member is no .npy)")
+    if names.ndim != 1 or names.dtype.kind not in "USiu":
+        raise BadInput(path, f"'names' must be a 1-D array of names (text or whole numbers), got shape "
+                             f"{names.shape} of {names.dtype}")
+    return [storable_name(as_text(x)) for x in names]
+
+
 class NpzSource(Source):
     """An ``.npz`` holding ``images`` (N, H, W[, C]) and optionally ``names``."""
 
@@ -159,14 +170,15 @@ class NpzSource(Source):
                 if "images" not in z:
                     raise BadInput(path, f"no 'images' array (has: {', '.join(z.files)})")
                 images = z["images"]
+                if not isinstance(images, np.ndarray):  # a member that is no .npy: np.load hands back its bytes
+                    raise BadInput(path, "'images' is not a numpy array (its member is no .npy)")
                 if images.ndim not in (3, 4) or 0 in images.shape:
                     raise BadInput(path, f"'images' must be (N, H, W) or (N, H, W, C) and non-empty, "
                                          f"got shape {images.shape}")
                 if images.dtype.kind not in "biuf":
                     raise BadInput(path, f"'images' must hold numbers, got {images.dtype}")
                 n = images.shape[0]
-                names = ([storable_name(as_text(x)) for x in z["names"]] if "names" in z
-                         else [f"{i:06d}" for i in range(n)])
+                names = _names(z["names"], path) if "names" in z else [f"{i:06d}" for i in range(n)]
                 if len(names) != n:
                     raise BadInput(path, f"'names' has {len(names)} entries for {n} images")
                 self.top = _value_range(images, path)
