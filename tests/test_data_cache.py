@@ -310,6 +310,22 @@ def test_npz_names_and_images_of_the_wrong_kind_are_refused(emoji, tmp_path):
         build(str(tmp_path / "i.npz"), "hsv544", tmp_path / "c.h5")
 
 
+def test_a_file_named_npz_that_is_no_zip_is_refused_plainly(emoji, tmp_path):
+    """Found by fuzzing .npz sources: np.load took text for pickled data ("If you trust the file you can
+    load it unsafely ... allow_pickle") and a lone .npy for an archive without a context manager."""
+    np.save(tmp_path / "one.npy", emoji[:2])
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    (tmp_path / "text.npz").write_text("not a zip")
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, images=emoji[:2])
+    (tmp_path / "cut.npz").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    for name, message in {"one.npz": "is one .npy array, not an .npz archive",
+                          "text.npz": "not an .npz (not a zip archive, or one cut short)",
+                          "cut.npz": "not an .npz (not a zip archive, or one cut short)"}.items():
+        with pytest.raises(BadInput, match=re.escape(f"{name}: {message}")):
+            build(str(tmp_path / name), "hsv544", tmp_path / "c.h5")
+
+
 def test_missing_output_folder_and_empty_source(tmp_path, emoji_dir):
     with pytest.raises(ArtforgeError, match="does not exist"):
         build(str(emoji_dir), "hsv544", tmp_path / "no" / "c.h5")

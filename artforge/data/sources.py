@@ -148,6 +148,23 @@ def _rgba(arr: np.ndarray, top: float = 255.0) -> np.ndarray:
     return arr
 
 
+def _check_zip(path: Path) -> None:
+    """An .npz is a zip archive: anything else np.load would take for a lone .npy array or, refusing it,
+    for pickled data that allow_pickle would load, advice that must not reach the user."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            return
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
+    if head == b"\x93NUMPY":
+        raise BadInput(path, "is one .npy array, not an .npz archive; save it with np.savez(path, images=...)")
+    raise BadInput(path, "not an .npz (not a zip archive, or one cut short)" if head else "empty file (0 bytes)")
+
+
 def _names(names, path: Path) -> list[str]:
     """An .npz's ``names`` array as item names: one text (or whole-number) name per image; any other
     array (2-D rows, booleans, dates, a member that is no .npy) is refused, not shown as "['a' 'b']"."""
@@ -165,6 +182,7 @@ class NpzSource(Source):
     def __init__(self, path: Path):
         self.path = path
         self.description = str(path)
+        _check_zip(path)
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "images" not in z:
