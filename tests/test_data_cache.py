@@ -378,6 +378,17 @@ def test_csv_and_dirs_and_npz_labels(emoji_dir, emoji, tmp_path):
     assert cache_info(tmp_path / "e.h5")["labels"]["columns"] == ["kinds=f", "kinds=s", "kinds=z"]
 
 
+def test_labels_files_with_a_byte_order_mark(emoji, tmp_path):
+    """Found by fuzzing labels files: a .json with a UTF-8 BOM was 'invalid JSON' though the same
+    mark in a .csv was read."""
+    np.savez(tmp_path / "e.npz", images=emoji[:2], names=np.array(["a", "b"]))
+    (tmp_path / "l.json").write_text("\ufeff" + json.dumps({"a": {"w": 1}, "b": {"w": 0}}), encoding="utf-8")
+    (tmp_path / "l.csv").write_text("\ufeffname,w\r\na,1\r\nb,0\r\n", encoding="utf-8")
+    for name in ("l.json", "l.csv"):
+        r = build(str(tmp_path / "e.npz"), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / name), force=True)
+        assert r.n_items == 2 and cache_info(tmp_path / "c.h5")["labels"]["columns"] == ["w"]
+
+
 def test_bad_label_files(emoji_dir, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BadInput, match="bad.json: invalid JSON"):

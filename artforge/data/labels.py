@@ -137,7 +137,8 @@ def load_labels(spec: str, source=None) -> Labels:
         raise BadInput(path, "not a regular file (use a .json, a .csv, 'dirs' or 'npz:KEY')" if path.exists() else
                        "no such labels file (use a .json, a .csv, 'dirs' or 'npz:KEY')")
     try:  # a pipe through read_pipe: its size is capped, and nothing at all is "empty input"
-        text = read_pipe(path).decode("utf-8") if pipe else path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows tools write one) is no part of the text, in JSON as in CSV
+        text = read_pipe(path).decode("utf-8-sig") if pipe else path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(path, f"cannot read labels ({exc})") from None
     suffix = (".json" if text.lstrip().startswith(("{", "[")) else ".csv") if pipe else path.suffix.lower()
