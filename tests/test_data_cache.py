@@ -389,6 +389,19 @@ def test_labels_files_with_a_byte_order_mark(emoji, tmp_path):
         assert r.n_items == 2 and cache_info(tmp_path / "c.h5")["labels"]["columns"] == ["w"]
 
 
+def test_csv_labels_with_line_breaks_inside_quoted_fields(emoji, tmp_path):
+    """The .csv was split into lines before it was parsed: a quoted field holding a line break (or
+    U+2028, which str.splitlines() also splits at) cut its record in two, and its image went unlabelled."""
+    np.savez(tmp_path / "e.npz", images=emoji[:2], names=np.array(["a", "b"]))
+    (tmp_path / "l.csv").write_text('name,kind,w\na,"big\ncat",1\nb,small\u2028one,0\n', encoding="utf-8")
+    r = build(str(tmp_path / "e.npz"), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "l.csv"))
+    assert r.n_items == 2 and r.skipped == []
+    assert cache_info(tmp_path / "c.h5")["labels"]["columns"] == ["w", "kind=big\ncat", "kind=small\u2028one"]
+    (tmp_path / "bad.csv").write_text('name,kind\na,"big\ncat"\nb,x,y\n')  # messages name the line, not the record
+    with pytest.raises(BadInput, match="line 4 has 3 fields"):
+        build(str(tmp_path / "e.npz"), "hsv544", tmp_path / "d.h5", labels=str(tmp_path / "bad.csv"))
+
+
 def test_bad_label_files(emoji_dir, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BadInput, match="bad.json: invalid JSON"):

@@ -11,6 +11,7 @@ its suffix, the file name, its stem, and the number in the stem (``punk0042.png`
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -153,8 +154,14 @@ def load_labels(spec: str, source=None) -> Labels:
             raise BadInput(path, "expected an object keyed by image name/number")
         return _encode_records({str(k): v for k, v in data.items()}, str(path))
     if suffix == ".csv":
+        # the csv module splits the records itself: a quoted field may hold a line break, and
+        # str.splitlines() also splits at \x1c, \x0c or U+2028 inside a field
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows, ends = [], []  # each record, and the line it ends on (for messages)
         try:
-            rows = list(csv.reader(text.splitlines()))
+            for r in reader:
+                rows.append(r)
+                ends.append(reader.line_num)
         except csv.Error as exc:  # a field over csv's 128 KiB limit
             raise BadInput(path, f"not a readable CSV ({exc})") from None
         if len(rows) < 2 or len(rows[0]) < 2:
@@ -163,7 +170,7 @@ def load_labels(spec: str, source=None) -> Labels:
         if not all(header[1:]) or len(set(header)) != len(header):
             raise BadInput(path, f"the header {','.join(header)!r} has an empty or repeated column name")
         records = {}
-        for i, r in enumerate(rows[1:], 2):
+        for i, r in zip(ends[1:], rows[1:], strict=True):  # i: the line a record ends on
             if not r:
                 continue
             if len(r) != len(header):
