@@ -402,6 +402,17 @@ def test_csv_labels_with_line_breaks_inside_quoted_fields(emoji, tmp_path):
         build(str(tmp_path / "e.npz"), "hsv544", tmp_path / "d.h5", labels=str(tmp_path / "bad.csv"))
 
 
+def test_json_labels_that_repeat_a_name_are_refused_as_csv_ones_are(emoji, tmp_path):
+    """json keeps the last of a repeated key without a word: one image's labels were silently lost."""
+    np.savez(tmp_path / "e.npz", images=emoji[:2], names=np.array(["a", "b"]))
+    for text, says in (('{"a": {"w": 1}, "a": {"w": 0}, "b": {"w": 1}}', "repeats the key 'a' in one object"),
+                       ('{"a": {"w": 1, "w": 0}, "b": {"w": 1}}', "repeats the key 'w' in one object"),
+                       ('[{"name": "a", "w": 1}, {"name": "a", "w": 0}]', "item 1 repeats the name 'a'")):
+        (tmp_path / "l.json").write_text(text)
+        with pytest.raises(BadInput, match=says):
+            build(str(tmp_path / "e.npz"), "hsv544", tmp_path / "c.h5", labels=str(tmp_path / "l.json"))
+
+
 def test_bad_label_files(emoji_dir, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BadInput, match="bad.json: invalid JSON"):

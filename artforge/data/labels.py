@@ -115,6 +115,20 @@ def _encode_records(records: dict[str, dict], source: str) -> Labels:
     return Labels(columns, rows, source)
 
 
+class _RepeatedKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook: an object with a key given twice is refused, not cut to its last value."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
+
+
 def load_labels(spec: str, source=None) -> Labels:
     """Read ``--labels``: a .json or .csv file, ``npz:KEY`` (an array of an .npz source).
 
@@ -145,11 +159,20 @@ def load_labels(spec: str, source=None) -> Labels:
     suffix = (".json" if text.lstrip().startswith(("{", "[")) else ".csv") if pipe else path.suffix.lower()
     if suffix == ".json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as exc:  # json keeps the last of a repeated key without a word; a .csv refuses it
+            raise BadInput(path, f"repeats the key {exc.args[0]!r} in one object") from None
         except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, or an integer over 4300 digits
             raise BadInput(path, f"invalid JSON ({str(exc)[:120]})") from None
         if isinstance(data, list):  # [{"name": ..., ...}, ...]
-            data = {str(r.pop("name", r.pop("id", i))): r for i, r in enumerate(data) if isinstance(r, dict)}
+            records = {}
+            for i, r in enumerate(data):
+                if isinstance(r, dict):
+                    name = str(r.pop("name", r.pop("id", i)))
+                    if name in records:
+                        raise BadInput(path, f"item {i} repeats the name {name!r}")
+                    records[name] = r
+            data = records
         if not isinstance(data, dict):
             raise BadInput(path, "expected an object keyed by image name/number")
         return _encode_records({str(k): v for k, v in data.items()}, str(path))
