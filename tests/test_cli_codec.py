@@ -245,3 +245,16 @@ def test_written_files_follow_the_umask_like_any_other_program(runner, emoji_dir
     os.umask(mask)
     for name in ("t.npz", "grid.png"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_outputs_with_the_longest_legal_name_are_written(runner, emoji_dir, tmp_path):
+    """A 255-byte file name is legal on Linux, but the atomic writer's temporary name beside it
+    (.NAME.partial-PID-XXXXXXXX) ran past 255 bytes: encode and decode said "File name too long"."""
+    name = "é" * 125 + "a.npz"  # 255 bytes of two-byte characters: the cut must fall between them
+    assert len(name.encode()) == 255
+    tokens = tmp_path / name
+    invoke(runner, "encode", "-c", "hsv433", emoji_dir, "-o", tokens)
+    png = tmp_path / ("a" * 251 + ".png")
+    invoke(runner, "decode", tokens, "-o", png)
+    assert tokens.is_file() and Image.open(png).size[0] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, png.name])  # no partial file left

@@ -18,7 +18,7 @@ import torch
 
 from artforge import __version__
 from artforge.errors import ArtforgeError, first_line
-from artforge.fsutil import PARTIAL, atomic_path, atomic_write_text, output_folder
+from artforge.fsutil import atomic_path, atomic_write_text, output_folder, partial_prefix
 from artforge.signals import deferred_stop
 
 MANIFEST = "manifest.json"
@@ -217,7 +217,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     }
     # Build and check every file in a staging folder, then move them in with the manifest last: an
     # export that fails or is stopped leaves the previous export whole, never a mix of the two.
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL}{os.getpid()}-", dir=out))
+    stage = Path(tempfile.mkdtemp(prefix=partial_prefix(out.name), dir=out))
     try:
         for spec in specs:
             staged = stage / f"{spec.name}.onnx"
