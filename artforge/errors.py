@@ -23,6 +23,21 @@ def as_text(value) -> str:
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as text that encodes to UTF-8, for files that store UTF-8 (HDF5 strings): a file name that
+    is not UTF-8 (legal on Linux) reaches Python with surrogate escapes (``b'\\xff'`` as ``'\\udcff'``),
+    which no UTF-8 encoder takes; those bytes become ``\\xNN`` escapes, as :func:`as_text` shows them."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name makes (from JSON's \\ud800, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 _flags_warned: set[str] = set()
 
