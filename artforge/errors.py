@@ -13,8 +13,11 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def shown(name: str | os.PathLike) -> str:
-    """A file name as one line of output: line breaks (legal in names on Linux) escaped as \\n, \\r."""
-    return str(name).translate({10: "\\n", 13: "\\r"})
+    """A file name as one line of output: line breaks (legal in names on Linux) escaped as \\n, \\r, and
+    bytes that are not UTF-8 (surrogate escapes to Python) as \\xNN, which a UTF-8 terminal or pipe whose
+    encoder is strict (PYTHONIOENCODING=utf-8, a UTF-8 locale other than C.UTF-8) would refuse, ending
+    the command in UnicodeEncodeError."""
+    return utf8_text(str(name)).translate({10: "\\n", 13: "\\r"})
 
 
 def as_text(value) -> str:

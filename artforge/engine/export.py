@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, first_line
+from artforge.errors import ArtforgeError, first_line, shown
 from artforge.fsutil import atomic_path, atomic_write_text, output_folder, partial_prefix
 from artforge.signals import deferred_stop
 
@@ -237,7 +237,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                 "bytes": staged.stat().st_size,
             }
             at, traced = int(checked[0].shape[0]), int(spec.inputs[0].shape[0])
-            echo(f"{path}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
+            echo(f"{shown(path)}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
                  f"{at} ({f'traced at {traced}' if at != traced else 'the traced batch'}): max abs diff {diff:.2e}")
             if not diff <= TOLERANCE:
                 raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")
