@@ -97,7 +97,9 @@ def _compare(spec, path: Path, shown: Path) -> float:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ArtforgeError(f"{shown}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     inputs = _check_inputs(spec)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # the model's bytes, not its name: onnxruntime takes only names that encode to UTF-8 (a folder named
+    # b'run\\xff', legal on Linux, was an internal error: TypeError)
+    sess = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
     feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}
     got = sess.run(spec.output_names, feed)
     with torch.no_grad():
