@@ -13,14 +13,32 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 
 
 def shown(name: str | os.PathLike) -> str:
-    """A file name as one line of output: line breaks (legal in names on Linux) escaped as \\n, \\r."""
-    return str(name).translate({10: "\\n", 13: "\\r"})
+    """A file name as one line of output: line breaks (legal in names on Linux) escaped as \\n, \\r, and
+    bytes that are not UTF-8 (surrogate escapes to Python) as \\xNN, which a UTF-8 terminal or pipe whose
+    encoder is strict (PYTHONIOENCODING=utf-8, a UTF-8 locale other than C.UTF-8) would refuse, ending
+    the command in UnicodeEncodeError."""
+    return utf8_text(str(name)).translate({10: "\\n", 13: "\\r"})
 
 
 def as_text(value) -> str:
     """An item name from a numpy array as text: a bytes name (an ``S`` array) is decoded, not shown as
     ``b'cat'``; bytes that are not UTF-8 become ``\\xNN`` escapes."""
     return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as text that encodes to UTF-8, for files that store UTF-8 (HDF5 strings): a file name that
+    is not UTF-8 (legal on Linux) reaches Python with surrogate escapes (``b'\\xff'`` as ``'\\udcff'``),
+    which no UTF-8 encoder takes; those bytes become ``\\xNN`` escapes, as :func:`as_text` shows them."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name makes (from JSON's \\ud800, say)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")

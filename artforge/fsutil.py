@@ -26,6 +26,18 @@ MAX_PIPE_BYTES = 1 << 30
 _PIPE_CHUNK = 1 << 20
 
 
+def partial_prefix(name: str) -> str:
+    """The prefix of a temporary name for ``name`` (``.NAME.partial-PID-``, which :func:`sweep_partials`
+    knows): NAME is cut short, at a whole character, so that the prefix and tempfile's 8 random
+    characters fit in 255 bytes, the longest file name Linux allows; else a legal 255-byte output name
+    could not be written ("File name too long" for its temporary file)."""
+    tail = f"{PARTIAL}{os.getpid()}-"
+    budget = 255 - 8 - 1 - len(tail)
+    while len(os.fsencode(name)) > budget and len(name) > 1:
+        name = name[:-1]
+    return f".{name}{tail}"
+
+
 def check_output(path: str | os.PathLike) -> Path:
     """Fail clearly when an output file's folder does not exist."""
     path = Path(path)
@@ -188,7 +200,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         return
     sweep_partials(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{PARTIAL}{os.getpid()}-", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=partial_prefix(path.name), dir=path.parent)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); a plain open() would not
     except OSError as exc:

@@ -52,8 +52,12 @@ def open_sessions(manifest: dict, folder: Path) -> dict[str, Any]:
         path = folder / mod["file"]
         if not path.is_file():
             raise BadInput(path, "missing ONNX file named in the manifest")
+        try:  # the bytes, not the name: onnxruntime refuses names that are not UTF-8 (b'run\\xff')
+            model = path.read_bytes()
+        except OSError as exc:
+            raise BadInput(path, f"cannot read: {exc.strerror or exc}") from None
         try:
-            sessions[name] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            sessions[name] = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own error classes: a damaged or foreign file
             raise BadInput(path, f"not a loadable ONNX model ({first_line(exc)})") from None
     return sessions

@@ -245,3 +245,35 @@ def test_written_files_follow_the_umask_like_any_other_program(runner, emoji_dir
     os.umask(mask)
     for name in ("t.npz", "grid.png"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_outputs_with_the_longest_legal_name_are_written(runner, emoji_dir, tmp_path):
+    """A 255-byte file name is legal on Linux, but the atomic writer's temporary name beside it
+    (.NAME.partial-PID-XXXXXXXX) ran past 255 bytes: encode and decode said "File name too long"."""
+    name = "é" * 125 + "a.npz"  # 255 bytes of two-byte characters: the cut must fall between them
+    assert len(name.encode()) == 255
+    tokens = tmp_path / name
+    invoke(runner, "encode", "-c", "hsv433", emoji_dir, "-o", tokens)
+    png = tmp_path / ("a" * 251 + ".png")
+    invoke(runner, "decode", tokens, "-o", png)
+    assert tokens.is_file() and Image.open(png).size[0] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, png.name])  # no partial file left
+
+
+def test_names_that_are_not_utf8_are_printed_as_escapes(runner, emoji_dir, tmp_path):
+    """Linux names may hold bytes that are not UTF-8 (Python's surrogate escapes) and line breaks:
+    output names were printed raw, so a strict UTF-8 stdout (PYTHONIOENCODING=utf-8, a UTF-8 locale
+    other than C.UTF-8) ended encode in UnicodeEncodeError after writing, and a newline split the line."""
+    import os
+
+    folder = tmp_path / os.fsdecode(b"d\xff")
+    folder.mkdir()
+    (folder / "a.png").write_bytes(next((emoji_dir / "a").glob("*.png")).read_bytes())
+    out = tmp_path / os.fsdecode(b"o\xfe\n.npz")
+    res = subprocess.run([*ARTFORGE, "encode", "-c", "hsv433", str(folder), "-o", str(out)], capture_output=True,
+                         env=subprocess_env(PYTHONIOENCODING="utf-8"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().splitlines() == [
+        f"encoded 1 with hsv433 -> {tmp_path}/o\\xfe\\n.npz (32x32 tokens each, vocab 1025)"]
+    line = invoke(runner, "decode", out, "-o", tmp_path / "p\n.png").output
+    assert line == f"decoded 1 with hsv433 -> {tmp_path}/p\\n.png\n"

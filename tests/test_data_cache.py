@@ -156,6 +156,26 @@ def test_names_beyond_ascii_are_read_back(runner, emoji_dir, tmp_path):
     assert "kind=café" in invoke(runner, "data", "info", tmp_path / "l.h5").output
 
 
+def test_names_that_are_not_utf8_are_stored(runner, emoji_dir, tmp_path):
+    """Linux file names may hold any bytes; Python hands those that are not UTF-8 over as surrogate
+    escapes, which HDF5's UTF-8 strings refuse: a folder named b'bad\\xff' (or a picture in it) made
+    'data build' an internal error (UnicodeEncodeError). The bytes are stored as \\xNN escapes."""
+    from artforge.data.cache import cache_names
+
+    src = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xff"))
+    src.mkdir()
+    picture = sorted((emoji_dir / "a").glob("*.png"))[0]
+    (src / os.fsdecode(b"\xe9t\xe9.png")).write_bytes(picture.read_bytes())
+    (src / os.fsdecode(b"\xfe.png")).write_bytes(b"not a picture")
+    out = tmp_path / "c.h5"
+    invoke(runner, "data", "build", src, "-c", "hsv322", "--size", "8", "-o", out, "-q")
+    assert cache_names(out) == ["\\xe9t\\xe9.png"]
+    info = json.loads(invoke(runner, "data", "info", out, "--json").stdout)
+    assert info["items"] == 1 and info["skipped_items"][0][0] == "\\xfe.png"
+    assert "ok" in invoke(runner, "data", "verify", out).output
+    assert "up to date" in invoke(runner, "data", "build", src, "-c", "hsv322", "--size", "8", "-o", out).output
+
+
 def test_preview_zoom_keeps_the_grid_under_16_mpx(runner, tmp_path):
     """1,700 16-px items would be 16.6 Mpx at the usual 6x; the automatic zoom drops to 5x."""
     np.savez(tmp_path / "dots.npz", images=np.full((1700, 16, 16, 3), 128, np.uint8))

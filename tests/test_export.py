@@ -91,6 +91,19 @@ def test_onnx_and_torch_sampling_write_tokens_of_one_dtype(exported, runner, tmp
     assert dtypes == [np.dtype(np.uint8)] * 2
 
 
+def test_export_and_onnx_sampling_in_a_folder_whose_name_is_not_utf8(exported, runner, tmp_path):
+    """onnxruntime takes only file names that encode to UTF-8: a run folder named b'run\\xff' (legal on
+    Linux) made export and `sample --onnx` an internal error (TypeError); sessions load the bytes."""
+    import os
+    import shutil
+
+    run = tmp_path / os.fsdecode(b"run\xff")
+    shutil.copytree(exported[0], run, ignore=shutil.ignore_patterns("onnx"))
+    assert "exported" in invoke(runner, "export", run, "--onnx").output
+    invoke(runner, "sample", "--onnx", run / "onnx", "-n", "2", "-o", tmp_path / "o.png")
+    assert (tmp_path / "o.png").is_file()
+
+
 def test_onnx_sampling_matches_torch_greedy(exported, runner, tmp_path):
     """The KV-cache step model in onnxruntime generates what torch generates (greedy decoding)."""
     import torch

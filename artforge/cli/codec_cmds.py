@@ -122,7 +122,7 @@ def encode(spec: str, inputs: tuple[str, ...], output: str, size: int | None, re
     tokens = check_encoded(codec, codec.encode(batch), len(names))
     save_tokens(out, tokens, names, codec.config())
     shape = "x".join(str(s) for s in tokens.shape[1:])
-    msg = f"encoded {len(names)} with {codec.spec} -> {out} ({shape} tokens each, vocab {codec.vocab_size})"
+    msg = f"encoded {len(names)} with {codec.spec} -> {shown(out)} ({shape} tokens each, vocab {codec.vocab_size})"
     if skipped:
         msg += f"; skipped {len(skipped)}"
     click.echo(msg)
@@ -169,13 +169,13 @@ def decode(tokens: str, output: str, expect: str | None, scale: int | None) -> N
         stems = _unique([_safe_name(re.sub(r"\.[A-Za-z0-9]+$", "", name)) for name in tf.names])
         for img, stem in zip(images, stems, strict=True):
             save_picture(img, out / (stem + ".png"))
-        click.echo(f"decoded {len(images)} with {codec.spec} -> {out}/")
+        click.echo(f"decoded {len(images)} with {codec.spec} -> {shown(out)}/")
     elif len(images) == 1 and scale is None:
         save_picture(images[0], out)
-        click.echo(f"decoded 1 with {codec.spec} -> {out}")
+        click.echo(f"decoded 1 with {codec.spec} -> {shown(out)}")
     else:
         save_grid(images, out, scale=scale)
-        click.echo(f"decoded {len(images)} with {codec.spec} -> {out} (grid)")
+        click.echo(f"decoded {len(images)} with {codec.spec} -> {shown(out)} (grid)")
 
 
 @click.command()
@@ -213,7 +213,7 @@ def preview(inputs: tuple[str, ...], specs: tuple[str, ...], output: str, size: 
         columns.append(decode_checked(c, check_encoded(c, c.encode(batch), len(batch))))
     cells = np.stack(columns, 1).reshape(-1, *batch.shape[1:])
     save_grid(cells, output, ncols=len(columns), scale=scale)
-    click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {output}")
+    click.echo(f"{len(names)} images x (original, {', '.join(c.spec for c in codecs)}) -> {shown(output)}")
 
 
 @click.command()
@@ -274,7 +274,7 @@ def render(input_path: str, output: str, spec: str | None, scale: int | None) ->
         save_picture(img[0], output)
     else:
         save_grid(img, output, scale=scale)
-    click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {output}")
+    click.echo(f"rendered {len(img)} with the {codec.name} renderer -> {shown(output)}")
 
 
 def _read_once(codec, path: Path, data: bytes | None):
@@ -379,7 +379,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         done += 1
     if not done and not kept:
         raise no_usable_inputs(inputs, skipped)
-    click.echo(f"converted {done} with {codec.spec} -> {out}" + (f"; kept {kept} existing" if kept else "")
+    click.echo(f"converted {done} with {codec.spec} -> {shown(out)}" + (f"; kept {kept} existing" if kept else "")
                + (f"; skipped {skipped}" if skipped else ""))
 
 

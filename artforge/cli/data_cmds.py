@@ -63,14 +63,14 @@ def build(source: str, spec: str | None, output: str, size: int | None, resample
     r = build_cache(source, spec, output, size=size, resample=resample, labels=labels, workers=workers,
                     force=force, progress=not quiet)
     if r.status == "up-to-date":
-        click.echo(f"{r.path} is up to date ({r.n_items} items; {r.reason}); nothing to do")
+        click.echo(f"{shown(r.path)} is up to date ({r.n_items} items; {r.reason}); nothing to do")
         return
     for name, reason in r.skipped[:20]:
         click.echo(f"skipped {shown(name)}: {reason}", err=True)
     if len(r.skipped) > 20:
         click.echo(f"... and {len(r.skipped) - 20} more (see `artforge data info`)", err=True)
     rate = r.n_items / r.seconds if r.seconds else 0
-    click.echo(f"built {r.path}: {r.n_items} items, skipped {len(r.skipped)}, {r.seconds:.1f}s "
+    click.echo(f"built {shown(r.path)}: {r.n_items} items, skipped {len(r.skipped)}, {r.seconds:.1f}s "
                f"({rate:.0f} items/s; {r.reason})")
 
 
@@ -140,9 +140,9 @@ def verify(cache: str) -> None:
     problems = verify_cache(cache)
     if problems:
         for p in problems:
-            click.echo(f"{cache}: {p}", err=True)
+            click.echo(f"{shown(cache)}: {p}", err=True)
         raise ArtforgeError(f"{cache}: {len(problems)} problem(s) found")
-    click.echo(f"{cache}: ok")
+    click.echo(f"{shown(cache)}: ok")
 
 
 @data.command("preview")
@@ -188,7 +188,7 @@ def preview_cmd(cache: str, count: int, output: str, seed: int, scale: int | Non
     except ArtforgeError as exc:
         raise BadInput(cache, f"{str(exc).removeprefix('tokens: ')}; check it with `artforge data verify`") from None
     save_grid(images, output, scale=scale)
-    click.echo(f"{len(rows)} samples of {cache} -> {output}")
+    click.echo(f"{len(rows)} samples of {shown(cache)} -> {shown(output)}")
 
 
 @click.command()

@@ -22,7 +22,7 @@ from artforge.cli.params import (
     complete_data,
     complete_models,
 )
-from artforge.errors import ArtforgeError, BadInput, distributed_env
+from artforge.errors import ArtforgeError, BadInput, distributed_env, shown
 
 
 def _echo(msg: str) -> None:
@@ -133,7 +133,7 @@ def resolve_data(data: str, codec: str | None, size: int | None, labels: str | N
     cache_root.mkdir(parents=True, exist_ok=True)
     out = cache_root / f"{_slug(data)}-{_slug(spec)}{f'-{size}' if size else ''}.h5"
     r = build_cache(data, spec, out, size=size, labels=labels, progress=not quiet)
-    _echo(f"cache {out}: {r.n_items} items ({'reused' if r.status == 'up-to-date' else 'built'}"
+    _echo(f"cache {shown(out)}: {r.n_items} items ({'reused' if r.status == 'up-to-date' else 'built'}"
           f"{f', skipped {len(r.skipped)}' if r.skipped else ''})")
     return str(out), data
 
@@ -339,10 +339,12 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
             if main:
                 write_run_config(run_dir, run_config)
                 if restored:
-                    _echo(f"note: {run_dir / CONFIG} was missing; restored it from the run config {LAST} carries")
-            _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on {run_config['data']['cache']} "
+                    _echo(f"note: {shown(run_dir / CONFIG)} was missing; restored it from the run config "
+                          f"{LAST} carries")
+            _echo(f"training {run_config['model']} ({model_summary(trainer.model)}) on "
+                  f"{shown(run_config['data']['cache'])} "
                   f"({len(trainer.train_ds)} train / {len(trainer.val_ds)} val{_held_out(trainer)}) "
-                  f"on {trainer.device} for {trainer.total} steps -> {run_dir}")
+                  f"on {trainer.device} for {trainer.total} steps -> {shown(run_dir)}")
             if not resume and trainer.cfg.test_fraction > 0 and run_config.get("init"):  # else nothing to check
                 held = trainer.train_ds
                 note = _test_leak_note(run_config, [held.names_all[i] for i in held.split_sets["test"]])
@@ -357,7 +359,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
                 _drop_failed_start(run_dir, remove_folder=made_folder)
             raise
     if result["stop"] == "interrupted":
-        _echo(f"interrupted at step {result['step']}; saved {run_dir / LAST}. "
+        _echo(f"interrupted at step {result['step']}; saved {shown(run_dir / LAST)}. "
               f"Continue with: artforge train --resume --out {run_dir}")
         sys.exit(128 + result["signal"])  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
     val = result["val"]
@@ -366,7 +368,7 @@ def train(model_name, data, codec, size, labels, steps, epochs, batch_size, lr, 
           f"in {result['seconds']:.0f}s; validation: {figures}")
     held = [n for n in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "samples", "loss.png")
             if (run_dir / n).exists()]  # a model that cannot sample leaves no samples/
-    _echo(f"run folder {run_dir}: " + ", ".join(n + "/" if (run_dir / n).is_dir() else n for n in held))
+    _echo(f"run folder {shown(run_dir)}: " + ", ".join(n + "/" if (run_dir / n).is_dir() else n for n in held))
     if world > 1:
         import torch
 
@@ -615,7 +617,7 @@ def sample(run, count, output, seed, temperature, top_k, top_p, label_pairs, tok
             names = [f"sample-{i:04d}" for i in range(len(toks))]
     seconds = time.perf_counter() - t0  # model loading and generation, not the PNG
     save_grid(decode_checked(codec, toks), output)
-    msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} in {seconds:.2f} s -> {output}"
+    msg = f"{len(toks)} {'interpolated' if interpolate else 'samples'} in {seconds:.2f} s -> {shown(output)}"
     if tokens:
         p = save_tokens(tokens, toks, names, codec.config())
         msg += f" (tokens: {p})"
@@ -726,12 +728,12 @@ def eval_cmd(run, cache, split, which, batch_size, device, refine, as_json) -> N
         echo_json(json.dumps(_json_safe(result), indent=2))
         return
     counted = f"all {len(ds)}" if split == "all" else f"{len(ds)} {split}"  # `which` is the checkpoint
-    click.echo(f"{loaded.model.name} step {loaded.step} on {counted} samples of {cache}:")
+    click.echo(f"{loaded.model.name} step {loaded.step} on {counted} samples of {shown(cache)}:")
     if note:
         click.echo(f"  note: {note}")
     for k, v in figures.items():
         click.echo(f"  {k:28s} {v:.5g}" if isinstance(v, float) else f"  {k:28s} {v}")
-    click.echo(f"written to {target}")
+    click.echo(f"written to {shown(target)}")
 
 
 @click.command()
@@ -795,7 +797,7 @@ def reconstruct(run, images, output, refine, label_pairs, tokens, which, device)
     save_grid(pairs.reshape(-1, *pairs.shape[2:]), output, ncols=2 * min(8, len(x)))
     msg = (f"{len(x)} images{f' ({len(skipped)} skipped)' if skipped else ''}: pixel accuracy "
            f"{float(hit.float().mean()):.2%}, {int(hit.all(1).sum())} exact"
-           f"{f', codes refined by {refine} steps' if refine else ''}, {seconds:.2f} s -> {output}")
+           f"{f', codes refined by {refine} steps' if refine else ''}, {seconds:.2f} s -> {shown(output)}")
     if tokens:
         msg += f" (tokens: {save_tokens(tokens, toks, names, codec.config())})"
     click.echo(msg)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, BadInput, first_line
+from artforge.errors import ArtforgeError, BadInput, first_line, utf8_text
 from artforge.fsutil import atomic_path, check_not_inputs, check_output, check_readable, is_pipe, sweep_partials
 
 SCHEMA = 1
@@ -357,7 +357,7 @@ def build_cache(
                     tok_ds.resize(n + m, axis=0)
                     tok_ds[n : n + m] = np.stack(keep_tokens).astype(codec.token_dtype, copy=False)
                     names_ds.resize(n + m, axis=0)
-                    names_ds[n : n + m] = keep_names
+                    names_ds[n : n + m] = [utf8_text(str(x)) for x in keep_names]  # HDF5 stores UTF-8
                     if lab_ds is not None:
                         lab_ds.resize(n + m, axis=0)
                         lab_ds[n : n + m] = np.stack(keep_labels)
@@ -368,7 +368,8 @@ def build_cache(
             if n == 0:
                 raise ArtforgeError(f"{source_spec}: every item was skipped ({len(skipped)}); "
                                     f"first: {skipped[0][0]}: {skipped[0][1]}" if skipped else "no items")
-            sk = np.array(skipped, dtype=object).reshape(-1, 2) if skipped else np.zeros((0, 2), object)
+            rows = [[utf8_text(str(x)) for x in row] for row in skipped]
+            sk = np.array(rows, dtype=object).reshape(-1, 2) if skipped else np.zeros((0, 2), object)
             f.create_dataset("skipped", data=sk.astype(h5py.string_dtype()), dtype=h5py.string_dtype())
             unused_labels = []
             if table is not None and labels != "dirs":
@@ -387,14 +388,14 @@ def build_cache(
                 "token_shape": json.dumps(list(shape)),
                 "fingerprint": fp,
                 "fingerprint_parts": json.dumps(fp_parts, sort_keys=True, default=str),
-                "source": source_spec,
+                "source": utf8_text(source_spec),
                 "size": size or 0,
                 "resample": resample,
                 "n_items": n,
                 "n_read": n + len(skipped),
                 "n_skipped": len(skipped),
-                "labels_source": labels or "",
-                "labels_without_image": json.dumps(unused_labels[:1000]),
+                "labels_source": utf8_text(str(labels or "")),
+                "labels_without_image": json.dumps(unused_labels[:1000]),  # (ASCII: json escapes the rest)
                 "n_labels_without_image": len(unused_labels),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }

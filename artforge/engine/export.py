@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from artforge import __version__
-from artforge.errors import ArtforgeError, first_line
-from artforge.fsutil import PARTIAL, atomic_path, atomic_write_text, output_folder
+from artforge.errors import ArtforgeError, first_line, shown
+from artforge.fsutil import atomic_path, atomic_write_text, output_folder, partial_prefix
 from artforge.signals import deferred_stop
 
 MANIFEST = "manifest.json"
@@ -97,7 +97,9 @@ def _compare(spec, path: Path, shown: Path) -> float:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ArtforgeError(f"{shown}: the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     inputs = _check_inputs(spec)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # the model's bytes, not its name: onnxruntime takes only names that encode to UTF-8 (a folder named
+    # b'run\\xff', legal on Linux, was an internal error: TypeError)
+    sess = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
     feed = {name: t.detach().cpu().numpy() for name, t in zip(spec.input_names, inputs, strict=True)}
     got = sess.run(spec.output_names, feed)
     with torch.no_grad():
@@ -217,7 +219,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     }
     # Build and check every file in a staging folder, then move them in with the manifest last: an
     # export that fails or is stopped leaves the previous export whole, never a mix of the two.
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}{PARTIAL}{os.getpid()}-", dir=out))
+    stage = Path(tempfile.mkdtemp(prefix=partial_prefix(out.name), dir=out))
     try:
         for spec in specs:
             staged = stage / f"{spec.name}.onnx"
@@ -237,7 +239,7 @@ def export_run(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                 "bytes": staged.stat().st_size,
             }
             at, traced = int(checked[0].shape[0]), int(spec.inputs[0].shape[0])
-            echo(f"{path}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
+            echo(f"{shown(path)}: {staged.stat().st_size:,} bytes; onnx.checker ok; onnxruntime vs torch at batch "
                  f"{at} ({f'traced at {traced}' if at != traced else 'the traced batch'}): max abs diff {diff:.2e}")
             if not diff <= TOLERANCE:
                 raise ArtforgeError(f"{path}: onnxruntime differs from torch by {diff:.3g} (> {TOLERANCE})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from artforge.cli.params import INPUT, OUTPUT, check_sampling, check_seed
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, shown
 
 
 @click.command()
@@ -54,7 +54,8 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
             skipped += 1
             continue
         if img.shape[:2] != (H, W):
-            click.echo(f"note: {path} is {img.shape[1]}x{img.shape[0]}; resized to the model's {W}x{H}", err=True)
+            click.echo(f"note: {shown(path)} is {img.shape[1]}x{img.shape[0]}; resized to the model's {W}x{H}",
+                       err=True)
         pictures.append(codec.prepare(img, H))
     if not pictures:
         raise no_usable_inputs(images, skipped)
@@ -71,5 +72,5 @@ def complete(run, images, keep_rows, count, output, temperature, top_k, top_p, s
     for i in range(len(batch)):
         cells += [batch[i], prompt[i], *done[i]]
     save_grid(np.stack(cells), output, ncols=2 + count)
-    click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {output}"
+    click.echo(f"{len(batch)} images x {count} completions from {keep_rows} rows -> {shown(output)}"
                + (f" ({skipped} skipped)" if skipped else ""))

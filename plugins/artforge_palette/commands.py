@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from artforge.cli.params import OUTPUT, complete_data
-from artforge.errors import ArtforgeError
+from artforge.errors import ArtforgeError, shown
 
 
 @click.group()
@@ -75,7 +75,7 @@ def extract(source: str, n: int, output: str, size: int | None, swatch: str | No
         from artforge.imageio import save_picture
 
         save_picture(swatch_image(colors), check_output(swatch))
-    click.echo(f"{codec.fit_summary()} -> {out}" + (f"; skipped {len(skipped)}" if skipped else ""))
+    click.echo(f"{codec.fit_summary()} -> {shown(out)}" + (f"; skipped {len(skipped)}" if skipped else ""))
 
 
 @palette.command()
@@ -102,7 +102,7 @@ def show(spec: str, output: str | None) -> None:
         from artforge.imageio import save_picture
 
         save_picture(swatch_image(colors), output)
-        click.echo(f"swatch -> {output}")
+        click.echo(f"swatch -> {shown(output)}")
 
 
 def swatch_image(colors, cell: int = 16, per_row: int = 16):
