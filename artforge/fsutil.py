@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from artforge.errors import ArtforgeError, BadInput
+from artforge.errors import ArtforgeError, BadInput, shown
 
 PARTIAL = ".partial-"
 _PARTIAL_NAME = re.compile(r"^\..+\.partial-(\d+)-")  # .NAME.partial-PID-random
@@ -45,10 +45,10 @@ def check_output(path: str | os.PathLike) -> Path:
     if not parent.is_dir():
         taken = next((p for p in [parent, *parent.parents] if p.exists()), None)
         if taken is not None and not taken.is_dir():
-            raise ArtforgeError(f"{path}: {taken} is a file, not a folder")
-        raise ArtforgeError(f"{path}: output folder {parent} does not exist")
+            raise ArtforgeError(f"{shown(path)}: {shown(taken)} is a file, not a folder")
+        raise ArtforgeError(f"{shown(path)}: output folder {shown(parent)} does not exist")
     if path.is_dir():
-        raise ArtforgeError(f"{path}: is a folder, expected a file name")
+        raise ArtforgeError(f"{shown(path)}: is a folder, expected a file name")
     return path
 
 

@@ -69,6 +69,12 @@ def test_dev_stdout_sent_to_a_file_is_written(tokens_file, tmp_path):
     assert load_tokens(tmp_path / "t.npz").tokens.shape[0] == 1
 
 
+def test_an_output_folder_named_with_a_line_break_is_one_line(runner, tokens_file, tmp_path):
+    """check_output printed the folder's name raw: a line break in it split the error over two lines."""
+    r = invoke(runner, "decode", tokens_file, "-o", tmp_path / "no\nsuch" / "x.png", ok=False)
+    assert r.output.count("\n") == 1 and "no\\nsuch" in r.output and "does not exist" in r.output, r.output
+
+
 def test_output_paths(runner, tokens_file, run, tmp_path):
     r = invoke(runner, "decode", tokens_file, "-o", "", ok=False)
     assert "empty path" in r.output
