@@ -17,6 +17,7 @@ import importlib
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,18 +30,38 @@ from artforge.signals import Terminated
 ENTRY_POINT_GROUP = "artforge"
 CORE_DIST = "artforge"  # the distribution whose plugins are first-party: they win clashes with others
 KINDS = ("codecs", "models", "renderers", "datasets")
-#: what running a plugin's code (its import, a hook) may raise and the plugin is blamed for: SystemExit
-#: too (a module that calls sys.exit() when something it needs is missing), which would otherwise end
-#: every command, `--help` included. KeyboardInterrupt is the user's and goes through, and so is SIGTERM's
-#: Terminated, a SystemExit too: every ``except PLUGIN_FAILURES`` is preceded by ``except Terminated: raise``.
-PLUGIN_FAILURES = (Exception, SystemExit)
 HOOKS = tuple(name for name, fn in vars(hookspecs).items() if hasattr(fn, "artforge_spec"))
 
 
-def plugin_code() -> contextlib.AbstractContextManager:
+class PluginExit(Exception):
+    """A plugin's own SystemExit (a module that calls sys.exit() when something it needs is missing),
+    turned by :func:`plugin_code` into a failure like any other: it would otherwise end every command,
+    `--help` included."""
+
+    def __init__(self, exc: SystemExit):
+        super().__init__(exc.code)
+        self.exc = exc
+
+
+def failure(exc: Exception) -> str:
+    """How a plugin's failure reads in its errors: ``ValueError: bad``, ``SystemExit: 3``."""
+    exc = exc.exc if isinstance(exc, PluginExit) else exc
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def plugin_code() -> Iterator[None]:
     """Around running a plugin's code (its import, a hook, a lazy registration's import): what it prints
-    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`)."""
-    return contextlib.redirect_stdout(sys.stderr)
+    goes to stderr, so stdout carries only the command's own output (`plugins --json`, `codecs --json`),
+    and its SystemExit is a :class:`PluginExit`, caught with the plugin's other exceptions. Ctrl-C
+    (KeyboardInterrupt) and SIGTERM (:class:`Terminated`, a SystemExit too) are the user's: they go through."""
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            yield
+        except Terminated:
+            raise
+        except SystemExit as exc:
+            raise PluginExit(exc) from None
 
 
 @dataclass
@@ -78,11 +99,9 @@ class Entry:
             try:
                 with plugin_code():
                     obj = getattr(importlib.import_module(module), attr)
-            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
-                raise
-            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - a broken plugin module
+            except Exception as exc:  # noqa: BLE001 - a broken plugin module
                 raise PluginError(
-                    f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {type(exc).__name__}: {exc}"
+                    f"plugin {self.plugin!r} cannot load {self.name!r} from {self.target}: {failure(exc)}"
                 ) from None
             problem = check_entry(self.kind, self.name, obj, self.meta)
             if problem:
@@ -335,10 +354,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     module = ep.load()
-            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
-                raise
-            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - any import failure is the plugin's
-                self._fail(ep.name, f"failed to load: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any import failure is the plugin's
+                self._fail(ep.name, f"failed to load: {failure(exc)}")
                 continue
             self.register(module, ep.name, _info=info)
 
@@ -505,10 +522,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     impl.function(**{a: register for a in impl.argnames})
-            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
-                raise
-            except PLUGIN_FAILURES as exc:  # noqa: BLE001 - isolate the plugin
-                problems.append(f"raised in register_{kind}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - isolate the plugin
+                problems.append(f"raised in register_{kind}: {failure(exc)}")
             for problem in problems:  # reported after the hook: strict mode's error must not look raised by it
                 self._fail(plugin, problem)
         for name, plugins in reg.conflicts.items():
@@ -565,10 +580,8 @@ class PluginManager:
             try:
                 with plugin_code():
                     impl.function(**{a: cli for a in impl.argnames})
-            except Terminated:  # SIGTERM while the plugin ran: the user's stop, not the plugin's exit
-                raise
-            except PLUGIN_FAILURES as exc:  # noqa: BLE001
-                problems.append(f"raised in register_commands: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"raised in register_commands: {failure(exc)}")
             finally:
                 del cli.add_command
             for name in sorted(set(before) | set(cli.commands), key=str):
