@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artforge.errors import ArtforgeError, BadInput
-from artforge.fsutil import atomic_path, read_pipe
+from artforge.errors import ArtforgeError, BadInput, shown
+from artforge.fsutil import atomic_path, check_output, read_pipe, writes_in_place
 
 IMAGE_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff",
@@ -251,8 +251,6 @@ def picture_format(path: str | os.PathLike) -> str:
     """The Pillow format a picture written to ``path`` is saved in, by its suffix (:data:`PICTURE_FORMATS`);
     a target written in place (``/dev/null``, a pipe, ``/dev/stdout``: :func:`artforge.fsutil.writes_in_place`)
     takes PNG. Any other suffix, or none, is a one-line :class:`BadInput`."""
-    from artforge.fsutil import writes_in_place
-
     path = Path(path)
     fmt = PICTURE_FORMATS.get(path.suffix.lower())
     if fmt is not None:
@@ -267,8 +265,6 @@ def picture_format(path: str | os.PathLike) -> str:
 def check_picture_output(path: str | os.PathLike) -> Path:
     """An output picture's path checked before any work: its folder (:func:`artforge.fsutil.check_output`)
     and its suffix (:func:`picture_format`); a format that loses pixels or transparency gets one note."""
-    from artforge.fsutil import check_output
-
     path = check_output(path)
     note_picture(path)
     return path
@@ -277,8 +273,6 @@ def check_picture_output(path: str | os.PathLike) -> Path:
 def note_picture(path: str | os.PathLike) -> None:
     """:func:`picture_format` for ``path`` (refusing a suffix that names none), and one note on stderr
     where that format loses pixels or transparency (JPEG, PPM, BMP, GIF)."""
-    from artforge.errors import shown
-
     fmt = picture_format(path)
     if fmt in _NOTES:
         import click

@@ -315,7 +315,7 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
     """
     from artforge.codecs import check_encoded, decode_checked, get_codec
     from artforge.fsutil import check_not_inputs, check_output, output_folder
-    from artforge.imageio import PICTURE_FORMATS, check_picture_output, save_picture
+    from artforge.imageio import check_picture_output, save_picture
     from artforge.tokenfile import save_tokens
 
     codec = get_codec(spec)
@@ -367,10 +367,9 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
         if note:
             click.echo(f"{shown(name)}: {note}")
         check_output(target)
-        suffix = target.suffix.lower()
-        if suffix == ".npz":
+        if target.suffix.lower() == ".npz":
             save_tokens(target, tokens, [name], codec.config())
-        elif suffix in PICTURE_FORMATS and suffix not in codec.native_suffixes:
+        elif _writes_picture(codec, target):
             save_picture(decode_checked(codec, tokens)[0], target)  # in the format its suffix names
         else:
             codec.write_native(tokens[0], target)
@@ -383,14 +382,23 @@ def convert(inputs, spec, output, png, size, resample, dither, edges, skip_exist
                + (f"; skipped {skipped}" if skipped else ""))
 
 
+def _writes_picture(codec, target: Path) -> bool:
+    """Whether ``convert`` writes the decoded picture to ``target``: a picture suffix (.png, .jpg, .webp ...)
+    that is not the codec's own format."""
+    from artforge.imageio import PICTURE_FORMATS
+
+    suffix = target.suffix.lower()
+    return suffix in PICTURE_FORMATS and suffix not in codec.native_suffixes
+
+
 def _check_format(codec, target: Path) -> None:
     """Refuse an output suffix that ``convert`` would not write as its format, before any work: a picture
     suffix (.png, .jpg, .webp ...) is the decoded picture in that format, .npz the tokens, the codec's own
     suffix its own format; a name without a suffix takes the codec's own format."""
-    from artforge.imageio import PICTURE_FORMATS, note_picture
+    from artforge.imageio import note_picture
 
     suffix = target.suffix.lower()
-    if suffix in PICTURE_FORMATS and suffix not in codec.native_suffixes:
+    if _writes_picture(codec, target):
         note_picture(target)
         return
     if suffix == ".npz" or suffix in codec.native_suffixes or (not suffix and codec.native_suffixes):
